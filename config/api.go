@@ -1,0 +1,55 @@
+package config
+
+// This file fixes the API other packages build on; config_load.go and
+// friends implement it.
+
+import (
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Duration is a time.Duration that also accepts days: "90d", "1d12h", "30s".
+type Duration time.Duration
+
+// Secret is a secret-valued field: "env:NAME" or "file:PATH" (literals are
+// accepted only where a field's docs say so, e.g. check headers). It is
+// resolved when used, never at load time, and prints only its reference.
+type Secret struct {
+	Ref string
+}
+
+// SinkSpec is one entry of a credential's sinks list. Its type-specific
+// fields are decoded by the sink's own package through Decode.
+type SinkSpec struct {
+	Type string
+	// Field is the entry's path, e.g. "credentials.prod.sinks[1]".
+	Field string
+	File  string
+	Line  int
+	node  *yaml.Node
+}
+
+// Error is one configuration problem, located in the file.
+type Error struct {
+	File  string
+	Line  int    // 0 when unknown
+	Field string // dotted path, e.g. "credentials.prod.monitor.window"
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	s := ""
+	if e.File != "" {
+		s = e.File + ":"
+		if e.Line > 0 {
+			s += strconv.Itoa(e.Line) + ":"
+		}
+		s += " "
+	}
+	if e.Field != "" {
+		s += e.Field + ": "
+	}
+	return s + e.Msg
+}

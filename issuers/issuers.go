@@ -1,0 +1,82 @@
+// Package issuers defines who mints and revokes keys: the Issuer interface,
+// its optional abilities, and the errors every issuer returns. Each issuer
+// lives in its own package (issuers/apexverify) and is checked by the
+// contract suite in issuers/issuertest.
+package issuers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+var (
+	// ErrNotFound: no key with that ID, label or prefix.
+	ErrNotFound = errors.New("issuer: key not found")
+	// ErrUnauthorized: the key (or management token) was refused.
+	ErrUnauthorized = errors.New("issuer: unauthorized")
+	// ErrKeyLimit: the account holds the maximum number of active keys.
+	ErrKeyLimit = errors.New("issuer: key limit reached")
+	// ErrInvalidLabel: the issuer rejects the label.
+	ErrInvalidLabel = errors.New("issuer: invalid label")
+)
+
+// Status of a key at the issuer.
+type Status string
+
+const (
+	Active  Status = "active"
+	Revoked Status = "revoked"
+)
+
+// Key is an issuer's public record of a key; it never holds the value.
+type Key struct {
+	ID        string    `json:"id"`
+	Label     string    `json:"label"`
+	Prefix    string    `json:"prefix"`
+	Status    Status    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	// LastUsedAt is zero if the key was never used.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+}
+
+// Issuer mints, checks and revokes keys. Every method is safe to call again
+// after a crash; errors never contain a key value. Transient failures are
+// retried inside the issuer with backoff; what comes out is final for this
+// attempt, and permanent errors are wrapped with backoff.Permanent.
+type Issuer interface {
+	// Create mints a key labelled label and returns it with its value,
+	// which the issuer shows only once. Create is never retried blindly: if
+	// the outcome of a request is unknown, the keys carrying label are
+	// looked up and revoked (their values are lost) before trying again.
+	Create(ctx context.Context, label string) (Key, secret.Value, error)
+	// Find returns every key, active or revoked, labelled exactly label,
+	// newest first.
+	Find(ctx context.Context, label string) ([]Key, error)
+	// Get returns one key, or ErrNotFound.
+	Get(ctx context.Context, id string) (Key, error)
+	// List returns the active keys, newest first.
+	List(ctx context.Context) ([]Key, error)
+	// Verify checks that value authenticates; ErrUnauthorized if refused.
+	Verify(ctx context.Context, value secret.Value) error
+	// Revoke revokes a key. Revoking a revoked key succeeds.
+	Revoke(ctx context.Context, id string) error
+}
+
+// Identifier is an issuer that can tell which key a value is without the
+// value leaving rekey, e.g. by its public prefix (invariant I7).
+type Identifier interface {
+	// Identify returns the active key whose public part matches value, or
+	// ErrNotFound if none or more than one does.
+	Identify(ctx context.Context, value secret.Value) (Key, error)
+}
+
+// UsageReporter is an issuer whose keys carry a last-used time, so the
+// engine can wait for the old key to drain before revoking it.
+type UsageReporter interface {
+	// LastUsed returns when the key last authenticated; zero if never.
+	LastUsed(ctx context.Context, id string) (time.Time, error)
+}
