@@ -84,7 +84,7 @@ type Check struct {
 	Name         string            `yaml:"name"`
 	Method       string            `yaml:"method"` // default GET
 	URL          string            `yaml:"url"`
-	Headers      map[string]Secret `yaml:"headers"` // literal, env: or file:
+	Headers      map[string]Secret `yaml:"headers"`       // literal, env: or file:
 	ExpectStatus []int             `yaml:"expect_status"` // default [200]
 	BodyContains string            `yaml:"body_contains"`
 	BodyRegex    string            `yaml:"body_regex"`

@@ -1,0 +1,95 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/sinks"
+)
+
+// Phase is a step of the rotation sequence (DESIGN §1).
+type Phase string
+
+const (
+	Planned     Phase = "planned"
+	Minted      Phase = "minted"
+	Verified    Phase = "verified"
+	Deployed    Phase = "deployed"
+	Monitoring  Phase = "monitoring"
+	Draining    Phase = "draining"
+	Revoking    Phase = "revoking"
+	Done        Phase = "done"
+	RollingBack Phase = "rolling_back"
+	RolledBack  Phase = "rolled_back"
+	Failed      Phase = "failed"
+)
+
+// Terminal reports whether no further step follows p.
+func (p Phase) Terminal() bool { return p == Done || p == RolledBack || p == Failed }
+
+// Transition is one journaled phase change.
+type Transition struct {
+	Phase Phase     `json:"phase"`
+	At    time.Time `json:"at"`
+	Error string    `json:"error,omitempty"`
+}
+
+// Record is the journal entry of one rotation of one credential. The
+// store keeps OldValue and NewValue encrypted; every other field is plain
+// text and must never hold a key value.
+type Record struct {
+	Credential string
+	ID         string // rotation ID, unique per credential
+	Phase      Phase
+	Label      string // the new key's label at the issuer
+
+	// OldKeyID is the issuer's ID of the key being replaced; empty when it
+	// could not be identified (I7: then nothing is revoked).
+	OldKeyID string
+	OldValue secret.Value
+	NewKeyID string
+	NewValue secret.Value
+
+	// Receipts of the sinks written so far, in write order.
+	Receipts []sinks.Receipt
+	// Staged is set by `rotate --stage`: the rotation waits in Deployed
+	// until --finish or its stage timeout.
+	Staged bool
+	// Forced is set by `rotate --force`.
+	Forced bool
+
+	Error       string
+	Transitions []Transition
+	StartedAt   time.Time
+	UpdatedAt   time.Time
+	FinishedAt  time.Time
+}
+
+// ErrBusy is returned by Store.Lock when another process or goroutine is
+// rotating the credential.
+var ErrBusy = errors.New("rotation: credential is busy")
+
+// ErrNotFound is returned by Store.Get for an unknown rotation.
+var ErrNotFound = errors.New("rotation: no such rotation")
+
+// Store is the journal. Every write is durable (fsynced) when it returns.
+type Store interface {
+	// Save inserts or replaces the record (credential, ID).
+	Save(ctx context.Context, r *Record) error
+	// Get returns one rotation, or ErrNotFound.
+	Get(ctx context.Context, credential, id string) (*Record, error)
+	// Unfinished returns every rotation whose phase is not terminal,
+	// oldest first.
+	Unfinished(ctx context.Context) ([]*Record, error)
+	// History returns a credential's rotations, newest first; limit <= 0
+	// means all.
+	History(ctx context.Context, credential string, limit int) ([]*Record, error)
+	// Lock takes the credential's lock, which excludes every other holder
+	// in this and any other process on the machine (I5). It returns ErrBusy
+	// at once if the lock is held. The lock is released by unlock or by the
+	// process's death.
+	Lock(ctx context.Context, credential string) (unlock func(), err error)
+	Close() error
+}
