@@ -1,0 +1,823 @@
+// Package rotation runs the safe rotation sequence of DESIGN §1: mint,
+// verify, deploy, monitor, drain, revoke — or roll back. Every phase change
+// is journaled durably before the side effect that follows it, and every
+// step is safe to repeat, so an interrupted rotation resumes where the
+// journal says it stood.
+package rotation
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/jonboulle/clockwork"
+	"go.uber.org/zap"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/issuers"
+	"github.com/rekeyhq/rekey/sinks"
+)
+
+// Credential is one credential as the engine sees it: built by cmd/rekey
+// from the config, with live issuer and sinks.
+type Credential struct {
+	Name   string
+	Issuer issuers.Issuer
+	Sinks  []sinks.Sink
+	// Label returns the new key's label for a rotation started at now with
+	// the given short rotation ID.
+	Label func(now time.Time, rotationID string) string
+	// KeyID names the key in the sinks at the issuer when it cannot be
+	// identified by prefix (I7). Used only on the first rotation.
+	KeyID string
+
+	RotateEvery  time.Duration
+	Window       *Window // nil: any time
+	StageTimeout time.Duration
+
+	// VerifyTimeout bounds how long the new key may take to authenticate.
+	VerifyTimeout time.Duration
+	Monitor       Monitor
+	Drain         *Drain
+}
+
+// Monitor is the post-deploy health window.
+type Monitor struct {
+	Window           time.Duration
+	Interval         time.Duration
+	FailureThreshold int
+	Checks           []Check
+}
+
+// Drain waits until the old key has been idle for IdleFor, at most MaxWait.
+type Drain struct {
+	IdleFor time.Duration
+	MaxWait time.Duration
+}
+
+// Event reports progress to an Observer (the CLI's live output, the demo).
+// It never carries a key value.
+type Event struct {
+	Time       time.Time
+	Credential string
+	RotationID string
+	Phase      Phase
+	// Sink is set for per-sink steps.
+	Sink string
+	// Msg is a short human description of what just happened.
+	Msg string
+	Err error
+}
+
+// Hooks let tests stop the engine around journal writes, as a crash would.
+// A hook that returns an error makes the engine return that error at once,
+// with no further side effect.
+type Hooks struct {
+	BeforeSave func(r *Record) error
+	AfterSave  func(r *Record) error
+}
+
+// Engine runs rotations. Its zero value is not usable; set Store, Clock and Log.
+type Engine struct {
+	Store Store
+	Clock clockwork.Clock
+	Log   *zap.Logger
+	// Observe, if set, receives every progress event, synchronously.
+	Observe func(Event)
+	Hooks   Hooks
+	// StepTimeout bounds a single call to an issuer or sink (default 2m).
+	StepTimeout time.Duration
+	// RetryFor bounds how long a failing revoke or rollback step is
+	// retried before the engine gives up for this run (default 5m).
+	RetryFor time.Duration
+}
+
+// Options change one call to Rotate.
+type Options struct {
+	// Force rotates even if the credential is not due or is backing off.
+	Force bool
+	// Stage stops a new rotation once the new key is deployed, with the
+	// old key still valid (the first half of a deploy hook).
+	Stage bool
+	// Finish continues a staged rotation: monitor, drain, revoke.
+	Finish bool
+}
+
+// Outcome of a call to Rotate.
+type Outcome struct {
+	RotationID string
+	Phase      Phase // Done, RolledBack, Failed, or Deployed when staged
+	// Skipped is set when nothing was done and why (not due, staged).
+	Skipped string
+	Err     error
+}
+
+var (
+	// ErrInterrupted is returned when ctx ends mid-rotation; the journal
+	// holds the last completed step and the next run resumes from it.
+	ErrInterrupted = errors.New("rotation: interrupted; the next run resumes it")
+	// ErrNotStaged is returned by Rotate with Finish when no staged
+	// rotation exists.
+	ErrNotStaged = errors.New("rotation: no staged rotation to finish")
+)
+
+// Rotate takes the credential's lock, resumes its unfinished rotation if
+// there is one, and otherwise starts a new rotation when due (or forced).
+// It returns ErrBusy if another process holds the lock.
+func (e *Engine) Rotate(ctx context.Context, c *Credential, opt Options) (Outcome, error) {
+	unlock, err := e.Store.Lock(ctx, c.Name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer unlock()
+
+	rec, err := e.unfinished(ctx, c.Name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if rec == nil {
+		if opt.Finish {
+			return Outcome{}, ErrNotStaged
+		}
+		if !opt.Force {
+			due, err := e.Due(ctx, c)
+			if err != nil {
+				return Outcome{}, err
+			}
+			if !due.Due {
+				return Outcome{Skipped: due.Reason}, nil
+			}
+		}
+		if rec, err = e.plan(ctx, c, opt); err != nil {
+			return Outcome{}, err
+		}
+	} else if opt.Finish && rec.Staged {
+		rec.Staged = false
+	}
+	return e.drive(ctx, c, rec)
+}
+
+// Resume continues the credential's unfinished rotation, if any, without
+// starting a new one. A staged rotation is left alone until its stage
+// timeout has passed.
+func (e *Engine) Resume(ctx context.Context, c *Credential) (Outcome, error) {
+	unlock, err := e.Store.Lock(ctx, c.Name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer unlock()
+	rec, err := e.unfinished(ctx, c.Name)
+	if err != nil || rec == nil {
+		return Outcome{}, err
+	}
+	return e.drive(ctx, c, rec)
+}
+
+func (e *Engine) unfinished(ctx context.Context, name string) (*Record, error) {
+	hist, err := e.Store.History(ctx, name, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(hist) == 0 || hist[0].Phase.Terminal() {
+		return nil, nil
+	}
+	return hist[0], nil
+}
+
+// plan journals a new rotation: the old key is the one the last successful
+// rotation made, or on the first rotation the one found in the sinks (I7).
+func (e *Engine) plan(ctx context.Context, c *Credential, opt Options) (*Record, error) {
+	now := e.Clock.Now().UTC()
+	id := newID()
+	rec := &Record{
+		Credential: c.Name,
+		ID:         id,
+		Label:      c.Label(now, id),
+		Staged:     opt.Stage,
+		Forced:     opt.Force,
+		StartedAt:  now,
+	}
+	last, err := e.lastDone(ctx, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if last != nil {
+		rec.OldKeyID, rec.OldValue = last.NewKeyID, last.NewValue
+	} else if err := e.adopt(ctx, c, rec); err != nil {
+		return nil, err
+	}
+	if err := e.advance(ctx, rec, Planned, nil); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// adopt identifies the key currently in the sinks (I7). If it cannot be
+// identified, the rotation proceeds but revokes nothing.
+func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) error {
+	for _, s := range c.Sinks {
+		rd, ok := s.(sinks.Reader)
+		if !ok {
+			continue
+		}
+		v, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) { return rd.Get(ctx) })
+		if errors.Is(err, sinks.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("rotation: read current key from %s: %w", s.Name(), err)
+		}
+		rec.OldValue = v
+		break
+	}
+	switch {
+	case c.KeyID != "":
+		k, err := c.Issuer.Get(ctx, c.KeyID)
+		if err != nil {
+			return fmt.Errorf("rotation: adopt key_id %s: %w", c.KeyID, err)
+		}
+		if k.Status != issuers.Active {
+			return backoff.Permanent(fmt.Errorf("rotation: adopt key_id %s: key is %s", c.KeyID, k.Status))
+		}
+		rec.OldKeyID = k.ID
+	case rec.OldValue.IsZero():
+		e.warn(rec, "no readable sink holds a key yet: nothing will be revoked")
+	default:
+		idf, ok := c.Issuer.(Identifier)
+		if !ok {
+			e.warn(rec, "issuer cannot identify keys by prefix and no key_id is set: the old key will not be revoked")
+			return nil
+		}
+		k, err := idf.Identify(ctx, rec.OldValue)
+		if errors.Is(err, issuers.ErrNotFound) {
+			e.warn(rec, "the key in the sinks is not an active key of this issuer: the old key will not be revoked")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("rotation: identify current key: %w", err)
+		}
+		rec.OldKeyID = k.ID
+	}
+	return nil
+}
+
+// Identifier is issuers.Identifier, named here for the type assertion.
+type Identifier = issuers.Identifier
+
+func (e *Engine) lastDone(ctx context.Context, name string) (*Record, error) {
+	hist, err := e.Store.History(ctx, name, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range hist {
+		if r.Phase == Done {
+			return r, nil
+		}
+	}
+	return nil, nil
+}
+
+// drive runs rec forward from its journaled phase until it ends, is
+// staged, or ctx ends.
+func (e *Engine) drive(ctx context.Context, c *Credential, rec *Record) (Outcome, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return Outcome{RotationID: rec.ID, Phase: rec.Phase}, ErrInterrupted
+		}
+		var err error
+		switch rec.Phase {
+		case Planned:
+			err = e.mint(ctx, c, rec)
+		case Minted:
+			err = e.verify(ctx, c, rec)
+		case Verified:
+			err = e.deploy(ctx, c, rec)
+		case Deployed:
+			if rec.Staged && e.Clock.Since(rec.UpdatedAt) < c.StageTimeout {
+				return Outcome{RotationID: rec.ID, Phase: Deployed, Skipped: "staged: waiting for --finish"}, nil
+			}
+			err = e.advance(ctx, rec, Monitoring, nil)
+		case Monitoring:
+			err = e.monitor(ctx, c, rec)
+		case Draining:
+			err = e.drain(ctx, c, rec)
+		case Revoking:
+			err = e.revokeOld(ctx, c, rec)
+		case RollingBack:
+			err = e.rollback(ctx, c, rec)
+		case Done, RolledBack, Failed:
+			var out error
+			if rec.Phase != Done {
+				out = errors.New(rec.Error)
+			}
+			return Outcome{RotationID: rec.ID, Phase: rec.Phase, Err: out}, nil
+		default:
+			return Outcome{}, fmt.Errorf("rotation: %s/%s: unknown phase %q", rec.Credential, rec.ID, rec.Phase)
+		}
+		if err != nil {
+			if errors.Is(err, errHook) || ctx.Err() != nil {
+				return Outcome{RotationID: rec.ID, Phase: rec.Phase}, interrupted(err)
+			}
+			return Outcome{RotationID: rec.ID, Phase: rec.Phase}, err
+		}
+	}
+}
+
+func interrupted(err error) error {
+	if errors.Is(err, errHook) {
+		return err
+	}
+	return ErrInterrupted
+}
+
+// mint creates the new key. A rotation resumed in Planned may have created
+// a key whose value was lost with the crash: those are revoked first (I2).
+func (e *Engine) mint(ctx context.Context, c *Credential, rec *Record) error {
+	if err := e.revokeOrphans(ctx, c, rec); err != nil {
+		return e.fail(ctx, rec, fmt.Errorf("clean up before mint: %w", err))
+	}
+	var key issuers.Key
+	value, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) {
+		k, v, err := c.Issuer.Create(ctx, rec.Label)
+		key = k
+		return v, err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// Nothing was changed; if a key was made after all, the next
+		// attempt's orphan clean-up revokes it.
+		return e.fail(ctx, rec, fmt.Errorf("mint: %w", err))
+	}
+	rec.NewKeyID, rec.NewValue = key.ID, value
+	e.emit(rec, "", fmt.Sprintf("new key %s (%s)", key.ID, key.Label), nil)
+	return e.advance(ctx, rec, Minted, nil)
+}
+
+func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record) error {
+	keys, err := call(e, ctx, func(ctx context.Context) ([]issuers.Key, error) { return c.Issuer.Find(ctx, rec.Label) })
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.Status != issuers.Active || k.ID == rec.OldKeyID {
+			continue
+		}
+		e.emit(rec, "", "revoking orphan key "+k.ID+" left by an interrupted mint", nil)
+		if _, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.Issuer.Revoke(ctx, k.ID) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verify waits until the new key authenticates at the issuer.
+func (e *Engine) verify(ctx context.Context, c *Credential, rec *Record) error {
+	deadline := e.Clock.Now().Add(c.VerifyTimeout)
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 500*time.Millisecond, 15*time.Second
+	for {
+		_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.Issuer.Verify(ctx, rec.NewValue) })
+		if err == nil {
+			e.emit(rec, "", "new key authenticates", nil)
+			return e.advance(ctx, rec, Verified, nil)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		wait := b.NextBackOff()
+		if !errors.Is(err, issuers.ErrUnauthorized) && isPermanent(err) || e.Clock.Now().Add(wait).After(deadline) {
+			return e.fail(ctx, rec, fmt.Errorf("verify new key: %w", err))
+		}
+		if err := e.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// deploy writes the new key to every sink, journaling each receipt, then
+// reads it back (or confirms write-only sinks).
+func (e *Engine) deploy(ctx context.Context, c *Credential, rec *Record) error {
+	for _, s := range c.Sinks {
+		r, err := call(e, ctx, func(ctx context.Context) (sinks.Receipt, error) { return s.Put(ctx, rec.NewValue, rec.ID) })
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return e.fail(ctx, rec, fmt.Errorf("put %s: %w", s.Name(), err))
+		}
+		setReceipt(rec, r)
+		e.emit(rec, s.Name(), "written", nil)
+		if err := e.save(ctx, rec); err != nil {
+			return err
+		}
+	}
+	for _, s := range c.Sinks {
+		if err := e.check(ctx, s, rec, rec.NewValue); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return e.fail(ctx, rec, fmt.Errorf("read back %s: %w", s.Name(), err))
+		}
+		e.emit(rec, s.Name(), "read back ok", nil)
+	}
+	if err := e.advance(ctx, rec, Deployed, nil); err != nil {
+		return err
+	}
+	if rec.Staged {
+		e.emit(rec, "", "staged: new key live in every sink, old key still valid", nil)
+	}
+	return nil
+}
+
+// check proves a sink holds want: by reading it back, or for write-only
+// sinks by confirming the journaled write.
+func (e *Engine) check(ctx context.Context, s sinks.Sink, rec *Record, want secret.Value) error {
+	if rd, ok := s.(sinks.Reader); ok {
+		got, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) { return rd.Get(ctx) })
+		if err != nil {
+			return err
+		}
+		if !got.Equal(want) {
+			return fmt.Errorf("holds %s, want %s", fingerprint(got), want.Fingerprint())
+		}
+		return nil
+	}
+	if cf, ok := s.(sinks.Confirmer); ok {
+		r, found := receipt(rec, s.Name())
+		if !found {
+			return errors.New("no receipt to confirm")
+		}
+		_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, cf.Confirm(ctx, r) })
+		return err
+	}
+	return nil
+}
+
+// monitor polls the health checks through the window; FailureThreshold
+// consecutive failures roll back. A resumed rotation watches a full window
+// again: I1 wants the whole window after the last restart.
+func (e *Engine) monitor(ctx context.Context, c *Credential, rec *Record) error {
+	m := c.Monitor
+	end := e.Clock.Now().Add(m.Window)
+	e.emit(rec, "", fmt.Sprintf("monitoring for %s", m.Window), nil)
+	fails := 0
+	for {
+		err := e.probe(ctx, c, rec)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			fails++
+			e.emit(rec, "", fmt.Sprintf("health check failed (%d/%d)", fails, m.FailureThreshold), err)
+			if fails >= m.FailureThreshold {
+				return e.fail(ctx, rec, fmt.Errorf("monitor: %d consecutive failures: %w", fails, err))
+			}
+		} else {
+			if fails > 0 {
+				e.emit(rec, "", "health check passed", nil)
+			}
+			fails = 0
+		}
+		left := end.Sub(e.Clock.Now())
+		if left <= 0 {
+			break
+		}
+		if err := e.sleep(ctx, min(m.Interval, left)); err != nil {
+			return err
+		}
+		if e.Clock.Now().After(end) && fails == 0 {
+			break
+		}
+	}
+	e.emit(rec, "", "monitoring window passed", nil)
+	next := Revoking
+	if c.Drain != nil && rec.OldKeyID != "" {
+		next = Draining
+	}
+	return e.advance(ctx, rec, next, nil)
+}
+
+// probe runs every health check once and the issuer's verify of the new key.
+func (e *Engine) probe(ctx context.Context, c *Credential, rec *Record) error {
+	for _, ch := range c.Monitor.Checks {
+		if err := ch.Check(ctx); err != nil {
+			return err
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.stepTimeout())
+	defer cancel()
+	if err := c.Issuer.Verify(cctx, rec.NewValue); err != nil {
+		return fmt.Errorf("new key: %w", err)
+	}
+	return nil
+}
+
+// drain waits until the issuer reports the old key unused for IdleFor,
+// giving up after MaxWait (counted from entering Draining).
+func (e *Engine) drain(ctx context.Context, c *Credential, rec *Record) error {
+	ur, ok := c.Issuer.(issuers.UsageReporter)
+	if !ok || c.Drain == nil {
+		return e.advance(ctx, rec, Revoking, nil)
+	}
+	since := rec.UpdatedAt
+	for {
+		last, err := call(e, ctx, func(ctx context.Context) (time.Time, error) { return ur.LastUsed(ctx, rec.OldKeyID) })
+		if err != nil && ctx.Err() != nil {
+			return err
+		}
+		now := e.Clock.Now()
+		if err == nil && (last.IsZero() || now.Sub(last) >= c.Drain.IdleFor) {
+			e.emit(rec, "", "old key idle", nil)
+			break
+		}
+		if now.Sub(since) >= c.Drain.MaxWait {
+			e.emit(rec, "", fmt.Sprintf("old key still in use after max_wait %s: revoking", c.Drain.MaxWait), nil)
+			break
+		}
+		wait := c.Drain.IdleFor
+		if err == nil {
+			wait = c.Drain.IdleFor - now.Sub(last)
+		}
+		wait = min(max(wait, time.Second), c.Monitor.Interval, c.Drain.MaxWait-now.Sub(since))
+		if err := e.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+	return e.advance(ctx, rec, Revoking, nil)
+}
+
+// revokeOld revokes the replaced key (I1: only now). A revoke that keeps
+// failing leaves the rotation in Revoking, safe and resumable: both keys
+// still work and every sink holds the new one.
+func (e *Engine) revokeOld(ctx context.Context, c *Credential, rec *Record) error {
+	if rec.OldKeyID == "" {
+		e.warn(rec, "old key was never identified (I7): nothing revoked; revoke it by hand once unused")
+	} else {
+		err := e.retry(ctx, func(ctx context.Context) error { return c.Issuer.Revoke(ctx, rec.OldKeyID) })
+		if errors.Is(err, issuers.ErrNotFound) {
+			e.warn(rec, "old key "+rec.OldKeyID+" no longer exists at the issuer")
+		} else if err != nil {
+			return fmt.Errorf("rotation: %s/%s: revoke old key %s: %w", rec.Credential, rec.ID, rec.OldKeyID, err)
+		}
+		e.emit(rec, "", "old key "+rec.OldKeyID+" revoked", nil)
+	}
+	rec.FinishedAt = e.Clock.Now().UTC()
+	return e.advance(ctx, rec, Done, nil)
+}
+
+// fail moves rec to RollingBack and records why.
+func (e *Engine) fail(ctx context.Context, rec *Record, cause error) error {
+	if isHookErr(cause) {
+		return cause
+	}
+	rec.Error = cause.Error()
+	e.emit(rec, "", "failed: rolling back", cause)
+	return e.advance(ctx, rec, RollingBack, cause)
+}
+
+// rollback restores every sink the rotation may have written to the old
+// value, and only then revokes the new key (I3). If a sink cannot be
+// restored, the new key is left valid and the rotation fails for a person.
+func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error {
+	if rec.reachedDeploy() {
+		for _, s := range c.Sinks {
+			if err := e.restore(ctx, s, rec); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				rec.Error = fmt.Sprintf("%s; rollback of %s: %v (the new key %s was left valid)", rec.Error, s.Name(), err, rec.NewKeyID)
+				rec.FinishedAt = e.Clock.Now().UTC()
+				return e.advance(ctx, rec, Failed, err)
+			}
+			e.emit(rec, s.Name(), "restored", nil)
+		}
+	}
+	if rec.NewKeyID != "" {
+		err := e.retry(ctx, func(ctx context.Context) error { return c.Issuer.Revoke(ctx, rec.NewKeyID) })
+		if err != nil && !errors.Is(err, issuers.ErrNotFound) {
+			return fmt.Errorf("rotation: %s/%s: revoke new key %s: %w", rec.Credential, rec.ID, rec.NewKeyID, err)
+		}
+		e.emit(rec, "", "new key "+rec.NewKeyID+" revoked", nil)
+	} else if err := e.revokeOrphans(ctx, c, rec); err != nil {
+		return fmt.Errorf("rotation: %s/%s: revoke orphans: %w", rec.Credential, rec.ID, err)
+	}
+	rec.FinishedAt = e.Clock.Now().UTC()
+	return e.advance(ctx, rec, RolledBack, nil)
+}
+
+// restore puts the old value back into one sink and proves it.
+func (e *Engine) restore(ctx context.Context, s sinks.Sink, rec *Record) error {
+	r, hasReceipt := receipt(rec, s.Name())
+	if rb, ok := s.(sinks.Rollbacker); ok && hasReceipt && !r.Created {
+		if err := e.retry(ctx, func(ctx context.Context) error { return rb.Rollback(ctx, r) }); err != nil {
+			return err
+		}
+		return e.check(ctx, s, rec, rec.OldValue)
+	}
+	if rd, ok := s.(sinks.Reader); ok {
+		got, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) { return rd.Get(ctx) })
+		switch {
+		case errors.Is(err, sinks.ErrNotFound) && rec.OldValue.IsZero():
+			return nil // never written, nothing to restore
+		case err != nil && !errors.Is(err, sinks.ErrNotFound):
+			return err
+		case err == nil && !got.Equal(rec.NewValue):
+			return nil // does not hold the new key: never written, or restored already
+		}
+	} else if !hasReceipt {
+		// A write-only sink with no receipt may still have been written
+		// just before a crash: put the old value back all the same.
+	}
+	if rec.OldValue.IsZero() {
+		return errors.New("the sink had no value before and cannot be emptied; no old key to restore")
+	}
+	if err := e.retry(ctx, func(ctx context.Context) error {
+		_, err := s.Put(ctx, rec.OldValue, rec.ID+".rollback")
+		return err
+	}); err != nil {
+		return err
+	}
+	if _, ok := s.(sinks.Reader); ok {
+		return e.check(ctx, s, rec, rec.OldValue)
+	}
+	return nil
+}
+
+func (r *Record) reachedDeploy() bool {
+	for _, t := range r.Transitions {
+		if t.Phase == Verified {
+			return true
+		}
+	}
+	return false
+}
+
+// advance journals rec in phase p. The hooks model a crash on either side
+// of the write.
+func (e *Engine) advance(ctx context.Context, rec *Record, p Phase, cause error) error {
+	rec.Phase = p
+	t := Transition{Phase: p, At: e.Clock.Now().UTC()}
+	if cause != nil {
+		t.Error = cause.Error()
+	}
+	rec.Transitions = append(rec.Transitions, t)
+	if err := e.save(ctx, rec); err != nil {
+		return err
+	}
+	e.emit(rec, "", "", nil)
+	return nil
+}
+
+var errHook = errors.New("rotation: stopped by test hook")
+
+func isHookErr(err error) bool { return errors.Is(err, errHook) }
+
+func (e *Engine) save(ctx context.Context, rec *Record) error {
+	rec.UpdatedAt = e.Clock.Now().UTC()
+	if h := e.Hooks.BeforeSave; h != nil {
+		if err := h(rec); err != nil {
+			return fmt.Errorf("%w: %v", errHook, err)
+		}
+	}
+	// The journal write must land even if ctx was just cancelled: the side
+	// effect it records has happened.
+	if err := e.Store.Save(context.WithoutCancel(ctx), rec); err != nil {
+		return fmt.Errorf("rotation: journal %s/%s: %w", rec.Credential, rec.ID, err)
+	}
+	if h := e.Hooks.AfterSave; h != nil {
+		if err := h(rec); err != nil {
+			return fmt.Errorf("%w: %v", errHook, err)
+		}
+	}
+	return nil
+}
+
+// call runs one issuer or sink call with the step timeout.
+func call[T any](e *Engine, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	cctx, cancel := context.WithTimeout(ctx, e.stepTimeout())
+	defer cancel()
+	return f(cctx)
+}
+
+
+// retry repeats f with backoff until it succeeds, fails permanently, or
+// RetryFor passes.
+func (e *Engine) retry(ctx context.Context, f func(context.Context) error) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = time.Second, 30*time.Second
+	deadline := e.Clock.Now().Add(e.retryFor())
+	for {
+		_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, f(ctx) })
+		if err == nil || isPermanent(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := b.NextBackOff()
+		if e.Clock.Now().Add(wait).After(deadline) {
+			return err
+		}
+		if err := e.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
+	t := e.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.Chan():
+		return nil
+	}
+}
+
+func (e *Engine) stepTimeout() time.Duration {
+	if e.StepTimeout > 0 {
+		return e.StepTimeout
+	}
+	return 2 * time.Minute
+}
+
+func (e *Engine) retryFor() time.Duration {
+	if e.RetryFor > 0 {
+		return e.RetryFor
+	}
+	return 5 * time.Minute
+}
+
+func (e *Engine) emit(rec *Record, sink, msg string, err error) {
+	fields := []zap.Field{zap.String("credential", rec.Credential), zap.String("rotation_id", rec.ID), zap.String("phase", string(rec.Phase))}
+	if sink != "" {
+		fields = append(fields, zap.String("sink", sink))
+	}
+	if err != nil {
+		fields = append(fields, zap.Error(err))
+	}
+	text := msg
+	if text == "" {
+		text = "phase " + string(rec.Phase)
+	}
+	if err != nil {
+		e.Log.Warn(text, fields...)
+	} else {
+		e.Log.Info(text, fields...)
+	}
+	if e.Observe != nil {
+		e.Observe(Event{Time: e.Clock.Now(), Credential: rec.Credential, RotationID: rec.ID, Phase: rec.Phase, Sink: sink, Msg: msg, Err: err})
+	}
+}
+
+func (e *Engine) warn(rec *Record, msg string) {
+	e.Log.Warn(msg, zap.String("credential", rec.Credential), zap.String("rotation_id", rec.ID))
+	if e.Observe != nil {
+		e.Observe(Event{Time: e.Clock.Now(), Credential: rec.Credential, RotationID: rec.ID, Phase: rec.Phase, Msg: "warning: " + msg})
+	}
+}
+
+func setReceipt(rec *Record, r sinks.Receipt) {
+	for i := range rec.Receipts {
+		if rec.Receipts[i].Sink == r.Sink {
+			rec.Receipts[i] = r
+			return
+		}
+	}
+	rec.Receipts = append(rec.Receipts, r)
+}
+
+func receipt(rec *Record, sink string) (sinks.Receipt, bool) {
+	for _, r := range rec.Receipts {
+		if r.Sink == sink {
+			return r, true
+		}
+	}
+	return sinks.Receipt{}, false
+}
+
+func isPermanent(err error) bool {
+	var p *backoff.PermanentError
+	return errors.As(err, &p)
+}
+
+func fingerprint(v secret.Value) string {
+	if v.IsZero() {
+		return "nothing"
+	}
+	return v.Fingerprint()
+}
+
+// newID returns a short random rotation ID: 8 lowercase base32 characters.
+func newID() string {
+	var b [5]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
