@@ -706,7 +706,6 @@ func call[T any](e *Engine, ctx context.Context, f func(context.Context) (T, err
 	return f(cctx)
 }
 
-
 // retry repeats f with backoff until it succeeds, fails permanently, or
 // RetryFor passes.
 func (e *Engine) retry(ctx context.Context, f func(context.Context) error) error {
