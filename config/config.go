@@ -63,6 +63,8 @@ type Credential struct {
 	Verify       Verify     `yaml:"verify"`
 	Monitor      Monitor    `yaml:"monitor"`
 	Drain        *Drain     `yaml:"drain"`
+
+	loc *time.Location // Timezone, loaded by Load
 }
 
 // Verify is how long to keep trying the new key before giving up (new keys

@@ -683,7 +683,7 @@ func (e *Engine) save(ctx context.Context, rec *Record) error {
 	rec.UpdatedAt = e.Clock.Now().UTC()
 	if h := e.Hooks.BeforeSave; h != nil {
 		if err := h(rec); err != nil {
-			return fmt.Errorf("%w: %v", errHook, err)
+			return fmt.Errorf("%w: %w", errHook, err)
 		}
 	}
 	// The journal write must land even if ctx was just cancelled: the side
@@ -693,7 +693,7 @@ func (e *Engine) save(ctx context.Context, rec *Record) error {
 	}
 	if h := e.Hooks.AfterSave; h != nil {
 		if err := h(rec); err != nil {
-			return fmt.Errorf("%w: %v", errHook, err)
+			return fmt.Errorf("%w: %w", errHook, err)
 		}
 	}
 	return nil

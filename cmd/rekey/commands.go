@@ -1,0 +1,283 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rekeyhq/rekey/rotation"
+)
+
+func (a *app) validateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate",
+		Short: "Check the config; errors name file:line and the field (exit 2 if invalid)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s: valid (%d credentials, %d issuers)\n", cfg.File, len(cfg.Credentials), len(cfg.Issuers))
+			return nil
+		},
+	}
+}
+
+func (a *app) runCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "One-shot: resume unfinished rotations, rotate every due credential, exit (1 if any failed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rt, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer rt.Close()
+			rt.engine.Observe = a.progress()
+			creds := make([]*rotation.Credential, len(rt.names))
+			for i, n := range rt.names {
+				creds[i] = rt.creds[n]
+			}
+			failed := 0
+			for _, r := range rt.engine.RunAll(cmd.Context(), creds, rt.cfg.Daemon.Concurrency) {
+				fmt.Fprintf(a.stdout, "%-24s %s\n", r.Credential, describeResult(r))
+				if r.Failed() {
+					failed++
+				}
+			}
+			if failed > 0 {
+				return fail(exitFailed, fmt.Errorf("%d of %d credentials failed", failed, len(creds)))
+			}
+			return nil
+		},
+	}
+}
+
+func describeResult(r rotation.Result) string {
+	switch {
+	case errors.Is(r.Err, rotation.ErrBusy):
+		return "busy: another rekey is rotating it"
+	case r.Err != nil:
+		return "error: " + r.Err.Error()
+	case r.Outcome.Skipped != "":
+		return "skipped: " + r.Outcome.Skipped
+	case r.Outcome.Err != nil:
+		return fmt.Sprintf("%s (rotation %s): %v", r.Outcome.Phase, r.Outcome.RotationID, r.Outcome.Err)
+	}
+	return fmt.Sprintf("%s (rotation %s)", r.Outcome.Phase, r.Outcome.RotationID)
+}
+
+func (a *app) rotateCommand() *cobra.Command {
+	var opt rotation.Options
+	cmd := &cobra.Command{
+		Use:   "rotate NAME",
+		Short: "Rotate one credential now and wait (exit 1 if it failed or rolled back)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opt.Stage && opt.Finish {
+				return fail(exitUsage, errors.New("--stage and --finish exclude each other"))
+			}
+			rt, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer rt.Close()
+			c, ok := rt.creds[args[0]]
+			if !ok {
+				return fail(exitUsage, fmt.Errorf("no credential %q in %s", args[0], rt.cfg.File))
+			}
+			rt.engine.Observe = a.progress()
+			if !opt.Finish {
+				opt.Force = true // an explicit rotate is always due
+			}
+			out, err := rt.engine.Rotate(cmd.Context(), c, opt)
+			r := rotation.Result{Credential: c.Name, Outcome: out, Err: err}
+			fmt.Fprintf(a.stdout, "%s: %s\n", c.Name, describeResult(r))
+			if err != nil || r.Failed() {
+				return fail(exitFailed, nil)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&opt.Force, "force", false, "rotate even if not due (rotate always does; kept for scripts)")
+	cmd.Flags().BoolVar(&opt.Stage, "stage", false, "deploy hook, first half: put the new key live everywhere, keep the old key valid")
+	cmd.Flags().BoolVar(&opt.Finish, "finish", false, "deploy hook, second half: monitor the staged rotation, then revoke the old key")
+	return cmd
+}
+
+// progress prints each engine event as a timestamped line.
+func (a *app) progress() func(rotation.Event) {
+	return func(ev rotation.Event) {
+		line := ev.Time.UTC().Format("15:04:05") + " " + ev.Credential + " " + ev.RotationID + " " + string(ev.Phase)
+		if ev.Sink != "" {
+			line += " [" + ev.Sink + "]"
+		}
+		if ev.Msg != "" {
+			line += " " + ev.Msg
+		}
+		if ev.Err != nil {
+			line += ": " + ev.Err.Error()
+		}
+		fmt.Fprintln(a.stdout, line)
+	}
+}
+
+// credentialStatus is one row of `rekey status`; it holds no secret.
+type credentialStatus struct {
+	Name        string     `json:"name"`
+	KeyID       string     `json:"key_id,omitempty"`
+	Label       string     `json:"label,omitempty"`
+	RotatedAt   *time.Time `json:"rotated_at,omitempty"`
+	Age         string     `json:"age,omitempty"`
+	NextDue     time.Time  `json:"next_due"`
+	Due         bool       `json:"due"`
+	DueReason   string     `json:"due_reason"`
+	LastOutcome string     `json:"last_outcome,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	InFlight    string     `json:"in_flight,omitempty"` // "rotation-id phase"
+	Failures    int        `json:"failures"`
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Per credential: current key, age, next due, last outcome, rotation in flight",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "" && output != "json" && output != "table" {
+				return fail(exitUsage, fmt.Errorf("-o %q: want table or json", output))
+			}
+			rt, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer rt.Close()
+			now := a.clock.Now()
+			var rows []credentialStatus
+			for _, name := range rt.names {
+				hist, err := rt.store.History(cmd.Context(), name, 0)
+				if err != nil {
+					return fail(exitFailed, err)
+				}
+				due, err := rt.engine.Due(cmd.Context(), rt.creds[name])
+				if err != nil {
+					return fail(exitFailed, err)
+				}
+				rows = append(rows, statusRow(name, hist, due, now))
+			}
+			if output == "json" {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CREDENTIAL\tKEY\tAGE\tNEXT DUE\tLAST OUTCOME\tIN FLIGHT")
+			for _, r := range rows {
+				next := r.NextDue.UTC().Format(time.RFC3339)
+				if r.Due {
+					next = "now (" + r.DueReason + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, dash(r.KeyID), dash(r.Age), next, dash(r.LastOutcome), dash(r.InFlight))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table | json")
+	return cmd
+}
+
+func statusRow(name string, hist []*rotation.Record, due rotation.Due, now time.Time) credentialStatus {
+	row := credentialStatus{Name: name, NextDue: due.At, Due: due.Due, DueReason: due.Reason, Failures: due.Failures}
+	for i, r := range hist {
+		if i == 0 {
+			if r.Phase.Terminal() {
+				row.LastOutcome, row.LastError = string(r.Phase), r.Error
+			} else {
+				row.InFlight = r.ID + " " + string(r.Phase)
+				if r.Staged {
+					row.InFlight += " (staged)"
+				}
+			}
+		}
+		if r.Phase == rotation.Done && row.KeyID == "" {
+			row.KeyID, row.Label = r.NewKeyID, r.Label
+			t := r.FinishedAt
+			row.RotatedAt = &t
+			row.Age = now.Sub(t).Round(time.Second).String()
+		}
+		if row.LastOutcome == "" && i > 0 && r.Phase.Terminal() {
+			row.LastOutcome, row.LastError = string(r.Phase), r.Error
+		}
+	}
+	return row
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (a *app) historyCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "history NAME",
+		Short: "Past rotations of a credential with their phases and times",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer rt.Close()
+			if _, ok := rt.creds[args[0]]; !ok {
+				return fail(exitUsage, fmt.Errorf("no credential %q in %s", args[0], rt.cfg.File))
+			}
+			hist, err := rt.store.History(cmd.Context(), args[0], 0)
+			if err != nil {
+				return fail(exitFailed, err)
+			}
+			if output == "json" {
+				type entry struct {
+					ID          string                `json:"rotation_id"`
+					Phase       rotation.Phase        `json:"phase"`
+					Label       string                `json:"label"`
+					OldKeyID    string                `json:"old_key_id,omitempty"`
+					NewKeyID    string                `json:"new_key_id,omitempty"`
+					Error       string                `json:"error,omitempty"`
+					StartedAt   time.Time             `json:"started_at"`
+					FinishedAt  time.Time             `json:"finished_at,omitzero"`
+					Transitions []rotation.Transition `json:"transitions"`
+				}
+				out := make([]entry, 0, len(hist))
+				for _, r := range hist {
+					out = append(out, entry{r.ID, r.Phase, r.Label, r.OldKeyID, r.NewKeyID, r.Error, r.StartedAt, r.FinishedAt, r.Transitions})
+				}
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			for _, r := range hist {
+				fmt.Fprintf(a.stdout, "%s  %s  %s  old=%s new=%s\n", r.ID, r.StartedAt.UTC().Format(time.RFC3339), r.Phase, dash(r.OldKeyID), dash(r.NewKeyID))
+				for _, t := range r.Transitions {
+					line := "    " + t.At.UTC().Format(time.RFC3339) + "  " + string(t.Phase)
+					if t.Error != "" {
+						line += "  " + t.Error
+					}
+					fmt.Fprintln(a.stdout, line)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text | json")
+	return cmd
+}

@@ -1,0 +1,51 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// LabelFor returns the label of the key a rotation creates: the template
+// with {{date}} expanded to now's UTC date (YYYYMMDD), then "-" and the
+// rotation's short ID. Load guarantees the result is a valid issuer label
+// for an 8-character shortID.
+func (c *Credential) LabelFor(now time.Time, shortID string) string {
+	return strings.ReplaceAll(c.Label, datePlaceholder, now.UTC().Format("20060102")) + "-" + shortID
+}
+
+// Location returns the credential's time zone for its window: Timezone, or
+// UTC when unset (or, for a Credential not built by Load, unknown).
+func (c *Credential) Location() *time.Location {
+	if c.loc != nil {
+		return c.loc
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// Schedule returns the parsed window, or nil when the credential has none
+// (a due rotation may start at any time). The schedule's times are in
+// Location.
+func (c *Credential) Schedule() (cron.Schedule, error) {
+	if strings.TrimSpace(c.Window) == "" {
+		return nil, nil
+	}
+	s, err := cron.ParseStandard(strings.TrimSpace(c.Window))
+	if err != nil {
+		return nil, fmt.Errorf("config: credential %s: window: %w", c.Name, err)
+	}
+	return s, nil
+}
+
+// CredentialNames returns the names of all credentials, sorted.
+func (c *Config) CredentialNames() []string {
+	return slices.Sorted(maps.Keys(c.Credentials))
+}

@@ -1,0 +1,468 @@
+// Package apexverify is the issuer for ApexVerify API keys. It speaks
+// ApexVerify's key-management API v1 (the project's apexverify API.md);
+// the simulator that speaks the other side is apexverify/apexsim.
+package apexverify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"go.uber.org/zap"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/issuers"
+)
+
+// PrefixLen is the length of a key's public prefix.
+const PrefixLen = 12
+
+// DefaultTimeout bounds each HTTP request when Config.Timeout is 0.
+const DefaultTimeout = 10 * time.Second
+
+// ErrManagementToken: ApexVerify refused the management token. It wraps
+// issuers.ErrUnauthorized and is always permanent.
+var ErrManagementToken = fmt.Errorf("management token refused: %w", issuers.ErrUnauthorized)
+
+// Config configures an Issuer.
+type Config struct {
+	// BaseURL is the API root, e.g. https://api.apexverify.com.
+	BaseURL string
+	// ManagementToken authorizes creating, listing and revoking keys.
+	ManagementToken secret.Value
+	// Timeout bounds each HTTP request; DefaultTimeout when 0.
+	Timeout time.Duration
+	// HTTPClient is used for every call; when nil, a client that does not
+	// follow redirects (so no bearer is ever sent elsewhere).
+	HTTPClient *http.Client
+}
+
+// Issuer talks to one ApexVerify account. It is safe for concurrent use.
+type Issuer struct {
+	base    *url.URL
+	token   secret.Value
+	timeout time.Duration
+	hc      *http.Client
+	log     *zap.Logger
+
+	// Retry policy; tests replace sleep and now to run without waiting.
+	maxTries       int           // per GET/DELETE call
+	createTries    int           // create attempts, cleanups in between
+	maxElapsed     time.Duration // overall bound of one call with its retries
+	initialBackoff time.Duration
+	maxBackoff     time.Duration
+	sleep          func(ctx context.Context, d time.Duration) error
+	now            func() time.Time
+}
+
+var (
+	_ issuers.Issuer        = (*Issuer)(nil)
+	_ issuers.Identifier    = (*Issuer)(nil)
+	_ issuers.UsageReporter = (*Issuer)(nil)
+)
+
+// New checks c and returns an Issuer. It makes no network call.
+func New(c Config, log *zap.Logger) (*Issuer, error) {
+	u, err := url.Parse(strings.TrimRight(c.BaseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("apexverify: base_url must be an http or https URL without query")
+	}
+	if c.ManagementToken.IsZero() {
+		return nil, errors.New("apexverify: management token is required")
+	}
+	if c.Timeout < 0 {
+		return nil, errors.New("apexverify: timeout must not be negative")
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Issuer{
+		base:           u,
+		token:          c.ManagementToken,
+		timeout:        c.Timeout,
+		hc:             hc,
+		log:            log,
+		maxTries:       6,
+		createTries:    4,
+		maxElapsed:     2 * time.Minute,
+		initialBackoff: 250 * time.Millisecond,
+		maxBackoff:     10 * time.Second,
+		sleep:          sleepCtx,
+		now:            time.Now,
+	}, nil
+}
+
+// Prefix returns the public prefix of a key value: its first PrefixLen
+// characters, or "" if the value is not longer than that (so a prefix is
+// never the whole secret).
+func Prefix(value secret.Value) string {
+	s := value.Reveal()
+	if len(s) <= PrefixLen {
+		return ""
+	}
+	return s[:PrefixLen]
+}
+
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// Create mints a key labelled label. A 429 is retried after Retry-After.
+// When the outcome of a request is unknown (timeout, connection lost after
+// sending, 5xx), every active key labelled label is revoked, since its value
+// is lost, before trying again; labels must therefore be unique to one
+// rotation. Errors wrapping issuers.ErrInvalidLabel, issuers.ErrKeyLimit and
+// ErrManagementToken are permanent. If ctx ends while an outcome is unknown,
+// the cleanup still runs, bounded by the request timeout.
+func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.Value, error) {
+	if !labelRE.MatchString(label) {
+		return issuers.Key{}, secret.Value{}, backoff.Permanent(fmt.Errorf("apexverify: create: label must be 1-64 characters of a-z A-Z 0-9 . _ -: %w", issuers.ErrInvalidLabel))
+	}
+	body, _ := json.Marshal(map[string]string{"label": label})
+	b := i.backoff()
+	start := i.now()
+	var lastErr error
+	for try := 1; ; try++ {
+		res := i.do(ctx, http.MethodPost, "/v1/api-keys", nil, body, i.token)
+		if res.err == nil && res.status/100 == 2 {
+			k, v, err := decodeKey(res.body)
+			if err == nil && v.IsZero() {
+				err = errors.New("decode key: the create response carries no key value")
+			}
+			if err == nil {
+				return k, v, nil
+			}
+			// Created, but the answer is unusable: the value is lost.
+			res.err = err
+			res.ambiguous = true
+		}
+		err := i.fail("create "+label, res, i.token)
+		if isPermanent(err) {
+			return issuers.Key{}, secret.Value{}, err
+		}
+		lastErr = err
+		if res.ambiguous {
+			cctx, cancel := ctx, context.CancelFunc(func() {})
+			if ctx.Err() != nil {
+				cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), i.timeout)
+			}
+			cerr := i.revokeOrphans(cctx, label)
+			cancel()
+			if cerr != nil {
+				return issuers.Key{}, secret.Value{}, fmt.Errorf("%w; cleanup of keys labelled %s: %v", err, label, cerr)
+			}
+		}
+		if ctx.Err() != nil {
+			return issuers.Key{}, secret.Value{}, err
+		}
+		wait := i.wait(b, res)
+		if try >= i.createTries || i.now().Sub(start)+wait > i.maxElapsed {
+			return issuers.Key{}, secret.Value{}, fmt.Errorf("%w (gave up after %d attempts)", lastErr, try)
+		}
+		i.log.Debug("apexverify: retrying create", zap.Int("attempt", try), zap.Duration("wait", wait), zap.Error(err))
+		if err := i.sleep(ctx, wait); err != nil {
+			return issuers.Key{}, secret.Value{}, fmt.Errorf("%w (while waiting to retry: %v)", lastErr, err)
+		}
+	}
+}
+
+// revokeOrphans revokes every active key labelled label.
+func (i *Issuer) revokeOrphans(ctx context.Context, label string) error {
+	keys, err := i.list(ctx, "list keys labelled "+label, url.Values{"label": {label}, "status": {"all"}})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.Status != issuers.Active || k.Label != label {
+			continue
+		}
+		if err := i.Revoke(ctx, k.ID); err != nil {
+			return err
+		}
+		i.log.Warn("apexverify: revoked a key whose create response was lost", zap.String("key_id", k.ID), zap.String("label", label))
+	}
+	return nil
+}
+
+// Find returns every key labelled exactly label, active or revoked, newest
+// first; none is an empty slice, not an error.
+func (i *Issuer) Find(ctx context.Context, label string) ([]issuers.Key, error) {
+	if label == "" {
+		return nil, backoff.Permanent(fmt.Errorf("apexverify: find: empty label: %w", issuers.ErrInvalidLabel))
+	}
+	return i.list(ctx, "find "+label, url.Values{"label": {label}, "status": {"all"}})
+}
+
+// List returns the active keys, newest first.
+func (i *Issuer) List(ctx context.Context) ([]issuers.Key, error) {
+	return i.list(ctx, "list keys", nil)
+}
+
+func (i *Issuer) list(ctx context.Context, op string, q url.Values) ([]issuers.Key, error) {
+	var keys []issuers.Key
+	err := i.retry(ctx, op, func(ctx context.Context) error {
+		res := i.do(ctx, http.MethodGet, "/v1/api-keys", q, nil, i.token)
+		if res.err == nil && res.status == http.StatusOK {
+			var err error
+			if keys, err = decodeList(res.body); err == nil {
+				return nil
+			}
+			res.err = err
+		}
+		return i.fail(op, res, i.token)
+	})
+	return keys, err
+}
+
+// Get returns one key; an error wrapping issuers.ErrNotFound (permanent) if
+// the account has no key with that ID.
+func (i *Issuer) Get(ctx context.Context, id string) (issuers.Key, error) {
+	return i.keyCall(ctx, http.MethodGet, "get", id)
+}
+
+// Revoke revokes a key; revoking a revoked key succeeds. An unknown ID is an
+// error wrapping issuers.ErrNotFound (permanent).
+func (i *Issuer) Revoke(ctx context.Context, id string) error {
+	_, err := i.keyCall(ctx, http.MethodDelete, "revoke", id)
+	return err
+}
+
+// LastUsed returns when the key last authenticated; zero if never.
+func (i *Issuer) LastUsed(ctx context.Context, id string) (time.Time, error) {
+	k, err := i.keyCall(ctx, http.MethodGet, "last used", id)
+	return k.LastUsedAt, err
+}
+
+func (i *Issuer) keyCall(ctx context.Context, method, verb, id string) (issuers.Key, error) {
+	op := verb + " " + safeID(id)
+	if id == "" || safeID(id) != id {
+		return issuers.Key{}, backoff.Permanent(fmt.Errorf("apexverify: %s: malformed key id: %w", verb, issuers.ErrNotFound))
+	}
+	var k issuers.Key
+	err := i.retry(ctx, op, func(ctx context.Context) error {
+		res := i.do(ctx, method, "/v1/api-keys/"+url.PathEscape(id), nil, nil, i.token)
+		if res.err == nil && res.status == http.StatusOK {
+			var err error
+			if k, _, err = decodeKey(res.body); err == nil {
+				return nil
+			}
+			res.err = err
+		}
+		return i.fail(op, res, i.token)
+	})
+	return k, err
+}
+
+// Verify calls GET /v1/account with value. A refusal is an error wrapping
+// issuers.ErrUnauthorized; it is not permanent, because a new key may take
+// a moment to start working, and it is not retried here: the caller decides
+// how long to wait for a new key.
+func (i *Issuer) Verify(ctx context.Context, value secret.Value) error {
+	if value.IsZero() {
+		return backoff.Permanent(fmt.Errorf("apexverify: verify: empty key: %w", issuers.ErrUnauthorized))
+	}
+	return i.retry(ctx, "verify", func(ctx context.Context) error {
+		res := i.do(ctx, http.MethodGet, "/v1/account", nil, nil, value)
+		if res.err == nil && res.status == http.StatusOK {
+			return nil
+		}
+		if res.err == nil && res.status == http.StatusUnauthorized {
+			return secret.Scrub(fmt.Errorf("apexverify: verify: key refused: %w", decodeError(res.status, res.body)), value, i.token)
+		}
+		return i.fail("verify", res, value, i.token)
+	})
+}
+
+// Identify returns the one active key whose prefix is value's, or an error
+// wrapping issuers.ErrNotFound (permanent) if none or several are. The value
+// itself is never sent.
+func (i *Issuer) Identify(ctx context.Context, value secret.Value) (issuers.Key, error) {
+	p := Prefix(value)
+	if p == "" {
+		return issuers.Key{}, backoff.Permanent(fmt.Errorf("apexverify: identify: value too short to carry a prefix: %w", issuers.ErrNotFound))
+	}
+	keys, err := i.List(ctx)
+	if err != nil {
+		return issuers.Key{}, secret.Scrub(err, value)
+	}
+	var found []issuers.Key
+	for _, k := range keys {
+		if k.Prefix == p {
+			found = append(found, k)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return issuers.Key{}, backoff.Permanent(fmt.Errorf("apexverify: identify %s: no active key has this prefix: %w", p, issuers.ErrNotFound))
+	default:
+		return issuers.Key{}, backoff.Permanent(fmt.Errorf("apexverify: identify %s: %d active keys have this prefix: %w", p, len(found), issuers.ErrNotFound))
+	}
+}
+
+// result is the outcome of one HTTP request.
+type result struct {
+	status     int
+	body       []byte
+	retryAfter time.Duration
+	err        error // transport or decoding error
+	// ambiguous: the request may have been acted upon but the answer was
+	// lost or unusable (sent then timeout/reset, or 5xx).
+	ambiguous bool
+	timedOut  bool // the per-request timeout fired
+}
+
+const maxBody = 1 << 20
+
+// do makes one request with the per-request timeout.
+func (i *Issuer) do(ctx context.Context, method, path string, q url.Values, body []byte, bearer secret.Value) result {
+	rctx, cancel := context.WithTimeout(ctx, i.timeout)
+	defer cancel()
+	var sent bool
+	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { sent = true },
+	})
+	u := *i.base
+	u.Path += path
+	u.RawPath = ""
+	u.RawQuery = q.Encode()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(rctx, method, u.String(), rd)
+	if err != nil {
+		return result{err: err}
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer.Reveal())
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := i.hc.Do(req)
+	if err != nil {
+		return result{err: err, ambiguous: sent, timedOut: ctx.Err() == nil && rctx.Err() != nil}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err == nil && len(data) > maxBody {
+		err = errors.New("response body exceeds 1 MiB")
+	}
+	if err != nil {
+		return result{status: resp.StatusCode, err: fmt.Errorf("read response: %w", err), ambiguous: true, timedOut: ctx.Err() == nil && rctx.Err() != nil}
+	}
+	return result{
+		status:     resp.StatusCode,
+		body:       data,
+		retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), i.now()),
+		ambiguous:  resp.StatusCode >= 500,
+	}
+}
+
+// fail turns a failed result into the error for op: retryable for
+// transport errors, timeouts, 5xx and 429; permanent for the rest. The
+// secrets are scrubbed from the message.
+func (i *Issuer) fail(op string, res result, secrets ...secret.Value) error {
+	var err error
+	switch {
+	case res.timedOut:
+		err = fmt.Errorf("apexverify: %s: no answer within %s: %w", op, i.timeout, context.DeadlineExceeded)
+	case res.err != nil: // transport error, or a 2xx with an unusable body
+		err = fmt.Errorf("apexverify: %s: %w", op, res.err)
+	default:
+		ae := decodeError(res.status, res.body)
+		ae.RetryAfter = res.retryAfter
+		switch {
+		case ae.retryable():
+			err = fmt.Errorf("apexverify: %s: %w", op, ae)
+		case res.status == http.StatusUnauthorized:
+			err = backoff.Permanent(fmt.Errorf("apexverify: %s: %w (%w)", op, ErrManagementToken, ae))
+		case res.status < 400:
+			err = backoff.Permanent(fmt.Errorf("apexverify: %s: unexpected %w", op, ae))
+		default:
+			err = backoff.Permanent(fmt.Errorf("apexverify: %s: %w", op, ae))
+		}
+	}
+	return secret.Scrub(err, secrets...)
+}
+
+// retry runs a safe (GET/DELETE) call until it succeeds, fails permanently,
+// runs out of tries or time, or ctx ends, with exponential backoff and
+// jitter, waiting Retry-After where the server names it.
+func (i *Issuer) retry(ctx context.Context, op string, call func(context.Context) error) error {
+	b := i.backoff()
+	start := i.now()
+	for try := 1; ; try++ {
+		err := call(ctx)
+		if err == nil || isPermanent(err) || ctx.Err() != nil {
+			return err
+		}
+		if errors.Is(err, issuers.ErrUnauthorized) { // a refused API key: the caller decides
+			return err
+		}
+		var ae *apiError
+		wait := b.NextBackOff()
+		if errors.As(err, &ae) && ae.RetryAfter > 0 {
+			wait = ae.RetryAfter
+		}
+		if try >= i.maxTries || i.now().Sub(start)+wait > i.maxElapsed {
+			return fmt.Errorf("%w (gave up after %d attempts)", err, try)
+		}
+		i.log.Debug("apexverify: retrying", zap.String("call", op), zap.Int("attempt", try), zap.Duration("wait", wait), zap.Error(err))
+		if serr := i.sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("%w (while waiting to retry: %v)", err, serr)
+		}
+	}
+}
+
+func (i *Issuer) backoff() *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     i.initialBackoff,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         i.maxBackoff,
+	}
+	b.Reset()
+	return b
+}
+
+// wait is how long to wait before the next create attempt.
+func (i *Issuer) wait(b *backoff.ExponentialBackOff, res result) time.Duration {
+	if res.retryAfter > 0 {
+		return res.retryAfter
+	}
+	return b.NextBackOff()
+}
+
+func isPermanent(err error) bool { return errors.As(err, new(*backoff.PermanentError)) }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	// A little extra jitter so that many clients told the same
+	// Retry-After do not return in lockstep.
+	d += time.Duration(rand.Int64N(int64(d)/10 + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

@@ -1,0 +1,90 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os/exec"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"go.uber.org/zap"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+const (
+	// outputCapture is how much of on_change's output is kept for scrubbing;
+	// outputShown is how much of it an error quotes.
+	outputCapture = 64 << 10
+	outputShown   = 2 << 10
+	// waitDelay bounds the wait for on_change's output after it was killed
+	// (a child it left behind may hold the pipe open).
+	waitDelay = 2 * time.Second
+)
+
+// runOnChange runs the on_change command, if any. The command gets rekey's
+// environment unchanged and no argument or variable holding a value; its
+// combined output, with every given value redacted, is quoted in the error
+// when it fails.
+func (s *Sink) runOnChange(ctx context.Context, values ...secret.Value) error {
+	if len(s.onChange) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.onChange[0], s.onChange[1:]...)
+	cmd.WaitDelay = waitDelay
+	out := &capped{max: outputCapture}
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	err := cmd.Run()
+	if err == nil {
+		s.log.Info("on_change ran", zap.Strings("command", s.onChange), zap.Duration("took", time.Since(start)))
+		return nil
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("timed out after %s", s.timeout)
+	}
+	err = fmt.Errorf("file: %s: on_change %q (the file was written): %w", s.name, s.onChange[0], err)
+	if shown := shownOutput(out.Bytes(), values); shown != "" {
+		err = fmt.Errorf("%w; output: %q", err, shown)
+	}
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return backoff.Permanent(err)
+	}
+	return err
+}
+
+// shownOutput redacts values from out, then cuts it to outputShown bytes.
+func shownOutput(out []byte, values []secret.Value) string {
+	s := string(bytes.TrimSpace(out))
+	for _, v := range values {
+		if !v.IsZero() {
+			s = string(bytes.ReplaceAll([]byte(s), []byte(v.Reveal()), []byte(secret.Redacted)))
+		}
+	}
+	if len(s) > outputShown {
+		s = s[:outputShown] + "…(truncated)"
+	}
+	return s
+}
+
+// capped is an io.Writer that keeps the first max bytes written to it.
+type capped struct {
+	bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.Len(); room > 0 {
+		if len(p) > room {
+			c.Buffer.Write(p[:room])
+		} else {
+			c.Buffer.Write(p)
+		}
+	}
+	return len(p), nil
+}

@@ -1,0 +1,97 @@
+package ghactions
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/sinks/ghactions/ghtest"
+)
+
+const secretName = "APEXVERIFY_API_KEY"
+
+// start is a whole second, as GitHub's timestamps are.
+var start = time.Date(2025, 6, 2, 9, 30, 0, 0, time.UTC)
+
+// env is a fake GitHub sharing a fake clock with the sinks built on it; the
+// sinks' rate-limit waits advance that clock instead of sleeping.
+type env struct {
+	srv   *ghtest.Server
+	clock *clockwork.FakeClock
+	logs  *observer.ObservedLogs
+	log   *zap.Logger
+
+	mu    sync.Mutex
+	slept []time.Duration
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{clock: clockwork.NewFakeClockAt(start)}
+	e.srv = ghtest.New(t, ghtest.WithClock(e.clock))
+	core, logs := observer.New(zap.DebugLevel)
+	e.log, e.logs = zap.New(core), logs
+	return e
+}
+
+func (e *env) sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.slept = append(e.slept, d)
+	e.mu.Unlock()
+	e.clock.Advance(d)
+	return nil
+}
+
+func (e *env) waits() []time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]time.Duration(nil), e.slept...)
+}
+
+// tokenFile writes tok to a file and returns a file: reference to it.
+func tokenFile(t *testing.T, tok string) config.Secret {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return config.Secret{Ref: "file:" + p}
+}
+
+// sink builds a sink on e's server, authenticated with the server's token
+// unless c says otherwise.
+func (e *env) sink(t *testing.T, c Config, opts ...Option) *Sink {
+	t.Helper()
+	if c.Name == "" {
+		c.Name = secretName
+	}
+	if !c.Token.IsSet() && c.App == nil {
+		c.Token = tokenFile(t, e.srv.Token())
+	}
+	c.BaseURL = e.srv.URL
+	opts = append([]Option{WithClock(e.clock), WithSleep(e.sleep)}, opts...)
+	s, err := NewWithOptions(c, e.log, opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// rewriteTransport lets a test alter requests on their way to the server.
+type rewriteTransport func(*http.Request) *http.Request
+
+func (f rewriteTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return http.DefaultTransport.RoundTrip(f(r))
+}
