@@ -69,9 +69,20 @@ type Event struct {
 	Phase      Phase
 	// Sink is set for per-sink steps.
 	Sink string
-	// Msg is a short human description of what just happened.
+	// Msg is a short human description of what just happened; empty for a
+	// phase transition.
 	Msg string
 	Err error
+	// Transition is set when the event is a journaled phase change; the
+	// fields below are filled for transitions only.
+	Transition bool
+	OldKeyID   string
+	NewKeyID   string
+	// Sinks names the credential's sinks written so far.
+	Sinks []string
+	// Error is the rotation's recorded error, for rolling_back, rolled_back
+	// and failed.
+	Error string
 }
 
 // Hooks let tests stop the engine around journal writes, as a crash would.
@@ -671,7 +682,16 @@ func (e *Engine) advance(ctx context.Context, rec *Record, p Phase, cause error)
 	if err := e.save(ctx, rec); err != nil {
 		return err
 	}
-	e.emit(rec, "", "", nil)
+	e.Log.Info("phase "+string(p), zap.String("credential", rec.Credential), zap.String("rotation_id", rec.ID), zap.String("phase", string(p)),
+		zap.String("key_id", rec.NewKeyID))
+	if e.Observe != nil {
+		ev := Event{Time: t.At, Credential: rec.Credential, RotationID: rec.ID, Phase: p, Transition: true,
+			OldKeyID: rec.OldKeyID, NewKeyID: rec.NewKeyID, Error: rec.Error}
+		for _, r := range rec.Receipts {
+			ev.Sinks = append(ev.Sinks, r.Sink)
+		}
+		e.Observe(ev)
+	}
 	return nil
 }
 
