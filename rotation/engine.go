@@ -533,24 +533,35 @@ func (e *Engine) probe(ctx context.Context, c *Credential, rec *Record) error {
 // drain waits until the issuer reports the old key unused for IdleFor,
 // giving up after MaxWait (counted from entering Draining).
 func (e *Engine) drain(ctx context.Context, c *Credential, rec *Record) error {
+	if err := e.waitIdle(ctx, c, rec, rec.OldKeyID, "old"); err != nil {
+		return err
+	}
+	return e.advance(ctx, rec, Revoking, nil)
+}
+
+// waitIdle waits until the issuer reports the key unused for
+// Drain.IdleFor, at most Drain.MaxWait from rec's last journal write.
+// Without a drain config or a UsageReporter it waits one monitor interval:
+// the time a client that re-reads its key needs to pick up a change.
+func (e *Engine) waitIdle(ctx context.Context, c *Credential, rec *Record, keyID, which string) error {
 	ur, ok := c.Issuer.(issuers.UsageReporter)
 	if !ok || c.Drain == nil {
-		return e.advance(ctx, rec, Revoking, nil)
+		return e.sleep(ctx, c.Monitor.Interval)
 	}
 	since := rec.UpdatedAt
 	for {
-		last, err := call(e, ctx, func(ctx context.Context) (time.Time, error) { return ur.LastUsed(ctx, rec.OldKeyID) })
+		last, err := call(e, ctx, func(ctx context.Context) (time.Time, error) { return ur.LastUsed(ctx, keyID) })
 		if err != nil && ctx.Err() != nil {
 			return err
 		}
 		now := e.Clock.Now()
 		if err == nil && (last.IsZero() || now.Sub(last) >= c.Drain.IdleFor) {
-			e.emit(rec, "", "old key idle", nil)
-			break
+			e.emit(rec, "", which+" key idle", nil)
+			return nil
 		}
 		if now.Sub(since) >= c.Drain.MaxWait {
-			e.emit(rec, "", fmt.Sprintf("old key still in use after max_wait %s: revoking", c.Drain.MaxWait), nil)
-			break
+			e.emit(rec, "", fmt.Sprintf("%s key still in use after max_wait %s: revoking", which, c.Drain.MaxWait), nil)
+			return nil
 		}
 		wait := c.Drain.IdleFor
 		if err == nil {
@@ -561,7 +572,6 @@ func (e *Engine) drain(ctx context.Context, c *Credential, rec *Record) error {
 			return err
 		}
 	}
-	return e.advance(ctx, rec, Revoking, nil)
 }
 
 // revokeOld revokes the replaced key (I1: only now). A revoke that keeps
@@ -611,6 +621,13 @@ func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error
 		}
 	}
 	if rec.NewKeyID != "" {
+		if rec.reachedDeploy() {
+			// Clients may have read the new key just before its sink was
+			// restored: give them time to move back before revoking it (I3).
+			if err := e.waitIdle(ctx, c, rec, rec.NewKeyID, "new"); err != nil {
+				return err
+			}
+		}
 		err := e.retry(ctx, func(ctx context.Context) error { return c.Issuer.Revoke(ctx, rec.NewKeyID) })
 		if err != nil && !errors.Is(err, issuers.ErrNotFound) {
 			return fmt.Errorf("rotation: %s/%s: revoke new key %s: %w", rec.Credential, rec.ID, rec.NewKeyID, err)
