@@ -112,6 +112,8 @@ type env struct {
 
 type envOptions struct {
 	window, interval string
+	// sinks are more YAML sink entries, each a "{...}" flow mapping.
+	sinks []string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -171,14 +173,22 @@ credentials:
     verify: {timeout: 30s}
     sinks:
       - {type: file, path: %[1]s/app.env, key: API_KEY}
-    monitor:
+%[6]s    monitor:
       window: %[4]s
       interval: %[5]s
       failure_threshold: 2
       checks:
         - url: %[3]s/healthz
-`, e.dir, e.simURL, e.appURL, o.window, o.interval))
+`, e.dir, e.simURL, e.appURL, o.window, o.interval, extraSinks(o.sinks)))
 	return e
+}
+
+func extraSinks(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("      - " + l + "\n")
+	}
+	return b.String()
 }
 
 func startSim(t *testing.T, sim *apexsim.Sim) (string, func()) {
