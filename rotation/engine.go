@@ -11,6 +11,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -608,7 +609,9 @@ func (e *Engine) fail(ctx context.Context, rec *Record, cause error) error {
 // restored, the new key is left valid and the rotation fails for a person.
 func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error {
 	if rec.reachedDeploy() {
-		for _, s := range c.Sinks {
+		// Undo in reverse write order, so that sinks sharing a back-end
+		// (two fields of one secret) unwind like a stack.
+		for _, s := range slices.Backward(c.Sinks) {
 			if err := e.restore(ctx, s, rec); err != nil {
 				if ctx.Err() != nil {
 					return err
