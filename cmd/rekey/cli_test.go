@@ -102,7 +102,7 @@ type env struct {
 	sim      *apexsim.Sim
 	iss      *apexverify.Issuer
 	reader   *file.Sink
-	healthy  func() bool
+	healthy  func() bool // guarded by mu; nil means healthy
 	oldKey   issuers.Key
 	appURL   string
 	simURL   string
@@ -143,7 +143,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := e.client(); err != nil || (e.healthy != nil && !e.healthy()) {
+		if err := e.client(); err != nil || !e.isHealthy() {
 			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
 			return
 		}
@@ -202,6 +202,19 @@ func writeFile(t *testing.T, path, body string) {
 	if err := os.WriteFile(path, []byte(body+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func (e *env) setHealthy(f func() bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.healthy = f
+}
+
+func (e *env) isHealthy() bool {
+	e.mu.Lock()
+	f := e.healthy
+	e.mu.Unlock()
+	return f == nil || f()
 }
 
 // client reads the key from the file and uses it, as the app would.
@@ -344,7 +357,7 @@ func TestRotateAndRollback(t *testing.T) {
 
 	// Now the app turns unhealthy during monitoring: roll back.
 	before := e.current()
-	e.healthy = func() bool { return false }
+	e.setHealthy(func() bool { return false })
 	code, out, errOut = e.cli("rotate", "prod")
 	if code != 1 || !strings.Contains(out, "rolled_back") {
 		t.Fatalf("rotate with failing health: exit %d\n%s%s", code, out, errOut)
@@ -355,7 +368,7 @@ func TestRotateAndRollback(t *testing.T) {
 	if err := e.iss.Verify(context.Background(), before); err != nil {
 		t.Errorf("old key no longer works after rollback: %v", err)
 	}
-	e.healthy = nil
+	e.setHealthy(nil)
 	e.invariants()
 
 	code, out, _ = e.cli("status", "-o", "json")
@@ -504,7 +517,7 @@ func killAndResume(t *testing.T, i int) {
 	if i%3 == 2 {
 		// Every third run fails its health checks: the kill lands in the
 		// rollback path instead.
-		e.healthy = func() bool { return false }
+		e.setHealthy(func() bool { return false })
 	}
 	// A client reads the file and calls the simulator throughout.
 	stop := make(chan struct{})
@@ -535,7 +548,7 @@ func killAndResume(t *testing.T, i int) {
 	timer.Stop()
 	record(out.Bytes())
 
-	e.healthy = nil
+	e.setHealthy(nil)
 	run := e.binary("run")
 	b, err := run.CombinedOutput()
 	record(b)

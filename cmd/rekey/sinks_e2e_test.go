@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -40,15 +41,16 @@ func TestRotateIntoAWSSecretsManager(t *testing.T) {
 		}
 		return secret.New(doc["api_key"]), nil
 	}
-	appHealthy := true
-	e.healthy = func() bool {
+	var appHealthy atomic.Bool
+	appHealthy.Store(true)
+	e.setHealthy(func() bool {
 		v, err := fromAWS()
 		if err != nil {
 			return false
 		}
 		rememberValue(v)
-		return e.iss.Verify(context.Background(), v) == nil && appHealthy
-	}
+		return e.iss.Verify(context.Background(), v) == nil && appHealthy.Load()
+	})
 
 	if code, out, errOut := e.cli("rotate", "prod"); code != 0 {
 		t.Fatalf("rotate: exit %d\n%s%s", code, out, errOut)
@@ -60,7 +62,7 @@ func TestRotateIntoAWSSecretsManager(t *testing.T) {
 	e.invariants()
 	versions := len(sm.Versions("prod/crm/apexverify"))
 
-	appHealthy = false
+	appHealthy.Store(false)
 	code, out, errOut := e.cli("rotate", "prod")
 	if code != 1 || !strings.Contains(out, "rolled_back") {
 		t.Fatalf("rotate with failing health: exit %d\n%s%s", code, out, errOut)
@@ -72,7 +74,7 @@ func TestRotateIntoAWSSecretsManager(t *testing.T) {
 	if got := len(sm.Versions("prod/crm/apexverify")); got != versions+1 {
 		t.Errorf("%d versions after a rollback, want %d: rollback must move the stage, not write a copy", got, versions+1)
 	}
-	appHealthy = true
+	appHealthy.Store(true)
 	e.invariants()
 }
 
@@ -90,8 +92,9 @@ func TestRotateIntoGitHubActions(t *testing.T) {
 	scope := ghtest.EnvScope("acme/crm", "production")
 	seedValue := e.current()
 	gh.SetSecret(scope, "APEXVERIFY_API_KEY", seedValue.Reveal())
-	appHealthy := true
-	e.healthy = func() bool { return appHealthy }
+	var appHealthy atomic.Bool
+	appHealthy.Store(true)
+	e.setHealthy(appHealthy.Load)
 
 	if code, out, errOut := e.cli("rotate", "prod"); code != 0 {
 		t.Fatalf("rotate: exit %d\n%s%s", code, out, errOut)
@@ -103,7 +106,7 @@ func TestRotateIntoGitHubActions(t *testing.T) {
 	e.invariants()
 
 	newKey := e.current()
-	appHealthy = false
+	appHealthy.Store(false)
 	if code, out, errOut := e.cli("rotate", "prod"); code != 1 || !strings.Contains(out, "rolled_back") {
 		t.Fatalf("rotate with failing health: exit %d\n%s%s", code, out, errOut)
 	}
@@ -111,6 +114,6 @@ func TestRotateIntoGitHubActions(t *testing.T) {
 	if plain != newKey.Reveal() {
 		t.Fatalf("rollback did not put the previous key back into GitHub")
 	}
-	appHealthy = true
+	appHealthy.Store(true)
 	e.invariants()
 }
