@@ -44,12 +44,23 @@ type app struct {
 	configPath     string
 	logLevel       string
 	log            *zap.Logger
+
+	// Test seams of `rekey daemon`: reload replaces SIGHUP, listening is
+	// told the HTTP address once it serves.
+	reload    <-chan struct{}
+	listening func(addr string)
 }
 
 // execute runs the CLI with args and returns the exit code. It knows
 // nothing of signals: ctx ending means "stop after the current step".
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, clock: clockwork.NewRealClock()}
+	return a.execute(ctx, args)
+}
+
+// execute runs the CLI on a, whose writers and clock are set.
+func (a *app) execute(ctx context.Context, args []string) int {
+	stdout, stderr := a.stdout, a.stderr
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -97,6 +108,8 @@ rolling everything back if anything goes wrong.`,
 		a.rotateCommand(),
 		a.statusCommand(),
 		a.historyCommand(),
+		a.planCommand(),
+		a.daemonCommand(),
 	)
 	return root
 }

@@ -7,13 +7,18 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/internal/audit"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/notify"
+	"github.com/rekeyhq/rekey/notify/slack"
+	"github.com/rekeyhq/rekey/notify/webhook"
 	"github.com/rekeyhq/rekey/rotation"
 	"github.com/rekeyhq/rekey/rotation/sqlite"
 	"github.com/rekeyhq/rekey/sinks"
@@ -96,25 +101,45 @@ type runtime struct {
 	creds   map[string]*rotation.Credential
 	names   []string // sorted
 	closers []sinks.Closer
+	// journal wraps store for the engine: every durable phase change goes
+	// to the audit log, notifications and onPhase.
+	journal *journaled
+	audit   *audit.Log
+	notify  *notify.Dispatcher
 }
 
+// closeTimeout bounds how long Close waits for queued notifications.
+const closeTimeout = 30 * time.Second
+
 func (rt *runtime) Close() {
+	if rt.notify != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		_ = rt.notify.Close(ctx)
+		cancel()
+	}
 	for _, c := range rt.closers {
 		_ = c.Close()
+	}
+	if rt.audit != nil {
+		_ = rt.audit.Close()
 	}
 	if rt.store != nil {
 		_ = rt.store.Close()
 	}
 }
 
+// auditPath is where the audit log lives: next to the journal.
+func auditPath(cfg *config.Config) string { return cfg.State.Path + ".audit.jsonl" }
+
 // open loads the config, opens the journal and builds every credential.
-// Nothing here talks to an issuer or sink.
+// Nothing here talks to an issuer or sink, and nothing is written until a
+// rotation runs (the audit log is created on its first line).
 func (a *app) open(ctx context.Context) (*runtime, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	rt := &runtime{cfg: cfg, creds: map[string]*rotation.Credential{}}
+	rt := &runtime{cfg: cfg}
 	ok := false
 	defer func() {
 		if !ok {
@@ -129,35 +154,207 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 	if err != nil {
 		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key (%s): %w", cfg.State.EncryptionKey, err))
 	}
+	if rt.creds, rt.names, rt.closers, err = a.credentials(cfg); err != nil {
+		return nil, err
+	}
+	targets, err := notifyTargets(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if rt.store, err = sqlite.Open(ctx, cfg.State.Path, key); err != nil {
 		return nil, fail(exitFailed, err)
 	}
-	iss := map[string]issuers.Issuer{}
-	for name, ic := range cfg.Issuers {
-		token, err := ic.ManagementToken.Resolve()
-		if err != nil {
-			return nil, fail(exitUsage, fmt.Errorf("issuers.%s.management_token: %w", name, err))
-		}
-		iss[name], err = apexverify.New(apexverify.Config{BaseURL: ic.BaseURL, ManagementToken: token, Timeout: ic.Timeout.Std()}, a.log.With(zap.String("issuer", name)))
-		if err != nil {
-			return nil, fail(exitUsage, fmt.Errorf("issuers.%s: %w", name, err))
-		}
-	}
-	for _, name := range cfg.CredentialNames() {
-		c, err := a.buildCredential(cfg.Credentials[name], iss[cfg.Credentials[name].Issuer], rt)
-		if err != nil {
-			return nil, err
-		}
-		rt.creds[name] = c
-		rt.names = append(rt.names, name)
-	}
-	sort.Strings(rt.names)
-	rt.engine = &rotation.Engine{Store: rt.store, Clock: a.clock, Log: a.log}
+	rt.audit = audit.New(auditPath(cfg))
+	rt.notify = notify.NewDispatcher(targets, notify.Retry{}, a.clock, a.log.Named("notify"))
+	rt.journal = &journaled{Store: rt.store, seen: map[string]int{}}
+	rt.journal.observe(a.auditPhase(rt.audit))
+	rt.journal.observe(notifyPhase(rt.notify))
+	rt.engine = &rotation.Engine{Store: rt.journal, Clock: a.clock, Log: a.log}
 	ok = true
 	return rt, nil
 }
 
-func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, rt *runtime) (*rotation.Credential, error) {
+// credentials builds every credential of cfg with its issuer and sinks,
+// and returns them with their sorted names and the sinks to close.
+func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, []string, []sinks.Closer, error) {
+	iss := map[string]issuers.Issuer{}
+	for name, ic := range cfg.Issuers {
+		token, err := ic.ManagementToken.Resolve()
+		if err != nil {
+			return nil, nil, nil, fail(exitUsage, fmt.Errorf("issuers.%s.management_token: %w", name, err))
+		}
+		iss[name], err = apexverify.New(apexverify.Config{BaseURL: ic.BaseURL, ManagementToken: token, Timeout: ic.Timeout.Std()}, a.log.With(zap.String("issuer", name)))
+		if err != nil {
+			return nil, nil, nil, fail(exitUsage, fmt.Errorf("issuers.%s: %w", name, err))
+		}
+	}
+	creds := map[string]*rotation.Credential{}
+	var names []string
+	var closers []sinks.Closer
+	for _, name := range cfg.CredentialNames() {
+		c, err := a.buildCredential(cfg.Credentials[name], iss[cfg.Credentials[name].Issuer], &closers)
+		if err != nil {
+			for _, cl := range closers {
+				_ = cl.Close()
+			}
+			return nil, nil, nil, err
+		}
+		creds[name] = c
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return creds, names, closers, nil
+}
+
+// notifyTargets builds the notifiers of cfg.notify; only here are their
+// URLs resolved.
+func notifyTargets(cfg *config.Config) ([]notify.Target, error) {
+	var targets []notify.Target
+	for i, n := range cfg.Notify {
+		field := fmt.Sprintf("notify[%d]", i)
+		u, err := n.URL.Resolve()
+		if err != nil {
+			return nil, fail(exitUsage, fmt.Errorf("%s.url: %w", field, err))
+		}
+		t := notify.Target{Name: field + " (" + n.Type + ")"}
+		switch n.Type {
+		case "slack":
+			t.Notifier = slack.New(u, nil)
+		case "webhook":
+			t.Notifier = webhook.New(u, nil)
+		default:
+			return nil, fail(exitUsage, fmt.Errorf("%s.type: unknown notifier type %q", field, n.Type))
+		}
+		for _, on := range n.On {
+			t.On = append(t.On, notify.Kind(on))
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
+// phaseChange is one journaled phase transition of a rotation.
+type phaseChange struct {
+	Rec  *rotation.Record
+	T    rotation.Transition
+	Prev *rotation.Transition // the phase it ended; nil for planned
+}
+
+func (p phaseChange) sinks() []string {
+	out := make([]string, 0, len(p.Rec.Receipts))
+	for _, r := range p.Rec.Receipts {
+		out = append(out, r.Sink)
+	}
+	return out
+}
+
+// outcome names how a rotation ended: success, rollback or failure; empty
+// before its last phase.
+func outcome(p rotation.Phase) string {
+	switch p {
+	case rotation.Done:
+		return "success"
+	case rotation.RolledBack:
+		return "rollback"
+	case rotation.Failed:
+		return "failure"
+	}
+	return ""
+}
+
+// journaled is the engine's view of the journal: after each Save that
+// records a new phase, it passes the change to its observers. Driving the
+// audit log and notifications from the journal itself means each line
+// stands for a durable transition, whichever command runs the engine and
+// whatever that command sets as Engine.Observe.
+type journaled struct {
+	rotation.Store
+	mu        sync.Mutex
+	seen      map[string]int // "credential/id" → transitions already reported
+	observers []func(phaseChange)
+}
+
+func (j *journaled) observe(f func(phaseChange)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.observers = append(j.observers, f)
+}
+
+// Save implements rotation.Store.
+func (j *journaled) Save(ctx context.Context, r *rotation.Record) error {
+	id := r.Credential + "/" + r.ID
+	j.mu.Lock()
+	reported, known := j.seen[id]
+	j.mu.Unlock()
+	if !known {
+		// First write of this rotation in this process: a resumed rotation
+		// has transitions reported by an earlier process.
+		switch prev, err := j.Store.Get(ctx, r.Credential, r.ID); {
+		case err == nil:
+			reported = len(prev.Transitions)
+		case errors.Is(err, rotation.ErrNotFound):
+			reported = 0
+		default:
+			reported = max(len(r.Transitions)-1, 0)
+		}
+	}
+	if err := j.Store.Save(ctx, r); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	if r.Phase.Terminal() {
+		delete(j.seen, id)
+	} else {
+		j.seen[id] = len(r.Transitions)
+	}
+	observers := j.observers
+	j.mu.Unlock()
+	for i := reported; i < len(r.Transitions); i++ {
+		pc := phaseChange{Rec: r, T: r.Transitions[i]}
+		if i > 0 {
+			pc.Prev = &r.Transitions[i-1]
+		}
+		for _, f := range observers {
+			f(pc)
+		}
+	}
+	return nil
+}
+
+// auditPhase writes one audit line per phase change. A failed write is
+// logged: the journal, which holds the same facts, has already landed.
+func (a *app) auditPhase(l *audit.Log) func(phaseChange) {
+	return func(pc phaseChange) {
+		e := audit.Entry{Time: pc.T.At, Credential: pc.Rec.Credential, RotationID: pc.Rec.ID, Phase: string(pc.T.Phase),
+			OldKeyID: pc.Rec.OldKeyID, NewKeyID: pc.Rec.NewKeyID, Sinks: pc.sinks(), Outcome: outcome(pc.T.Phase), Error: pc.T.Error}
+		if e.Outcome == "" {
+			e.Outcome = "in_progress"
+		} else if e.Error == "" {
+			e.Error = pc.Rec.Error
+		}
+		if err := l.Write(e); err != nil {
+			a.log.Error("audit log", zap.String("credential", e.Credential), zap.String("rotation_id", e.RotationID), zap.Error(err))
+		}
+	}
+}
+
+// notifyPhase queues a notification for each rotation that ends.
+func notifyPhase(d *notify.Dispatcher) func(phaseChange) {
+	return func(pc phaseChange) {
+		kind := outcome(pc.T.Phase)
+		if kind == "" {
+			return
+		}
+		phase := pc.T.Phase
+		if pc.Prev != nil && phase != rotation.Done {
+			phase = pc.Prev.Phase // where it went wrong
+		}
+		d.Notify(notify.Event{Kind: notify.Kind(kind), Credential: pc.Rec.Credential, RotationID: pc.Rec.ID, Phase: string(phase),
+			Error: pc.Rec.Error, Time: pc.T.At, OldKeyID: pc.Rec.OldKeyID, NewKeyID: pc.Rec.NewKeyID})
+	}
+}
+
+func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers *[]sinks.Closer) (*rotation.Credential, error) {
 	c := &rotation.Credential{
 		Name:          cc.Name,
 		Issuer:        iss,
@@ -197,7 +394,7 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, rt *run
 		}
 		c.Sinks = append(c.Sinks, s)
 		if cl, ok := s.(sinks.Closer); ok {
-			rt.closers = append(rt.closers, cl)
+			*closers = append(*closers, cl)
 		}
 	}
 	return c, nil

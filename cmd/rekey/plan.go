@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rekeyhq/rekey/issuers"
+	"github.com/rekeyhq/rekey/rotation"
+	"github.com/rekeyhq/rekey/sinks"
+)
+
+// maxActiveKeys is the number of active keys an ApexVerify account may
+// hold by default (the API's key_limit_reached; apexsim models it as
+// DefaultMaxActiveKeys). A rotation needs one free slot: the new key is
+// minted while the old one is still active.
+const maxActiveKeys = 10
+
+// planTimeout bounds each preflight call.
+const planTimeout = 15 * time.Second
+
+// Statuses of a preflight check.
+const (
+	checkOK           = "ok"
+	checkProblem      = "problem"
+	checkNotCheckable = "not_checkable"
+)
+
+// planCheck is one preflight check of a credential. It holds no secret.
+type planCheck struct {
+	Kind   string `json:"kind"` // issuer | sink | health_check
+	Name   string `json:"name"`
+	Status string `json:"status"` // ok | problem | not_checkable
+	Detail string `json:"detail,omitempty"`
+}
+
+// planRow is one credential in `rekey plan`.
+type planRow struct {
+	Name     string      `json:"name"`
+	Due      bool        `json:"due"`
+	DueAt    time.Time   `json:"due_at"`
+	Reason   string      `json:"reason"`
+	InFlight string      `json:"in_flight,omitempty"`
+	Ready    bool        `json:"ready"`
+	Checks   []planCheck `json:"checks"`
+}
+
+type planReport struct {
+	Ready       bool      `json:"ready"`
+	Credentials []planRow `json:"credentials"`
+}
+
+func (a *app) planCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Per credential: when it is due, and a preflight of issuer, key slots, sinks and health URLs; changes nothing (exit 1 on a problem)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fail(exitUsage, fmt.Errorf("-o %q: want table or json", output))
+			}
+			rt, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer rt.Close()
+			report, err := a.plan(cmd.Context(), rt)
+			if err != nil {
+				return fail(exitFailed, err)
+			}
+			if output == "json" {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(report); err != nil {
+					return fail(exitFailed, err)
+				}
+			} else if err := writePlan(a.stdout, report); err != nil {
+				return fail(exitFailed, err)
+			}
+			if !report.Ready {
+				return fail(exitFailed, nil)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table | json")
+	return cmd
+}
+
+// plan runs every read-only preflight. It writes nothing: no journal
+// record, no sink, no key.
+func (a *app) plan(ctx context.Context, rt *runtime) (planReport, error) {
+	report := planReport{Ready: true}
+	issuerChecks := map[string]planCheck{} // one List per issuer
+	for _, name := range rt.names {
+		c := rt.creds[name]
+		due, err := rt.engine.Due(ctx, c)
+		if err != nil {
+			return report, err
+		}
+		row := planRow{Name: name, Due: due.Due, DueAt: due.At.UTC(), Reason: due.Reason, Ready: true}
+		hist, err := rt.store.History(ctx, name, 1)
+		if err != nil {
+			return report, err
+		}
+		if len(hist) > 0 && !hist[0].Phase.Terminal() {
+			row.InFlight = hist[0].ID + " " + string(hist[0].Phase)
+		}
+
+		issuerName := rt.cfg.Credentials[name].Issuer
+		ic, ok := issuerChecks[issuerName]
+		if !ok {
+			ic = checkIssuer(ctx, issuerName, c.Issuer)
+			issuerChecks[issuerName] = ic
+		}
+		row.Checks = append(row.Checks, ic)
+		for _, s := range c.Sinks {
+			row.Checks = append(row.Checks, checkSink(ctx, s))
+		}
+		for i, ch := range c.Monitor.Checks {
+			row.Checks = append(row.Checks, checkHealthURL(ctx, i, ch))
+		}
+		for _, ch := range row.Checks {
+			if ch.Status == checkProblem {
+				row.Ready, report.Ready = false, false
+			}
+		}
+		report.Credentials = append(report.Credentials, row)
+	}
+	return report, nil
+}
+
+func checkIssuer(ctx context.Context, name string, iss issuers.Issuer) planCheck {
+	ctx, cancel := context.WithTimeout(ctx, planTimeout)
+	defer cancel()
+	pc := planCheck{Kind: "issuer", Name: name}
+	keys, err := iss.List(ctx)
+	if err != nil {
+		pc.Status, pc.Detail = checkProblem, "unreachable or management token refused: "+err.Error()
+		return pc
+	}
+	free := maxActiveKeys - len(keys)
+	if free < 1 {
+		pc.Status = checkProblem
+		pc.Detail = fmt.Sprintf("no free key slot: %d of %d keys active; revoke unused keys", len(keys), maxActiveKeys)
+		return pc
+	}
+	pc.Status = checkOK
+	pc.Detail = fmt.Sprintf("reachable, management token valid, %d of %d keys active (%d free)", len(keys), maxActiveKeys, free)
+	return pc
+}
+
+func checkSink(ctx context.Context, s sinks.Sink) planCheck {
+	pc := planCheck{Kind: "sink", Name: s.Name()}
+	p, ok := s.(sinks.Preflighter)
+	if !ok {
+		pc.Status, pc.Detail = checkNotCheckable, "this sink type cannot be checked without writing"
+		return pc
+	}
+	ctx, cancel := context.WithTimeout(ctx, planTimeout)
+	defer cancel()
+	if err := p.Preflight(ctx); err != nil {
+		pc.Status, pc.Detail = checkProblem, err.Error()
+		return pc
+	}
+	pc.Status, pc.Detail = checkOK, "writable"
+	return pc
+}
+
+// checkHealthURL checks that a health check's URL answers at all; whether
+// the answer is healthy is the monitoring window's business.
+func checkHealthURL(ctx context.Context, i int, ch rotation.Check) planCheck {
+	pc := planCheck{Kind: "health_check", Name: fmt.Sprintf("checks[%d]", i)}
+	hc, ok := ch.(*rotation.HTTPCheck)
+	if !ok {
+		pc.Status = checkNotCheckable
+		return pc
+	}
+	if hc.Name != "" {
+		pc.Name = hc.Name
+	} else {
+		pc.Name = hc.URL
+	}
+	timeout := hc.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, hc.URL, nil)
+	if err != nil {
+		pc.Status, pc.Detail = checkProblem, err.Error()
+		return pc
+	}
+	req.Header = hc.Header.Clone()
+	client := hc.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		pc.Status, pc.Detail = checkProblem, "unreachable: "+err.Error()
+		return pc
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	pc.Status, pc.Detail = checkOK, fmt.Sprintf("reachable (answered %d)", resp.StatusCode)
+	return pc
+}
+
+func writePlan(w io.Writer, r planReport) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	problems := 0
+	for i, row := range r.Credentials {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		when := "due now (" + row.Reason + ")"
+		if !row.Due {
+			when = "due " + row.DueAt.Format(time.RFC3339) + " (" + row.Reason + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", row.Name, when)
+		if row.InFlight != "" {
+			fmt.Fprintf(tw, "\tin flight: %s\n", row.InFlight)
+		}
+		for _, ch := range row.Checks {
+			status := ch.Status
+			switch status {
+			case checkProblem:
+				status = "PROBLEM"
+				problems++
+			case checkNotCheckable:
+				status = "not checkable"
+			}
+			fmt.Fprintf(tw, "  %s\t%s %s\t%s\n", status, ch.Kind, ch.Name, ch.Detail)
+		}
+	}
+	fmt.Fprintln(tw)
+	if r.Ready {
+		fmt.Fprintf(tw, "ready: %d credentials, no problems\n", len(r.Credentials))
+	} else {
+		fmt.Fprintf(tw, "not ready: %d problems\n", problems)
+	}
+	return tw.Flush()
+}

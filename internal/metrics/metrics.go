@@ -1,0 +1,183 @@
+// Package metrics holds rekey's Prometheus metrics in a registry of its
+// own (never the global one). Labels carry credential names, phases and
+// outcomes only: nothing secret.
+package metrics
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Outcomes of a finished rotation, the values of the outcome label.
+const (
+	Success  = "success"
+	Rollback = "rollback"
+	Failure  = "failure"
+)
+
+// Metrics is the set of rekey metrics. It is safe for concurrent use.
+type Metrics struct {
+	reg         *prometheus.Registry
+	rotations   *prometheus.CounterVec
+	phases      *prometheus.HistogramVec
+	nextDue     *prometheus.GaugeVec
+	lastSuccess *prometheus.GaugeVec
+	overdue     *prometheus.GaugeVec
+	inFlight    *prometheus.GaugeVec
+	age         *keyAge
+}
+
+// New builds the metrics; key age is computed from clock at each scrape.
+func New(clock clockwork.Clock) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rekey_rotations_total",
+			Help: "Finished rotations by credential and outcome (success, rollback, failure).",
+		}, []string{"credential", "outcome"}),
+		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rekey_phase_duration_seconds",
+			Help: "Time spent in each rotation phase, observed when the phase ends.",
+			// From sub-second steps to day-long drains and stages.
+			Buckets: []float64{0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600},
+		}, []string{"credential", "phase"}),
+		nextDue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_next_due_timestamp_seconds",
+			Help: "When the credential is next due for rotation (Unix time).",
+		}, []string{"credential"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_last_success_timestamp_seconds",
+			Help: "When the credential's last successful rotation finished (Unix time).",
+		}, []string{"credential"}),
+		overdue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_overdue",
+			Help: "1 if the credential's key is older than rotate_every plus the grace period.",
+		}, []string{"credential"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_rotation_in_flight",
+			Help: "1 while the credential has an unfinished rotation (including a staged one).",
+		}, []string{"credential"}),
+		age: &keyAge{clock: clock, since: map[string]time.Time{}, desc: prometheus.NewDesc(
+			"rekey_key_age_seconds",
+			"Age of the credential's current key, counted from the rotation that put it in place.",
+			[]string{"credential"}, nil)},
+	}
+	m.reg.MustRegister(m.rotations, m.phases, m.nextDue, m.lastSuccess, m.overdue, m.inFlight, m.age,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry is the registry holding every rekey metric.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Transition records a journaled phase change: prevPhase, entered at
+// prevAt, ended at at when phase began. A zero prevAt observes no
+// duration. A terminal phase (done, rolled_back, failed) counts the
+// rotation and clears the in-flight flag.
+func (m *Metrics) Transition(credential, phase string, at time.Time, prevPhase string, prevAt time.Time) {
+	if prevPhase != "" && !prevAt.IsZero() && !at.Before(prevAt) {
+		m.phases.WithLabelValues(credential, prevPhase).Observe(at.Sub(prevAt).Seconds())
+	}
+	outcome := ""
+	switch phase {
+	case "done":
+		outcome = Success
+		m.lastSuccess.WithLabelValues(credential).Set(float64(at.UnixNano()) / 1e9)
+		m.age.set(credential, at)
+	case "rolled_back":
+		outcome = Rollback
+	case "failed":
+		outcome = Failure
+	}
+	if outcome != "" {
+		m.rotations.WithLabelValues(credential, outcome).Inc()
+		m.inFlight.WithLabelValues(credential).Set(0)
+		return
+	}
+	m.inFlight.WithLabelValues(credential).Set(1)
+}
+
+// Schedule is what the scheduler knows of one credential.
+type Schedule struct {
+	NextDue time.Time
+	// LastSuccess is when the current key was put in place; zero if rekey
+	// never rotated the credential.
+	LastSuccess time.Time
+	Overdue     bool
+	InFlight    bool
+}
+
+// SetSchedule records a credential's schedule.
+func (m *Metrics) SetSchedule(credential string, s Schedule) {
+	m.nextDue.WithLabelValues(credential).Set(float64(s.NextDue.UnixNano()) / 1e9)
+	if !s.LastSuccess.IsZero() {
+		m.lastSuccess.WithLabelValues(credential).Set(float64(s.LastSuccess.UnixNano()) / 1e9)
+		m.age.set(credential, s.LastSuccess)
+	}
+	m.overdue.WithLabelValues(credential).Set(b2f(s.Overdue))
+	m.inFlight.WithLabelValues(credential).Set(b2f(s.InFlight))
+}
+
+// Forget drops every series of a credential no longer in the config.
+func (m *Metrics) Forget(credential string) {
+	l := prometheus.Labels{"credential": credential}
+	m.rotations.DeletePartialMatch(l)
+	m.phases.DeletePartialMatch(l)
+	m.nextDue.DeletePartialMatch(l)
+	m.lastSuccess.DeletePartialMatch(l)
+	m.overdue.DeletePartialMatch(l)
+	m.inFlight.DeletePartialMatch(l)
+	m.age.forget(credential)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// keyAge computes each key's age at scrape time, so the gauge never goes
+// stale between rotations.
+type keyAge struct {
+	clock clockwork.Clock
+	desc  *prometheus.Desc
+	mu    sync.Mutex
+	since map[string]time.Time
+}
+
+func (k *keyAge) set(credential string, t time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if t.After(k.since[credential]) {
+		k.since[credential] = t
+	}
+}
+
+func (k *keyAge) forget(credential string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.since, credential)
+}
+
+func (k *keyAge) Describe(ch chan<- *prometheus.Desc) { ch <- k.desc }
+
+func (k *keyAge) Collect(ch chan<- prometheus.Metric) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.clock.Now()
+	for name, t := range k.since {
+		ch <- prometheus.MustNewConstMetric(k.desc, prometheus.GaugeValue, max(now.Sub(t).Seconds(), 0), name)
+	}
+}

@@ -1,0 +1,72 @@
+package metrics_test
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/rekeyhq/rekey/internal/metrics"
+)
+
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(rec.Body)
+	return string(b)
+}
+
+func TestTransitionsAndSchedule(t *testing.T) {
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC))
+	m := metrics.New(clock)
+	t0 := clock.Now()
+	m.Transition("prod", "planned", t0, "", time.Time{})
+	m.Transition("prod", "monitoring", t0.Add(time.Second), "deployed", t0)
+	body := scrape(t, m)
+	for _, want := range []string{
+		`rekey_rotation_in_flight{credential="prod"} 1`,
+		`rekey_phase_duration_seconds_sum{credential="prod",phase="deployed"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("missing %s", want)
+		}
+	}
+	m.Transition("prod", "done", t0.Add(11*time.Minute), "revoking", t0.Add(10*time.Minute))
+	m.Transition("other", "rolled_back", t0, "rolling_back", t0)
+	m.SetSchedule("other", metrics.Schedule{NextDue: t0.Add(time.Minute), Overdue: true})
+	clock.Advance(time.Hour)
+	body = scrape(t, m)
+	for _, want := range []string{
+		`rekey_rotations_total{credential="prod",outcome="success"} 1`,
+		`rekey_rotations_total{credential="other",outcome="rollback"} 1`,
+		`rekey_rotation_in_flight{credential="prod"} 0`,
+		`rekey_key_age_seconds{credential="prod"} 2940`,
+		`rekey_overdue{credential="other"} 1`,
+		`rekey_next_due_timestamp_seconds{credential="other"} 1.79557566e+09`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("missing %s in\n%s", want, grep(body, "rekey_"))
+		}
+	}
+	if strings.Contains(body, `rekey_key_age_seconds{credential="other"}`) {
+		t.Error("key age for a credential never rotated")
+	}
+	m.Forget("other")
+	if body = scrape(t, m); strings.Contains(body, `credential="other"`) {
+		t.Error("series of a forgotten credential remain")
+	}
+}
+
+func grep(body, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
