@@ -84,6 +84,16 @@ type Event struct {
 	// Error is the rotation's recorded error, for rolling_back, rolled_back
 	// and failed.
 	Error string
+	// Probe is set on the event that follows each probe of the monitoring
+	// window (live progress); such events are not logged.
+	Probe *Probe
+}
+
+// Probe is the monitoring window's progress after one probe.
+type Probe struct {
+	Passed, Failed int           // probes so far in this window
+	Left           time.Duration // until the window ends
+	Err            error         // this probe's failure, if any
 }
 
 // Hooks let tests stop the engine around journal writes, as a crash would.
@@ -479,11 +489,20 @@ func (e *Engine) monitor(ctx context.Context, c *Credential, rec *Record) error 
 	m := c.Monitor
 	end := e.Clock.Now().Add(m.Window)
 	e.emit(rec, "", fmt.Sprintf("monitoring for %s", m.Window), nil)
-	fails := 0
+	fails, passed, failed := 0, 0, 0
 	for {
 		err := e.probe(ctx, c, rec)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if err != nil {
+			failed++
+		} else {
+			passed++
+		}
+		if e.Observe != nil {
+			e.Observe(Event{Time: e.Clock.Now(), Credential: rec.Credential, RotationID: rec.ID, Phase: rec.Phase,
+				Probe: &Probe{Passed: passed, Failed: failed, Left: max(end.Sub(e.Clock.Now()), 0), Err: err}})
 		}
 		if err != nil {
 			fails++

@@ -49,6 +49,8 @@ type app struct {
 	// told the HTTP address once it serves.
 	reload    <-chan struct{}
 	listening func(addr string)
+	// terminal overrides the check of stdout for a terminal (tests).
+	terminal *bool
 }
 
 // execute runs the CLI with args and returns the exit code. It knows
@@ -147,6 +149,9 @@ func (a *app) setup(command string) error {
 }
 
 func (a *app) isTerminal() bool {
+	if a.terminal != nil {
+		return *a.terminal
+	}
 	f, ok := a.stdout.(*os.File)
 	return ok && isatty.IsTerminal(f.Fd())
 }

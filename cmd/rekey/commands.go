@@ -111,9 +111,26 @@ func (a *app) rotateCommand() *cobra.Command {
 	return cmd
 }
 
-// progress prints each engine event as a timestamped line.
+// progress prints each engine event as a timestamped line. On a terminal
+// the monitoring window also gets a live line: a countdown with the probes
+// passed and failed, rewritten in place.
 func (a *app) progress() func(rotation.Event) {
+	live := false // the cursor is at the end of a live line
+	tty := a.isTerminal()
 	return func(ev rotation.Event) {
+		if ev.Probe != nil {
+			if tty {
+				fmt.Fprintf(a.stdout, "\r\033[K%s %s %s monitoring: %s left, %d passed, %d failed",
+					ev.Time.UTC().Format("15:04:05"), ev.Credential, ev.RotationID,
+					ev.Probe.Left.Round(time.Second), ev.Probe.Passed, ev.Probe.Failed)
+				live = true
+			}
+			return
+		}
+		if live {
+			fmt.Fprint(a.stdout, "\r\033[K")
+			live = false
+		}
 		line := ev.Time.UTC().Format("15:04:05") + " " + ev.Credential + " " + ev.RotationID + " " + string(ev.Phase)
 		if ev.Sink != "" {
 			line += " [" + ev.Sink + "]"

@@ -143,6 +143,9 @@ func (a *app) demo(ctx context.Context, keep bool) error {
 	}
 	defer rt.Close()
 	rt.engine.Observe = func(ev rotation.Event) {
+		if ev.Probe != nil {
+			return // the monitoring lines say enough
+		}
 		msg := ev.Msg
 		if msg == "" {
 			msg = "phase " + string(ev.Phase)
