@@ -427,7 +427,7 @@ func (e *Engine) verify(ctx context.Context, c *Credential, rec *Record) error {
 // reads it back (or confirms write-only sinks).
 func (e *Engine) deploy(ctx context.Context, c *Credential, rec *Record) error {
 	for _, s := range c.Sinks {
-		r, err := call(e, ctx, func(ctx context.Context) (sinks.Receipt, error) { return s.Put(ctx, rec.NewValue, rec.ID) })
+		r, err := e.put(ctx, s, rec.NewValue, rec.ID, false)
 		if err != nil {
 			if ctx.Err() != nil {
 				return err
@@ -688,16 +688,40 @@ func (e *Engine) restore(ctx context.Context, s sinks.Sink, rec *Record) error {
 	if rec.OldValue.IsZero() {
 		return errors.New("the sink had no value before and cannot be emptied; no old key to restore")
 	}
-	if err := e.retry(ctx, func(ctx context.Context) error {
-		_, err := s.Put(ctx, rec.OldValue, rec.ID+".rollback")
-		return err
-	}); err != nil {
+	if _, err := e.put(ctx, s, rec.OldValue, rec.ID+".rollback", true); err != nil {
 		return err
 	}
 	if _, ok := s.(sinks.Reader); ok {
 		return e.check(ctx, s, rec, rec.OldValue)
 	}
 	return nil
+}
+
+// put writes v to s, retrying transient failures if retry is set. A
+// write-only sink that can confirm its writes is put and confirmed as one
+// step, retried until confirmed: a write it acknowledged but lost must not
+// be trusted, least of all before a revoke (I3).
+func (e *Engine) put(ctx context.Context, s sinks.Sink, v secret.Value, rotationID string, retry bool) (sinks.Receipt, error) {
+	cf, confirmOnly := s.(sinks.Confirmer)
+	if _, ok := s.(sinks.Reader); ok {
+		confirmOnly = false
+	}
+	var r sinks.Receipt
+	once := func(ctx context.Context) error {
+		var err error
+		if r, err = s.Put(ctx, v, rotationID); err != nil {
+			return err
+		}
+		if confirmOnly {
+			return cf.Confirm(ctx, r)
+		}
+		return nil
+	}
+	if retry || confirmOnly {
+		return r, e.retry(ctx, once)
+	}
+	_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, once(ctx) })
+	return r, err
 }
 
 func (r *Record) reachedDeploy() bool {

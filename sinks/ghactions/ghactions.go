@@ -190,6 +190,14 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 	if err != nil {
 		return sinks.Receipt{}, err
 	}
+	// The updated_at before the write lets Confirm tell a write that landed
+	// from one that was acknowledged and lost: it must move strictly past it.
+	var previous string
+	if sec, _, err := api.get(ctx, s.cfg.Name); err == nil {
+		previous = sec.UpdatedAt.Time.UTC().Format(time.RFC3339)
+	} else if statusOf(err) != http.StatusNotFound {
+		return sinks.Receipt{}, s.classify("put", err, value)
+	}
 	resp, err := s.write(ctx, api, value)
 	if err != nil {
 		return sinks.Receipt{}, s.classify("put", err, value)
@@ -201,6 +209,7 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 	r := sinks.Receipt{
 		Sink:       s.name,
 		RotationID: rotationID,
+		Previous:   previous,
 		Created:    resp.StatusCode == http.StatusCreated,
 		At:         s.ackTime(resp),
 	}
@@ -306,6 +315,13 @@ func (s *Sink) Confirm(ctx context.Context, r sinks.Receipt) error {
 		return s.classify("confirm", err, secret.Value{})
 	}
 	updated := sec.UpdatedAt.Time
+	if prev, err := time.Parse(time.RFC3339, r.Previous); err == nil && !updated.After(prev) {
+		// GitHub's timestamps have whole seconds: a write in the same second
+		// as the one before it cannot be told apart. Retrying the put a second
+		// later settles it.
+		return fmt.Errorf("ghactions: confirm %s: updated_at %s has not moved past %s: the write has not landed (yet)",
+			s.name, updated.UTC().Format(time.RFC3339), r.Previous)
+	}
 	if updated.Before(r.At.Truncate(granularity).Add(-granularity)) {
 		return fmt.Errorf("ghactions: confirm %s: updated_at %s is older than the write acknowledged at %s: the write has not landed",
 			s.name, updated.UTC().Format(time.RFC3339), r.At.UTC().Format(time.RFC3339))

@@ -523,19 +523,18 @@ func TestAppInstallationAuth(t *testing.T) {
 		if got, _ := srv.Plaintext(ghtest.RepoScope("acme/crm"), secretName); got != v1.Reveal() {
 			t.Fatal("server does not hold the value")
 		}
-		if n := srv.MintedTokens(); n != 2 {
-			t.Errorf("minted %d tokens for two requests with short-lived tokens, want 2", n)
+		if n := srv.MintedTokens(); n != 3 {
+			t.Errorf("minted %d tokens for three requests (get, public key, put) with short-lived tokens, want 3", n)
 		}
 		srv.SetInstallationTokenTTL(time.Hour)
-		r, err := s.Put(ctx, sinktest.Value(t, "v2"), "rot-2") // refreshes the short-lived token once more
-		if err != nil {
+		if _, err := s.Put(ctx, sinktest.Value(t, "v2"), "rot-2"); err != nil { // refreshes the short-lived token once more
 			t.Fatal(err)
 		}
-		if err := s.Confirm(ctx, r); err != nil { // reuses the hour-long token
+		if err := s.Preflight(ctx); err != nil { // reuses the hour-long token
 			t.Fatal(err)
 		}
-		if n := srv.MintedTokens(); n != 3 {
-			t.Errorf("minted %d tokens, want 3: the hour-long token must be reused", n)
+		if n := srv.MintedTokens(); n != 4 {
+			t.Errorf("minted %d tokens, want 4: the hour-long token must be reused", n)
 		}
 		sinktest.AssertNoLeak(t, fmt.Sprintf("%v %+v %#v", s, s, s), secret.New(string(pemBytes)))
 	})
