@@ -1,0 +1,118 @@
+package soak
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/issuers/apexverify"
+)
+
+// clients are the synthetic clients: one per sink of every credential,
+// each re-reading its key from the sink and calling /v1/verify with it.
+type clients struct {
+	w      *world
+	http   *http.Client
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	calls  int
+	ok     int
+	other  int // 5xx, 429, transport errors: not refusals
+	reads  int // sink reads that failed
+	refuse []refusal
+	// seen maps credential/sink/prefix to when a client last read that
+	// key from that sink.
+	seen map[seenKey]time.Time
+}
+
+type seenKey struct {
+	cred   string
+	sink   sinkKind
+	prefix string
+}
+
+// refusal is one 401 a client got; it names the key by prefix only.
+type refusal struct {
+	cred   string
+	sink   sinkKind
+	prefix string
+	read   time.Time
+	at     time.Time
+}
+
+func (r refusal) String() string {
+	return fmt.Sprintf("%s/%s key %s read %s refused %s", r.cred, r.sink, r.prefix, r.read.Format("15:04:05.000"), r.at.Format("15:04:05.000"))
+}
+
+func startClients(w *world, pause time.Duration) *clients {
+	cl := &clients{w: w, stop: make(chan struct{}), seen: map[seenKey]time.Time{},
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
+	for _, c := range w.creds {
+		for _, kind := range c.kinds {
+			cl.wg.Add(1)
+			go cl.loop(c, kind, pause)
+		}
+	}
+	return cl
+}
+
+// close stops every client and waits for them.
+func (cl *clients) close() {
+	close(cl.stop)
+	cl.wg.Wait()
+}
+
+func (cl *clients) loop(c *cred, kind sinkKind, pause time.Duration) {
+	defer cl.wg.Done()
+	tick := time.NewTicker(pause)
+	defer tick.Stop()
+	for {
+		select {
+		case <-cl.stop:
+			return
+		case <-tick.C:
+		}
+		cl.once(c, kind)
+	}
+}
+
+func (cl *clients) once(c *cred, kind sinkKind) {
+	read := time.Now()
+	v, err := c.read(kind)
+	if err != nil || v == "" {
+		cl.mu.Lock()
+		cl.reads++
+		cl.mu.Unlock()
+		return
+	}
+	c.w.remember(v)
+	prefix := apexverify.Prefix(secret.New(v))
+	cl.mu.Lock()
+	cl.seen[seenKey{c.name, kind, prefix}] = read
+	cl.mu.Unlock()
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, c.simURL+"/v1/verify", bytes.NewReader([]byte(`{"email":"soak@example.com"}`)))
+	req.Header.Set("Authorization", "Bearer "+v)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := cl.http.Do(req)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.calls++
+	switch {
+	case err != nil:
+		cl.other++
+	case resp.StatusCode == http.StatusUnauthorized:
+		cl.refuse = append(cl.refuse, refusal{cred: c.name, sink: kind, prefix: prefix, read: read, at: time.Now()})
+	case resp.StatusCode == http.StatusOK:
+		cl.ok++
+	default:
+		cl.other++
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+}
