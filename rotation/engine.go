@@ -717,8 +717,13 @@ func (e *Engine) put(ctx context.Context, s sinks.Sink, v secret.Value, rotation
 		}
 		return nil
 	}
-	if retry || confirmOnly {
+	switch {
+	case retry:
 		return r, e.retry(ctx, once)
+	case confirmOnly:
+		// On deploy, a few tries settle timestamp granularity; a write that
+		// keeps getting lost is a failure to roll back, not to wait out.
+		return r, e.retryN(ctx, 3, once)
 	}
 	_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, once(ctx) })
 	return r, err
@@ -792,12 +797,17 @@ func call[T any](e *Engine, ctx context.Context, f func(context.Context) (T, err
 // retry repeats f with backoff until it succeeds, fails permanently, or
 // RetryFor passes.
 func (e *Engine) retry(ctx context.Context, f func(context.Context) error) error {
+	return e.retryN(ctx, 0, f)
+}
+
+// retryN is retry bounded to tries attempts as well (0: no bound).
+func (e *Engine) retryN(ctx context.Context, tries int, f func(context.Context) error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = time.Second, 30*time.Second
 	deadline := e.Clock.Now().Add(e.retryFor())
-	for {
+	for n := 1; ; n++ {
 		_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, f(ctx) })
-		if err == nil || isPermanent(err) || ctx.Err() != nil {
+		if err == nil || isPermanent(err) || ctx.Err() != nil || n == tries {
 			return err
 		}
 		wait := b.NextBackOff()
