@@ -1,11 +1,11 @@
 # rekey's two commands: `make demo` runs a full rotation on built-in
 # defaults; `make test` runs every test (root module, the AWS and Vault
-# test modules, vet, gofmt and short fuzzing).
+# test modules, the soak harness's CI form, vet, gofmt and short fuzzing).
 GO ?= go
-MODULES := . sinks/awssm/awssmtest sinks/vaultkv/vaulttest
+MODULES := . sinks/awssm/awssmtest sinks/vaultkv/vaulttest soak
 FUZZTIME ?= 10s
 
-.PHONY: demo build test lint test-root test-aws test-vault fuzz
+.PHONY: demo build test lint test-root test-aws test-vault test-soak soak-long fuzz
 
 demo:
 	$(GO) run ./cmd/rekey demo
@@ -13,7 +13,7 @@ demo:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/rekey ./cmd/rekey
 
-test: lint test-root test-aws test-vault fuzz
+test: lint test-root test-aws test-vault test-soak fuzz
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -28,6 +28,14 @@ test-aws:
 
 test-vault:
 	cd sinks/vaultkv/vaulttest && $(GO) test -count=1 ./...
+
+# The soak harness's CI form (300 rotations with faults) and the security
+# checks; soak-long is the 10,000-rotation form (about an hour).
+test-soak:
+	cd soak && $(GO) test -count=1 -timeout 30m ./...
+
+soak-long:
+	cd soak && REKEY_SOAK_ROTATIONS=10000 $(GO) test -count=1 -timeout 0 -run TestSoak -v .
 
 # Each fuzzer runs briefly; findings land in testdata/fuzz and fail the run.
 fuzz:
