@@ -509,6 +509,9 @@ func TestSystemdUnits(t *testing.T) {
 
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("systemd-analyze not installed: .ci/run installs Debian's systemd package so that CI verifies the units")
+		}
 		t.Skip("systemd-analyze not installed (apt-get install systemd); the units were checked only for their settings")
 	}
 	self, err := os.Executable()
