@@ -270,7 +270,7 @@ func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) error {
 	case rec.OldValue.IsZero():
 		e.warn(rec, "no readable sink holds a key yet: nothing will be revoked")
 	default:
-		idf, ok := c.Issuer.(Identifier)
+		idf, ok := c.Issuer.(issuers.Identifier)
 		if !ok {
 			e.warn(rec, "issuer cannot identify keys by prefix and no key_id is set: the old key will not be revoked")
 			return nil
@@ -287,9 +287,6 @@ func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) error {
 	}
 	return nil
 }
-
-// Identifier is issuers.Identifier, named here for the type assertion.
-type Identifier = issuers.Identifier
 
 func (e *Engine) lastDone(ctx context.Context, name string) (*Record, error) {
 	hist, err := e.Store.History(ctx, name, 0)
@@ -681,10 +678,9 @@ func (e *Engine) restore(ctx context.Context, s sinks.Sink, rec *Record) error {
 		case err == nil && !got.Equal(rec.NewValue):
 			return nil // does not hold the new key: never written, or restored already
 		}
-	} else if !hasReceipt {
-		// A write-only sink with no receipt may still have been written
-		// just before a crash: put the old value back all the same.
 	}
+	// A write-only sink is restored whether or not it has a receipt: it may
+	// have been written just before a crash.
 	if rec.OldValue.IsZero() {
 		return errors.New("the sink had no value before and cannot be emptied; no old key to restore")
 	}
