@@ -60,11 +60,43 @@ type Record struct {
 	// Forced is set by `rotate --force`.
 	Forced bool
 
+	// Setup identifies the issuer and sinks the rotation ran against (see
+	// Credential.Setup); a credential's history belongs to one setup (I8).
+	Setup string
+	// Kept is set on a Failed rotation whose new key was kept live in every
+	// sink (rolling back would have restored a dead key): the new key is the
+	// credential's current key from then on.
+	Kept bool
+	// Reverts counts how often a sink was found holding something other
+	// than the new key right before the old key's revocation (I8).
+	Reverts int
+	// Left lists keys that rekey left valid for a person. The newest
+	// record of a credential carries every such key still outstanding: a
+	// new rotation copies them forward, and a successful one revokes those
+	// no sink holds any more.
+	Left []LeftKey
+	// Untouched names sinks whose Put failed permanently, which by the
+	// Sink contract changed nothing: rollback has nothing to undo there.
+	Untouched []string
+	// Unreadable is set by a Store on a record it cannot authenticate or
+	// decrypt; then only Credential, ID and Unreadable are meaningful, and
+	// the engine goes on from the newest readable record.
+	Unreadable string
+
 	Error       string
 	Transitions []Transition
 	StartedAt   time.Time
 	UpdatedAt   time.Time
 	FinishedAt  time.Time
+}
+
+// LeftKey is a key rekey left valid at the issuer for a person to look at.
+type LeftKey struct {
+	KeyID      string    `json:"key_id"`
+	RotationID string    `json:"rotation_id"` // the rotation that left it
+	Reason     string    `json:"reason"`
+	HeldBy     []string  `json:"held_by,omitempty"` // sink names holding it when left
+	At         time.Time `json:"at"`
 }
 
 // ErrBusy is returned by Store.Lock when another process or goroutine is
