@@ -34,8 +34,14 @@ type Credential struct {
 	// the given short rotation ID.
 	Label func(now time.Time, rotationID string) string
 	// KeyID names the key in the sinks at the issuer when it cannot be
-	// identified by prefix (I7). Used only on the first rotation.
+	// identified by prefix (I7). Used only on the first rotation; when the
+	// issuer can identify the key in the sinks, the two must agree.
 	KeyID string
+	// Setup identifies the issuer (type, address, account where known) and
+	// the sinks, as text holding no secret. A credential's journal history
+	// belongs to one setup: a record written for another is refused (I8).
+	// Empty: not checked.
+	Setup string
 
 	RotateEvery  time.Duration
 	Window       *Window // nil: any time
@@ -158,24 +164,24 @@ func (e *Engine) Rotate(ctx context.Context, c *Credential, opt Options) (Outcom
 	}
 	defer unlock()
 
-	rec, err := e.unfinished(ctx, c.Name)
+	st, err := e.state(ctx, c.Name)
 	if err != nil {
 		return Outcome{}, err
 	}
+	if err := checkSetup(c, st); err != nil {
+		return Outcome{}, err
+	}
+	rec := st.unfinished
 	if rec == nil {
 		if opt.Finish {
 			return Outcome{}, ErrNotStaged
 		}
 		if !opt.Force {
-			due, err := e.Due(ctx, c)
-			if err != nil {
-				return Outcome{}, err
-			}
-			if !due.Due {
+			if due := schedule(c, st.hist, e.Clock.Now()); !due.Due {
 				return Outcome{Skipped: due.Reason}, nil
 			}
 		}
-		if rec, err = e.plan(ctx, c, opt); err != nil {
+		if rec, err = e.plan(ctx, c, opt, st); err != nil {
 			return Outcome{}, err
 		}
 	} else if opt.Finish && rec.Staged {
@@ -193,27 +199,20 @@ func (e *Engine) Resume(ctx context.Context, c *Credential) (Outcome, error) {
 		return Outcome{}, err
 	}
 	defer unlock()
-	rec, err := e.unfinished(ctx, c.Name)
-	if err != nil || rec == nil {
+	st, err := e.state(ctx, c.Name)
+	if err != nil || st.unfinished == nil {
 		return Outcome{}, err
 	}
-	return e.drive(ctx, c, rec)
-}
-
-func (e *Engine) unfinished(ctx context.Context, name string) (*Record, error) {
-	hist, err := e.Store.History(ctx, name, 1)
-	if err != nil {
-		return nil, err
+	if err := checkSetup(c, st); err != nil {
+		return Outcome{}, err
 	}
-	if len(hist) == 0 || hist[0].Phase.Terminal() {
-		return nil, nil
-	}
-	return hist[0], nil
+	return e.drive(ctx, c, st.unfinished)
 }
 
 // plan journals a new rotation: the old key is the one the last successful
 // rotation made, or on the first rotation the one found in the sinks (I7).
-func (e *Engine) plan(ctx context.Context, c *Credential, opt Options) (*Record, error) {
+// Keys left for a person and unsure mints are carried forward.
+func (e *Engine) plan(ctx context.Context, c *Credential, opt Options, st state) (*Record, error) {
 	now := e.Clock.Now().UTC()
 	id := newID()
 	rec := &Record{
@@ -223,15 +222,22 @@ func (e *Engine) plan(ctx context.Context, c *Credential, opt Options) (*Record,
 		Staged:     opt.Stage,
 		Forced:     opt.Force,
 		StartedAt:  now,
+		Setup:      c.Setup,
 	}
-	last, err := e.lastDone(ctx, c.Name)
-	if err != nil {
-		return nil, err
+	if st.latest != nil {
+		rec.Left = slices.Clone(st.latest.Left)
+		rec.Unsure = slices.Clone(st.latest.Unsure)
 	}
-	if last != nil {
-		rec.OldKeyID, rec.OldValue = last.NewKeyID, last.NewValue
-	} else if err := e.adopt(ctx, c, rec); err != nil {
-		return nil, err
+	if st.current != nil {
+		rec.OldKeyID, rec.OldValue = st.current.NewKeyID, st.current.NewValue
+	} else {
+		note, err := e.adopt(ctx, c, rec)
+		if err != nil {
+			return nil, err
+		}
+		if rec.OldKeyID == "" {
+			e.warn(rec, note)
+		}
 	}
 	if err := e.advance(ctx, rec, Planned, nil); err != nil {
 		return nil, err
@@ -239,9 +245,11 @@ func (e *Engine) plan(ctx context.Context, c *Credential, opt Options) (*Record,
 	return rec, nil
 }
 
-// adopt identifies the key currently in the sinks (I7). If it cannot be
-// identified, the rotation proceeds but revokes nothing.
-func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) error {
+// adopt identifies the key currently in the sinks (I7) and says how, in
+// plain words. If it cannot be identified, the rotation proceeds but
+// revokes nothing. A key_id that contradicts the key in the sinks is a
+// permanent error: rotating would revoke a key the sinks do not hold.
+func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) (string, error) {
 	for _, s := range c.Sinks {
 		rd, ok := s.(sinks.Reader)
 		if !ok {
@@ -252,53 +260,54 @@ func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("rotation: read current key from %s: %w", s.Name(), err)
+			return "", fmt.Errorf("rotation: read current key from %s: %w", s.Name(), err)
 		}
 		rec.OldValue = v
 		break
 	}
+	idf, canIdentify := c.Issuer.(issuers.Identifier)
+	var found issuers.Key
+	identified := false
+	if canIdentify && !rec.OldValue.IsZero() {
+		k, err := call(e, ctx, func(ctx context.Context) (issuers.Key, error) { return idf.Identify(ctx, rec.OldValue) })
+		switch {
+		case err == nil:
+			found, identified = k, true
+		case !errors.Is(err, issuers.ErrNotFound):
+			return "", fmt.Errorf("rotation: identify current key: %w", err)
+		}
+	}
 	switch {
 	case c.KeyID != "":
-		k, err := c.Issuer.Get(ctx, c.KeyID)
+		k, err := call(e, ctx, func(ctx context.Context) (issuers.Key, error) { return c.Issuer.Get(ctx, c.KeyID) })
+		if errors.Is(err, issuers.ErrNotFound) {
+			return "", backoff.Permanent(fmt.Errorf("rotation: key_id %s: no such key at the issuer", c.KeyID))
+		}
 		if err != nil {
-			return fmt.Errorf("rotation: adopt key_id %s: %w", c.KeyID, err)
+			return "", fmt.Errorf("rotation: adopt key_id %s: %w", c.KeyID, err)
 		}
 		if k.Status != issuers.Active {
-			return backoff.Permanent(fmt.Errorf("rotation: adopt key_id %s: key is %s", c.KeyID, k.Status))
+			return "", backoff.Permanent(fmt.Errorf("rotation: adopt key_id %s: key is %s", c.KeyID, k.Status))
+		}
+		if canIdentify && !rec.OldValue.IsZero() && (!identified || found.ID != k.ID) {
+			what := "is not an active key of this issuer"
+			if identified {
+				what = "is key " + found.ID
+			}
+			return "", backoff.Permanent(fmt.Errorf("rotation: key_id %s does not match the key in the sinks, which %s: "+
+				"refusing to rotate, as that would revoke a key the sinks do not hold; correct or remove key_id", c.KeyID, what))
 		}
 		rec.OldKeyID = k.ID
+		return "current key " + k.ID + " named by key_id", nil
 	case rec.OldValue.IsZero():
-		e.warn(rec, "no readable sink holds a key yet: nothing will be revoked")
-	default:
-		idf, ok := c.Issuer.(issuers.Identifier)
-		if !ok {
-			e.warn(rec, "issuer cannot identify keys by prefix and no key_id is set: the old key will not be revoked")
-			return nil
-		}
-		k, err := idf.Identify(ctx, rec.OldValue)
-		if errors.Is(err, issuers.ErrNotFound) {
-			e.warn(rec, "the key in the sinks is not an active key of this issuer: the old key will not be revoked")
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("rotation: identify current key: %w", err)
-		}
-		rec.OldKeyID = k.ID
+		return "no readable sink holds a key yet: nothing will be revoked", nil
+	case !canIdentify:
+		return "issuer cannot identify keys by prefix and no key_id is set: the new key will be deployed and monitored, but the old key will not be revoked", nil
+	case !identified:
+		return "the key in the sinks is not an active key of this issuer: the new key will be deployed and monitored, but the old key will not be revoked", nil
 	}
-	return nil
-}
-
-func (e *Engine) lastDone(ctx context.Context, name string) (*Record, error) {
-	hist, err := e.Store.History(ctx, name, 0)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range hist {
-		if r.Phase == Done {
-			return r, nil
-		}
-	}
-	return nil, nil
+	rec.OldKeyID = found.ID
+	return "current key " + found.ID + " identified by its prefix", nil
 }
 
 // drive runs rec forward from its journaled phase until it ends, is
@@ -355,10 +364,17 @@ func interrupted(err error) error {
 }
 
 // mint creates the new key. A rotation resumed in Planned may have created
-// a key whose value was lost with the crash: those are revoked first (I2).
+// a key whose value was lost with the crash: those are revoked first (I2),
+// with any key an earlier mint of unknown outcome may have left. A mint
+// that fails changed nothing, so the rotation ends at once in RolledBack
+// with nothing to undo; if the issuer could not be asked whether a key was
+// made after all, the label is carried forward for the next mint to clean.
 func (e *Engine) mint(ctx context.Context, c *Credential, rec *Record) error {
 	if err := e.revokeOrphans(ctx, c, rec); err != nil {
-		return e.fail(ctx, rec, fmt.Errorf("clean up before mint: %w", err))
+		if ctx.Err() != nil {
+			return err
+		}
+		return e.abandon(ctx, rec, fmt.Errorf("clean up before mint: %w", err))
 	}
 	var key issuers.Key
 	value, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) {
@@ -370,29 +386,45 @@ func (e *Engine) mint(ctx context.Context, c *Credential, rec *Record) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		// Nothing was changed; if a key was made after all, the next
-		// attempt's orphan clean-up revokes it.
-		return e.fail(ctx, rec, fmt.Errorf("mint: %w", err))
+		if cerr := e.revokeOrphans(ctx, c, rec); cerr != nil && !slices.Contains(rec.Unsure, rec.Label) {
+			rec.Unsure = append(rec.Unsure, rec.Label)
+		}
+		return e.abandon(ctx, rec, fmt.Errorf("mint: %w", err))
 	}
 	rec.NewKeyID, rec.NewValue = key.ID, value
 	e.emit(rec, "", fmt.Sprintf("new key %s (%s)", key.ID, key.Label), nil)
 	return e.advance(ctx, rec, Minted, nil)
 }
 
+// abandon ends a rotation that changed nothing: no key was minted, no sink
+// written. There is nothing to roll back.
+func (e *Engine) abandon(ctx context.Context, rec *Record, cause error) error {
+	rec.Error = cause.Error() + " (nothing was changed)"
+	rec.FinishedAt = e.Clock.Now().UTC()
+	e.emit(rec, "", "failed before mint: nothing to undo", cause)
+	return e.advance(ctx, rec, RolledBack, cause)
+}
+
+// revokeOrphans revokes every active key labelled like this rotation, or
+// like an earlier mint of unknown outcome, except the current key. On
+// success the unsure labels are cleared.
 func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record) error {
-	keys, err := call(e, ctx, func(ctx context.Context) ([]issuers.Key, error) { return c.Issuer.Find(ctx, rec.Label) })
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if k.Status != issuers.Active || k.ID == rec.OldKeyID {
-			continue
-		}
-		e.emit(rec, "", "revoking orphan key "+k.ID+" left by an interrupted mint", nil)
-		if _, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.Issuer.Revoke(ctx, k.ID) }); err != nil {
+	for _, label := range append([]string{rec.Label}, rec.Unsure...) {
+		keys, err := call(e, ctx, func(ctx context.Context) ([]issuers.Key, error) { return c.Issuer.Find(ctx, label) })
+		if err != nil {
 			return err
 		}
+		for _, k := range keys {
+			if k.Status != issuers.Active || k.ID == rec.OldKeyID || k.ID == rec.NewKeyID {
+				continue
+			}
+			e.emit(rec, "", "revoking orphan key "+k.ID+" left by an interrupted mint", nil)
+			if err := callErr(e, ctx, func(ctx context.Context) error { return c.Issuer.Revoke(ctx, k.ID) }); err != nil {
+				return err
+			}
+		}
 	}
+	rec.Unsure = nil
 	return nil
 }
 
@@ -402,7 +434,7 @@ func (e *Engine) verify(ctx context.Context, c *Credential, rec *Record) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = 500*time.Millisecond, 15*time.Second
 	for {
-		_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.Issuer.Verify(ctx, rec.NewValue) })
+		err := callErr(e, ctx, func(ctx context.Context) error { return c.Issuer.Verify(ctx, rec.NewValue) })
 		if err == nil {
 			e.emit(rec, "", "new key authenticates", nil)
 			return e.advance(ctx, rec, Verified, nil)
@@ -428,6 +460,10 @@ func (e *Engine) deploy(ctx context.Context, c *Credential, rec *Record) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return err
+			}
+			if isPermanent(err) {
+				// By the Sink contract a permanent error changed nothing.
+				rec.Untouched = append(rec.Untouched, s.Name())
 			}
 			return e.fail(ctx, rec, fmt.Errorf("put %s: %w", s.Name(), err))
 		}
@@ -473,8 +509,7 @@ func (e *Engine) check(ctx context.Context, s sinks.Sink, rec *Record, want secr
 		if !found {
 			return errors.New("no receipt to confirm")
 		}
-		_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, cf.Confirm(ctx, r) })
-		return err
+		return callErr(e, ctx, func(ctx context.Context) error { return cf.Confirm(ctx, r) })
 	}
 	return nil
 }
@@ -591,20 +626,41 @@ func (e *Engine) waitIdle(ctx context.Context, c *Credential, rec *Record, keyID
 	}
 }
 
-// revokeOld revokes the replaced key (I1: only now). A revoke that keeps
-// failing leaves the rotation in Revoking, safe and resumable: both keys
-// still work and every sink holds the new one.
+// revokeOld revokes the replaced key (I1: only now), after looking once
+// more at the world it depends on (I8, see recheck.go), then any key an
+// earlier rotation left valid that no sink holds any more. A revoke that
+// keeps failing leaves the rotation in Revoking, safe and resumable: both
+// keys still work and every sink holds the new one.
 func (e *Engine) revokeOld(ctx context.Context, c *Credential, rec *Record) error {
+	if rec.OldKeyID != "" || len(rec.Left) > 0 {
+		held, err := e.recheckSinks(ctx, c, rec)
+		if err != nil {
+			return fmt.Errorf("rotation: %s/%s: read sinks back before revoking: %w", rec.Credential, rec.ID, err)
+		}
+		if len(held) > 0 {
+			return e.reverted(ctx, c, rec, held)
+		}
+	}
 	if rec.OldKeyID == "" {
 		e.warn(rec, "old key was never identified (I7): nothing revoked; revoke it by hand once unused")
 	} else {
+		ok, err := e.checkIdentity(ctx, c, rec)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	if rec.OldKeyID != "" {
 		err := e.retry(ctx, func(ctx context.Context) error { return c.Issuer.Revoke(ctx, rec.OldKeyID) })
 		if errors.Is(err, issuers.ErrNotFound) {
 			e.warn(rec, "old key "+rec.OldKeyID+" no longer exists at the issuer")
 		} else if err != nil {
 			return fmt.Errorf("rotation: %s/%s: revoke old key %s: %w", rec.Credential, rec.ID, rec.OldKeyID, err)
+		} else {
+			e.emit(rec, "", "old key "+rec.OldKeyID+" revoked", nil)
 		}
-		e.emit(rec, "", "old key "+rec.OldKeyID+" revoked", nil)
+	}
+	if err := e.revokeLeft(ctx, c, rec); err != nil {
+		return err
 	}
 	rec.FinishedAt = e.Clock.Now().UTC()
 	return e.advance(ctx, rec, Done, nil)
@@ -621,22 +677,46 @@ func (e *Engine) fail(ctx context.Context, rec *Record, cause error) error {
 }
 
 // rollback restores every sink the rotation may have written to the old
-// value, and only then revokes the new key (I3). If a sink cannot be
-// restored, the new key is left valid and the rotation fails for a person.
+// value, and only then revokes the new key (I3). Before restoring it checks
+// that the old key still authenticates (I8): restoring a dead key is an
+// outage, so then the new key is kept in every sink instead. A sink that
+// cannot be restored does not stop the others; the rotation then fails for
+// a person, with the new key left valid.
 func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error {
 	if rec.reachedDeploy() {
+		if !rec.OldValue.IsZero() {
+			alive, err := e.oldKeyAlive(ctx, c, rec)
+			if err != nil {
+				return fmt.Errorf("rotation: %s/%s: check the old key before rolling back: %w", rec.Credential, rec.ID, err)
+			}
+			if !alive {
+				return e.keepNew(ctx, c, rec)
+			}
+		}
 		// Undo in reverse write order, so that sinks sharing a back-end
 		// (two fields of one secret) unwind like a stack.
+		var failed []string
 		for _, s := range slices.Backward(c.Sinks) {
+			if slices.Contains(rec.Untouched, s.Name()) {
+				continue
+			}
 			if err := e.restore(ctx, s, rec); err != nil {
 				if ctx.Err() != nil {
 					return err
 				}
-				rec.Error = fmt.Sprintf("%s; rollback of %s: %v (the new key %s was left valid)", rec.Error, s.Name(), err, rec.NewKeyID)
-				rec.FinishedAt = e.Clock.Now().UTC()
-				return e.advance(ctx, rec, Failed, err)
+				failed = append(failed, s.Name())
+				rec.Error = fmt.Sprintf("%s; rollback of %s: %v", rec.Error, s.Name(), err)
+				e.emit(rec, s.Name(), "could not be restored", err)
+				continue
 			}
 			e.emit(rec, s.Name(), "restored", nil)
+		}
+		if len(failed) > 0 {
+			slices.Reverse(failed)
+			rec.Error += fmt.Sprintf(" (the new key %s was left valid: %s may hold it)", rec.NewKeyID, strings.Join(failed, ", "))
+			e.leave(rec, rec.NewKeyID, "rollback could not restore every sink", failed)
+			rec.FinishedAt = e.Clock.Now().UTC()
+			return e.advance(ctx, rec, Failed, errors.New("rollback incomplete"))
 		}
 	}
 	if rec.NewKeyID != "" {
@@ -721,8 +801,7 @@ func (e *Engine) put(ctx context.Context, s sinks.Sink, v secret.Value, rotation
 		// keeps getting lost is a failure to roll back, not to wait out.
 		return r, e.retryN(ctx, 3, once)
 	}
-	_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, once(ctx) })
-	return r, err
+	return r, callErr(e, ctx, once)
 }
 
 func (r *Record) reachedDeploy() bool {
@@ -790,6 +869,13 @@ func call[T any](e *Engine, ctx context.Context, f func(context.Context) (T, err
 	return f(cctx)
 }
 
+// callErr is call for a step that returns only an error.
+func callErr(e *Engine, ctx context.Context, f func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, e.stepTimeout())
+	defer cancel()
+	return f(cctx)
+}
+
 // retry repeats f with backoff until it succeeds, fails permanently, or
 // RetryFor passes.
 func (e *Engine) retry(ctx context.Context, f func(context.Context) error) error {
@@ -802,7 +888,7 @@ func (e *Engine) retryN(ctx context.Context, tries int, f func(context.Context) 
 	b.InitialInterval, b.MaxInterval = time.Second, 30*time.Second
 	deadline := e.Clock.Now().Add(e.retryFor())
 	for n := 1; ; n++ {
-		_, err := call(e, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, f(ctx) })
+		err := callErr(e, ctx, f)
 		if err == nil || isPermanent(err) || ctx.Err() != nil || n == tries {
 			return err
 		}
@@ -864,10 +950,14 @@ func (e *Engine) emit(rec *Record, sink, msg string, err error) {
 }
 
 func (e *Engine) warn(rec *Record, msg string) {
-	e.Log.Warn(msg, zap.String("credential", rec.Credential), zap.String("rotation_id", rec.ID))
+	e.Log.Warn(msg, logFields(rec)...)
 	if e.Observe != nil {
 		e.Observe(Event{Time: e.Clock.Now(), Credential: rec.Credential, RotationID: rec.ID, Phase: rec.Phase, Msg: "warning: " + msg})
 	}
+}
+
+func logFields(rec *Record) []zap.Field {
+	return []zap.Field{zap.String("credential", rec.Credential), zap.String("rotation_id", rec.ID)}
 }
 
 func setReceipt(rec *Record, r sinks.Receipt) {

@@ -225,6 +225,10 @@ func (s *Sim) DropResponseNext(n int) {
 	s.addFault(&fault{n: n, status: http.StatusBadGateway, after: true, hangup: true})
 }
 
+// ClearFaults drops every pending fault set by FailNext, FailAfterNext and
+// DropResponseNext.
+func (s *Sim) ClearFaults() { s.with(func() { s.faults = nil }) }
+
 // Keys returns every key ever created, oldest first.
 func (s *Sim) Keys() []KeyRecord {
 	s.mu.Lock()

@@ -1,0 +1,464 @@
+package rotation_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"go.uber.org/zap"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/issuers"
+	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/rotation"
+	"github.com/rekeyhq/rekey/sinks"
+	"github.com/rekeyhq/rekey/sinks/file"
+)
+
+// The tests in this file try to break invariant I8: every irreversible step
+// looks at the world first.
+
+// fakeSink is a sink built from function fields; a nil field is a no-op.
+type fakeSink struct {
+	name string
+	put  func(ctx context.Context, v secret.Value, id string) (sinks.Receipt, error)
+}
+
+func (f *fakeSink) Name() string { return f.name }
+func (f *fakeSink) Put(ctx context.Context, v secret.Value, id string) (sinks.Receipt, error) {
+	if f.put == nil {
+		return sinks.Receipt{Sink: f.name, RotationID: id}, nil
+	}
+	return f.put(ctx, v, id)
+}
+
+// failingReader is a readable sink whose every call fails: it can neither
+// be written nor read, as an unreachable back-end.
+type failingReader struct {
+	fakeSink
+	err error
+}
+
+func (f *failingReader) Get(context.Context) (secret.Value, error) { return secret.Value{}, f.err }
+
+func (w *world) addFileSink(name string) *file.Sink {
+	w.t.Helper()
+	s, err := file.New(file.Config{Path: filepath.Join(filepath.Dir(w.path), name), Format: "raw"}, zap.NewNop())
+	must(w.t, err)
+	w.cred.Sinks = append(w.cred.Sinks, s)
+	return s
+}
+
+func (w *world) keyStatus(id string) issuers.Status {
+	w.t.Helper()
+	k, err := w.iss.Get(context.Background(), id)
+	must(w.t, err)
+	return k.Status
+}
+
+func (w *world) fileHolds(s *file.Sink, v secret.Value) bool {
+	w.t.Helper()
+	got, err := s.Get(context.Background())
+	return err == nil && got.Equal(v)
+}
+
+func (w *world) rotate(opt rotation.Options) rotation.Outcome {
+	w.t.Helper()
+	out, err := w.engine(rotation.Hooks{}).Rotate(context.Background(), w.cred, opt)
+	must(w.t, err)
+	return out
+}
+
+func (w *world) latest() *rotation.Record {
+	w.t.Helper()
+	hist, err := w.store.History(context.Background(), "prod", 1)
+	must(w.t, err)
+	if len(hist) == 0 {
+		w.t.Fatal("no history")
+	}
+	return hist[0]
+}
+
+func transitions(r *rotation.Record) []rotation.Phase {
+	var out []rotation.Phase
+	for _, t := range r.Transitions {
+		out = append(out, t.Phase)
+	}
+	return out
+}
+
+// Item 1: a sink whose Put failed permanently never held the new key; it
+// does not make the rollback incomplete, and the sink before it is restored.
+func TestRollbackSkipsSinkThatNeverChanged(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	before, _ := os.ReadFile(w.path)
+	w.cred.Sinks = append(w.cred.Sinks, &failingReader{
+		fakeSink: fakeSink{name: "impossible", put: func(context.Context, secret.Value, string) (sinks.Receipt, error) {
+			return sinks.Receipt{}, backoff.Permanent(errors.New("parent is a regular file"))
+		}},
+		err: backoff.Permanent(errors.New("not a directory")),
+	})
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.RolledBack {
+		t.Fatalf("phase %s (%v), want rolled_back", out.Phase, out.Err)
+	}
+	after, _ := os.ReadFile(w.path)
+	if string(after) != string(before) {
+		t.Errorf("the writable sink was not restored")
+	}
+	w.cred.Sinks = w.cred.Sinks[:1]
+	w.invariants(rotation.RolledBack)
+}
+
+// Item 1: one sink that cannot be restored does not stop the restore of
+// the others; the rotation fails with the new key left valid and tracked.
+func TestRollbackRestoresEverySinkItCan(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	second := w.addFileSink("second.key")
+	oldValue := w.seen[0]
+	must(t, os.WriteFile(filepath.Join(filepath.Dir(w.path), "second.key"), []byte(oldValue.Reveal()), 0o600))
+	broken := &failingReader{fakeSink: fakeSink{name: "flaky"}}
+	w.cred.Sinks = append(w.cred.Sinks, broken)
+	// Deploy succeeds everywhere (the fake accepts the put and, having no
+	// Get yet, reads back as...): make the health check fail, then make the
+	// fake unreadable for the rollback.
+	broken.err = nil
+	w.healthy = func() error { broken.err = backoff.Permanent(errors.New("unreachable")); return errors.New("503") }
+	// Until the health check fails, the fake reads back what was put.
+	var held secret.Value
+	broken.put = func(_ context.Context, v secret.Value, id string) (sinks.Receipt, error) {
+		held = v
+		return sinks.Receipt{Sink: "flaky", RotationID: id}, nil
+	}
+	brokenGet := &heldReader{failingReader: broken, held: &held}
+	w.cred.Sinks[2] = brokenGet
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.Failed {
+		t.Fatalf("phase %s (%v), want failed", out.Phase, out.Err)
+	}
+	if !w.fileHolds(w.sink, oldValue) || !w.fileHolds(second, oldValue) {
+		t.Errorf("the restorable sinks were not both restored")
+	}
+	rec := w.latest()
+	if len(rec.Left) != 1 || rec.Left[0].KeyID != rec.NewKeyID || !slices.Equal(rec.Left[0].HeldBy, []string{"flaky"}) {
+		t.Errorf("left keys %+v, want the new key %s held by flaky", rec.Left, rec.NewKeyID)
+	}
+	if w.keyStatus(rec.NewKeyID) != issuers.Active {
+		t.Errorf("new key revoked although a sink may hold it")
+	}
+	if !strings.Contains(rec.Error, "flaky") {
+		t.Errorf("error %q does not name the sink", rec.Error)
+	}
+}
+
+// heldReader reads back the last value put, until err is set.
+type heldReader struct {
+	*failingReader
+	held *secret.Value
+}
+
+func (h *heldReader) Get(context.Context) (secret.Value, error) {
+	if h.err != nil {
+		return secret.Value{}, h.err
+	}
+	if h.held.IsZero() {
+		return secret.Value{}, sinks.ErrNotFound
+	}
+	return *h.held, nil
+}
+
+// Item 2: the old key revoked behind rekey's back during the window; the
+// rollback must not restore a dead key.
+func TestRollbackNeverRestoresDeadKey(t *testing.T) {
+	w := newWorld(t)
+	old := w.seed()
+	probes := 0
+	w.healthy = func() error {
+		probes++
+		if probes == 1 {
+			w.revokedOutside = map[string]bool{old.ID: true}
+			must(t, w.iss.Revoke(context.Background(), old.ID))
+		}
+		return errors.New("503")
+	}
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.Failed || !strings.Contains(out.Err.Error(), "dead key") {
+		t.Fatalf("phase %s (%v), want failed saying it kept the new key", out.Phase, out.Err)
+	}
+	rec := w.latest()
+	if !rec.Kept || !w.fileHolds(w.sink, rec.NewValue) {
+		t.Errorf("kept %v; the sink must hold the new key", rec.Kept)
+	}
+	if w.keyStatus(rec.NewKeyID) != issuers.Active {
+		t.Errorf("the new key was revoked: every sink is dark")
+	}
+	if slices.Contains(transitions(rec), rotation.RolledBack) {
+		t.Errorf("transitions %v", transitions(rec))
+	}
+	// The kept key is the current key: the next rotation replaces it.
+	w.healthy = nil
+	w.clock.Advance(7 * time.Hour)
+	next := w.rotate(rotation.Options{Force: true})
+	if next.Phase != rotation.Done {
+		t.Fatalf("next rotation %s (%v)", next.Phase, next.Err)
+	}
+	if r := w.latest(); r.OldKeyID != rec.NewKeyID {
+		t.Errorf("next rotation replaced %s, want the kept key %s", r.OldKeyID, rec.NewKeyID)
+	}
+	w.invariants(rotation.Done)
+}
+
+// Item 3: a sink put back to the old key during the window is redeployed
+// and monitored again, and the old key is revoked only after that.
+func TestRevertedSinkIsRedeployedBeforeRevoke(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	oldFile, _ := os.ReadFile(w.path)
+	probes := 0
+	w.healthy = func() error {
+		probes++
+		if probes == 2 {
+			must(t, os.WriteFile(w.path, oldFile, 0o600)) // config management
+		}
+		return nil
+	}
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.Done {
+		t.Fatalf("phase %s (%v)", out.Phase, out.Err)
+	}
+	rec := w.latest()
+	if n := strings.Count(strings.Join(phaseNames(rec), " "), "monitoring"); n != 2 || rec.Reverts != 1 {
+		t.Errorf("transitions %v, reverts %d: want a second monitoring window", transitions(rec), rec.Reverts)
+	}
+	w.invariants(rotation.Done)
+}
+
+// Item 3: reverted a second time, the rotation fails with both keys valid
+// and says which sink holds which key.
+func TestSinkRevertedTwiceFailsWithBothKeysValid(t *testing.T) {
+	w := newWorld(t)
+	old := w.seed()
+	oldFile, _ := os.ReadFile(w.path)
+	w.healthy = func() error { return os.WriteFile(w.path, oldFile, 0o600) }
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.Failed {
+		t.Fatalf("phase %s (%v), want failed", out.Phase, out.Err)
+	}
+	rec := w.latest()
+	if w.keyStatus(old.ID) != issuers.Active || w.keyStatus(rec.NewKeyID) != issuers.Active {
+		t.Errorf("old %s new %s: both must stay valid", w.keyStatus(old.ID), w.keyStatus(rec.NewKeyID))
+	}
+	if !strings.Contains(rec.Error, w.sink.Name()+" holds the old key "+old.ID) {
+		t.Errorf("error %q does not say which sink holds which key", rec.Error)
+	}
+	if len(rec.Left) != 1 || rec.Left[0].KeyID != rec.NewKeyID {
+		t.Errorf("left %+v, want the new key", rec.Left)
+	}
+	// Item 6: the next successful rotation revokes the left key, which no
+	// sink holds any more, and says so.
+	w.healthy = nil
+	w.clock.Advance(7 * time.Hour)
+	next := w.rotate(rotation.Options{Force: true})
+	if next.Phase != rotation.Done {
+		t.Fatalf("next rotation %s (%v)", next.Phase, next.Err)
+	}
+	if s := w.keyStatus(rec.NewKeyID); s != issuers.Revoked {
+		t.Errorf("left key %s is %s after a successful rotation", rec.NewKeyID, s)
+	}
+	if l := w.latest().Left; len(l) != 0 {
+		t.Errorf("left keys after revocation: %+v", l)
+	}
+	said := false
+	for _, ev := range w.events {
+		said = said || strings.Contains(ev.Msg, "revoked key "+rec.NewKeyID)
+	}
+	if !said {
+		t.Errorf("no event says the left key was revoked")
+	}
+	w.invariants(rotation.Done)
+}
+
+// Item 6: a person marks a left key as handled.
+func TestResolveLeftKey(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	oldFile, _ := os.ReadFile(w.path)
+	w.healthy = func() error { return os.WriteFile(w.path, oldFile, 0o600) }
+	w.rotate(rotation.Options{Force: true})
+	left := w.latest().Left
+	if len(left) != 1 {
+		t.Fatalf("left %+v", left)
+	}
+	e := w.engine(rotation.Hooks{})
+	if _, err := e.Resolve(context.Background(), w.cred, []string{"key_nope"}, false); err == nil {
+		t.Errorf("resolving an unknown key succeeded")
+	}
+	rest, err := e.Resolve(context.Background(), w.cred, []string{left[0].KeyID}, false)
+	must(t, err)
+	if len(rest) != 0 || len(w.latest().Left) != 0 {
+		t.Errorf("left after resolve: %+v", w.latest().Left)
+	}
+}
+
+// Item 4: the journal's old key ID no longer matches the old value (an
+// edited journal, or an issuer that reassigned IDs): nothing is revoked.
+func TestRevokeChecksOldKeyIdentity(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	w.rotate(rotation.Options{Force: true})
+	ctx := context.Background()
+	bystander, bv, err := w.iss.Create(ctx, "someone-elses")
+	must(t, err)
+	w.seen = append(w.seen, bv)
+	done := w.latest()
+	done.NewKeyID = bystander.ID // the journal now names another key
+	must(t, w.store.Save(ctx, done))
+	w.clock.Advance(7 * time.Hour)
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.Failed {
+		t.Fatalf("phase %s (%v), want failed", out.Phase, out.Err)
+	}
+	if w.keyStatus(bystander.ID) != issuers.Active {
+		t.Errorf("revoked %s, a key the old value is not", bystander.ID)
+	}
+	rec := w.latest()
+	if !rec.Kept || !w.fileHolds(w.sink, rec.NewValue) || w.keyStatus(rec.NewKeyID) != issuers.Active {
+		t.Errorf("the new key must stay current in every sink")
+	}
+	if !strings.Contains(rec.Error, "does not match") {
+		t.Errorf("error %q", rec.Error)
+	}
+}
+
+// Item 4: key_id in the config must name the key in the sinks.
+func TestKeyIDMismatchIsRefused(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	ctx := context.Background()
+	other, ov, err := w.iss.Create(ctx, "other")
+	must(t, err)
+	w.seen = append(w.seen, ov)
+	w.cred.KeyID = other.ID
+	_, err = w.engine(rotation.Hooks{}).Rotate(ctx, w.cred, rotation.Options{Force: true})
+	if err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("err %v, want a refusal naming the mismatch", err)
+	}
+	if w.keyStatus(other.ID) != issuers.Active {
+		t.Errorf("the key key_id names was revoked")
+	}
+	if hist, _ := w.store.History(ctx, "prod", 0); len(hist) != 0 {
+		t.Errorf("a refused rotation was journaled: %v", phases(hist))
+	}
+	in, err := w.engine(rotation.Hooks{}).Inspect(ctx, w.cred)
+	must(t, err)
+	if in.Problem == nil {
+		t.Errorf("Inspect reports no problem for a key_id mismatch")
+	}
+}
+
+// Item 5: a journal written for another setup is not acted on.
+func TestSetupMismatchIsRefused(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	w.cred.Setup = "apexverify https://a.example; sinks: file:a"
+	w.rotate(rotation.Options{Force: true})
+	w.cred.Setup = "apexverify https://b.example; sinks: file:a"
+	w.clock.Advance(7 * time.Hour)
+	e := w.engine(rotation.Hooks{})
+	_, err := e.Rotate(context.Background(), w.cred, rotation.Options{Force: true})
+	if !errors.Is(err, rotation.ErrSetupMismatch) || !strings.Contains(err.Error(), "b.example") {
+		t.Fatalf("err %v, want ErrSetupMismatch naming both setups", err)
+	}
+	// Accepting the new setup on purpose lets rotation go on.
+	_, err = e.Resolve(context.Background(), w.cred, nil, true)
+	must(t, err)
+	if out := w.rotate(rotation.Options{Force: true}); out.Phase != rotation.Done {
+		t.Fatalf("after --accept-setup: %s (%v)", out.Phase, out.Err)
+	}
+}
+
+// Item 7: a rotation that fails before mint changed nothing: it ends at
+// once without a rolling_back record, and the next run does not resume it.
+func TestMintFailureEndsWithNothingToUndo(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	w.sim.FailNext("POST", "/v1/api-keys", 100, 503)
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.RolledBack {
+		t.Fatalf("phase %s (%v)", out.Phase, out.Err)
+	}
+	rec := w.latest()
+	if got := transitions(rec); !slices.Equal(got, []rotation.Phase{rotation.Planned, rotation.RolledBack}) {
+		t.Errorf("transitions %v, want planned then rolled_back", got)
+	}
+	res, err := w.engine(rotation.Hooks{}).Resume(context.Background(), w.cred)
+	must(t, err)
+	if res.Phase != "" {
+		t.Errorf("the next run resumed it: %+v", res)
+	}
+}
+
+// lostCreate is the ApexVerify issuer behind a gateway that, from the
+// first create on, loses the create's answer (the key is made) and then
+// fails every list, so nobody can tell whether a key was made.
+type lostCreate struct {
+	*apexverify.Issuer
+	w *world
+}
+
+func (l lostCreate) Create(ctx context.Context, label string) (issuers.Key, secret.Value, error) {
+	l.w.sim.FailAfterNext("POST", "/v1/api-keys", 1, 502)
+	l.w.sim.FailNext("GET", "/v1/api-keys", 1000, 401) // permanent: no waiting on retries
+	return l.Issuer.Create(ctx, label)
+}
+
+// Item 7: when the issuer cannot even be asked whether a lost create made a
+// key, the label is carried forward and the next mint revokes the orphan.
+func TestUnsureMintIsCleanedByNextMint(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	w.cred.Issuer = lostCreate{Issuer: w.iss, w: w}
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.RolledBack {
+		t.Fatalf("phase %s (%v)", out.Phase, out.Err)
+	}
+	rec := w.latest()
+	if len(rec.Unsure) != 1 || rec.Unsure[0] != rec.Label {
+		t.Fatalf("unsure %v: a created key could be orphaned", rec.Unsure)
+	}
+	orphans := 0
+	for _, k := range w.sim.Keys() {
+		if k.Label == rec.Label && k.Status == "active" {
+			orphans++
+		}
+	}
+	if orphans != 1 {
+		t.Fatalf("%d keys made by the lost create, want 1 (the test's fault did not bite)", orphans)
+	}
+	w.sim.ClearFaults()
+	w.cred.Issuer = w.iss
+	w.clock.Advance(7 * time.Hour)
+	if out := w.rotate(rotation.Options{Force: true}); out.Phase != rotation.Done {
+		t.Fatalf("next rotation %s (%v)", out.Phase, out.Err)
+	}
+	if l := w.latest(); len(l.Unsure) != 0 {
+		t.Errorf("unsure labels left: %v", l.Unsure)
+	}
+	w.invariants(rotation.Done)
+}
+
+func phaseNames(r *rotation.Record) []string {
+	var out []string
+	for _, p := range transitions(r) {
+		out = append(out, string(p))
+	}
+	return out
+}
