@@ -111,6 +111,7 @@ rolling everything back if anything goes wrong.`,
 		a.statusCommand(),
 		a.historyCommand(),
 		a.planCommand(),
+		a.resolveCommand(),
 		a.daemonCommand(),
 	)
 	return root

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,18 +193,34 @@ func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, 
 	var names []string
 	var closers []sinks.Closer
 	for _, name := range cfg.CredentialNames() {
-		c, err := a.buildCredential(cfg.Credentials[name], iss[cfg.Credentials[name].Issuer], &closers)
+		cc := cfg.Credentials[name]
+		c, err := a.buildCredential(cc, iss[cc.Issuer], &closers)
 		if err != nil {
 			for _, cl := range closers {
 				_ = cl.Close()
 			}
 			return nil, nil, nil, err
 		}
+		ic := cfg.Issuers[cc.Issuer]
+		c.Setup = setupOf(ic.Type, ic.BaseURL, c.Sinks)
 		creds[name] = c
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	return creds, names, closers, nil
+}
+
+// setupOf names a credential's setup for the journal (I8): the issuer's
+// type and address, and the sorted names of its sinks. A history written for
+// another setup is refused, so that one config can never revoke another
+// config's keys through a shared state file.
+func setupOf(issuerType, baseURL string, ss []sinks.Sink) string {
+	names := make([]string, 0, len(ss))
+	for _, s := range ss {
+		names = append(names, s.Name())
+	}
+	sort.Strings(names)
+	return issuerType + " " + strings.TrimRight(baseURL, "/") + "; sinks: " + strings.Join(names, ", ")
 }
 
 // notifyTargets builds the notifiers of cfg.notify; only here are their

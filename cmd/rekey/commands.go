@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -159,6 +160,10 @@ type credentialStatus struct {
 	LastError   string     `json:"last_error,omitempty"`
 	InFlight    string     `json:"in_flight,omitempty"` // "rotation-id phase"
 	Failures    int        `json:"failures"`
+	// LeftKeys are keys earlier rotations left valid for a person.
+	LeftKeys []rotation.LeftKey `json:"left_keys,omitempty"`
+	// Unreadable counts journal records that fail to authenticate.
+	Unreadable int `json:"unreadable_records,omitempty"`
 }
 
 func (a *app) statusCommand() *cobra.Command {
@@ -203,7 +208,22 @@ func (a *app) statusCommand() *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, dash(r.KeyID), dash(r.Age), next, dash(r.LastOutcome), dash(r.InFlight))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, r := range rows {
+				for _, l := range r.LeftKeys {
+					held := ""
+					if len(l.HeldBy) > 0 {
+						held = "; held by " + strings.Join(l.HeldBy, ", ")
+					}
+					fmt.Fprintf(a.stdout, "%s: key %s left valid for a person by rotation %s: %s%s\n", r.Name, l.KeyID, l.RotationID, l.Reason, held)
+				}
+				if r.Unreadable > 0 {
+					fmt.Fprintf(a.stdout, "%s: %d journal records fail to authenticate and are skipped\n", r.Name, r.Unreadable)
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table | json")
@@ -212,8 +232,17 @@ func (a *app) statusCommand() *cobra.Command {
 
 func statusRow(name string, hist []*rotation.Record, due rotation.Due, now time.Time) credentialStatus {
 	row := credentialStatus{Name: name, NextDue: due.At, Due: due.Due, DueReason: due.Reason, Failures: due.Failures}
-	for i, r := range hist {
+	readable := make([]*rotation.Record, 0, len(hist))
+	for _, r := range hist {
+		if r.Unreadable != "" {
+			row.Unreadable++
+		} else {
+			readable = append(readable, r)
+		}
+	}
+	for i, r := range readable {
 		if i == 0 {
+			row.LeftKeys = r.Left
 			if r.Phase.Terminal() {
 				row.LastOutcome, row.LastError = string(r.Phase), r.Error
 			} else {
@@ -223,7 +252,7 @@ func statusRow(name string, hist []*rotation.Record, due rotation.Due, now time.
 				}
 			}
 		}
-		if r.Phase == rotation.Done && row.KeyID == "" {
+		if (r.Phase == rotation.Done || r.Phase == rotation.Failed && r.Kept) && row.KeyID == "" {
 			row.KeyID, row.Label = r.NewKeyID, r.Label
 			t := r.FinishedAt
 			row.RotatedAt = &t
@@ -270,19 +299,25 @@ func (a *app) historyCommand() *cobra.Command {
 					OldKeyID    string                `json:"old_key_id,omitempty"`
 					NewKeyID    string                `json:"new_key_id,omitempty"`
 					Error       string                `json:"error,omitempty"`
+					Unreadable  string                `json:"unreadable,omitempty"`
+					LeftKeys    []rotation.LeftKey    `json:"left_keys,omitempty"`
 					StartedAt   time.Time             `json:"started_at"`
 					FinishedAt  time.Time             `json:"finished_at,omitzero"`
 					Transitions []rotation.Transition `json:"transitions"`
 				}
 				out := make([]entry, 0, len(hist))
 				for _, r := range hist {
-					out = append(out, entry{r.ID, r.Phase, r.Label, r.OldKeyID, r.NewKeyID, r.Error, r.StartedAt, r.FinishedAt, r.Transitions})
+					out = append(out, entry{r.ID, r.Phase, r.Label, r.OldKeyID, r.NewKeyID, r.Error, r.Unreadable, r.Left, r.StartedAt, r.FinishedAt, r.Transitions})
 				}
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
 			}
 			for _, r := range hist {
+				if r.Unreadable != "" {
+					fmt.Fprintf(a.stdout, "%s  unreadable: %s\n", r.ID, r.Unreadable)
+					continue
+				}
 				fmt.Fprintf(a.stdout, "%s  %s  %s  old=%s new=%s\n", r.ID, r.StartedAt.UTC().Format(time.RFC3339), r.Phase, dash(r.OldKeyID), dash(r.NewKeyID))
 				for _, t := range r.Transitions {
 					line := "    " + t.At.UTC().Format(time.RFC3339) + "  " + string(t.Phase)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,13 +31,14 @@ const (
 	checkOK           = "ok"
 	checkProblem      = "problem"
 	checkNotCheckable = "not_checkable"
+	checkWarning      = "warning"
 )
 
 // planCheck is one preflight check of a credential. It holds no secret.
 type planCheck struct {
-	Kind   string `json:"kind"` // issuer | sink | health_check
+	Kind   string `json:"kind"` // issuer | key | left_key | journal | sink | health_check
 	Name   string `json:"name"`
-	Status string `json:"status"` // ok | problem | not_checkable
+	Status string `json:"status"` // ok | problem | warning | not_checkable
 	Detail string `json:"detail,omitempty"`
 }
 
@@ -121,6 +123,11 @@ func (a *app) plan(ctx context.Context, rt *runtime) (planReport, error) {
 			issuerChecks[issuerName] = ic
 		}
 		row.Checks = append(row.Checks, ic)
+		keyChecks, err := checkKeys(ctx, rt.engine, c)
+		if err != nil {
+			return report, err
+		}
+		row.Checks = append(row.Checks, keyChecks...)
 		for _, s := range c.Sinks {
 			row.Checks = append(row.Checks, checkSink(ctx, s))
 		}
@@ -155,6 +162,41 @@ func checkIssuer(ctx context.Context, name string, iss issuers.Issuer) planCheck
 	pc.Status = checkOK
 	pc.Detail = fmt.Sprintf("reachable, management token valid, %d of %d keys active (%d free)", len(keys), maxActiveKeys, free)
 	return pc
+}
+
+// checkKeys reports which key a rotation would replace, in plain words,
+// what stops it (a key_id that contradicts the sinks, another setup's
+// history), and every key earlier rotations left valid for a person.
+func checkKeys(ctx context.Context, e *rotation.Engine, c *rotation.Credential) ([]planCheck, error) {
+	ctx, cancel := context.WithTimeout(ctx, planTimeout)
+	defer cancel()
+	in, err := e.Inspect(ctx, c)
+	if err != nil {
+		return []planCheck{{Kind: "key", Name: "current key", Status: checkProblem, Detail: err.Error()}}, nil
+	}
+	pc := planCheck{Kind: "key", Name: "current key", Status: checkOK, Detail: in.Note}
+	switch {
+	case in.Problem != nil:
+		pc.Status, pc.Detail = checkProblem, in.Problem.Error()
+	case in.CurrentKeyID == "":
+		pc.Status = checkWarning
+	default:
+		pc.Name = in.CurrentKeyID
+	}
+	out := []planCheck{pc}
+	for _, l := range in.Left {
+		detail := "left valid by rotation " + l.RotationID + ": " + l.Reason
+		if len(l.HeldBy) > 0 {
+			detail += "; held by " + strings.Join(l.HeldBy, ", ")
+		}
+		detail += "; the next successful rotation revokes it, or run: rekey resolve " + c.Name + " " + l.KeyID
+		out = append(out, planCheck{Kind: "left_key", Name: l.KeyID, Status: checkWarning, Detail: detail})
+	}
+	if in.Unreadable > 0 {
+		out = append(out, planCheck{Kind: "journal", Name: "history", Status: checkWarning,
+			Detail: fmt.Sprintf("%d journal records fail to authenticate and are skipped (see rekey history %s)", in.Unreadable, c.Name)})
+	}
+	return out, nil
 }
 
 func checkSink(ctx context.Context, s sinks.Sink) planCheck {
@@ -238,6 +280,8 @@ func writePlan(w io.Writer, r planReport) error {
 				problems++
 			case checkNotCheckable:
 				status = "not checkable"
+			case checkWarning:
+				status = "WARNING"
 			}
 			fmt.Fprintf(tw, "  %s\t%s %s\t%s\n", status, ch.Kind, ch.Name, ch.Detail)
 		}
