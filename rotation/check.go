@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rekeyhq/rekey/internal/neterr"
 )
 
 // Check is one health check run during the monitoring window.
@@ -60,6 +62,12 @@ func (h *HTTPCheck) Check(ctx context.Context) error {
 	req.Header = h.Header.Clone()
 	resp, err := h.client().Do(req)
 	if err != nil {
+		switch {
+		case neterr.TLSVerification(err):
+			return fmt.Errorf("check %s: server certificate not trusted: %w", h.name(), err)
+		case neterr.InvalidHeader(err):
+			return fmt.Errorf("check %s: configured header cannot be sent: %w", h.name(), err)
+		}
 		return fmt.Errorf("check %s: %w", h.name(), err)
 	}
 	defer resp.Body.Close()

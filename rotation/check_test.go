@@ -3,6 +3,7 @@ package rotation_test
 import (
 	"context"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/neterr"
 	"github.com/rekeyhq/rekey/rotation"
 )
 
@@ -106,5 +108,28 @@ func TestHTTPCheckKeepsTheClientsRedirectPolicy(t *testing.T) {
 	loop := &rotation.HTTPCheck{URL: srv.URL}
 	if err := loop.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "10 redirects") {
 		t.Fatalf("endless redirects: %v, want stopped after 10", err)
+	}
+}
+
+// A check that cannot verify the server's certificate, or cannot send its
+// header, says so; it is still an ordinary failed probe.
+func TestHTTPCheckNamesLocalFailures(t *testing.T) {
+	tlsSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	err := (&rotation.HTTPCheck{Name: "crm", URL: tlsSrv.URL}).Check(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "check crm: server certificate not trusted") || !neterr.Permanent(err) {
+		t.Errorf("untrusted certificate: %v", err)
+	}
+
+	plain := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer plain.Close()
+	err = (&rotation.HTTPCheck{Name: "crm", URL: plain.URL, Header: http.Header{"X-Api-Key": {checkSecret + "\n"}}}).Check(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "check crm: configured header cannot be sent") || !neterr.Permanent(err) {
+		t.Errorf("invalid header value: %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), checkSecret) {
+		t.Error("the error holds the header value")
 	}
 }
