@@ -21,6 +21,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 
+	"github.com/rekeyhq/rekey/internal/neterr"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -205,7 +206,8 @@ func (d *Dispatcher) loop() {
 }
 
 // deliver tries n up to Attempts times with exponential backoff, stopping
-// early on a permanent error.
+// early on a permanent error: one marked backoff.Permanent, or a local one
+// no retry fixes (neterr.Permanent: an untrusted certificate, say).
 func (d *Dispatcher) deliver(ctx context.Context, n Notifier, ev Event) error {
 	wait := d.retry.Initial
 	var err error
@@ -214,7 +216,7 @@ func (d *Dispatcher) deliver(ctx context.Context, n Notifier, ev Event) error {
 			return nil
 		}
 		var perm *backoff.PermanentError
-		if errors.As(err, &perm) || attempt >= d.retry.Attempts || ctx.Err() != nil {
+		if errors.As(err, &perm) || neterr.Permanent(err) || attempt >= d.retry.Attempts || ctx.Err() != nil {
 			return fmt.Errorf("after %d attempts: %w", attempt, err)
 		}
 		t := d.clock.NewTimer(wait)
@@ -229,8 +231,9 @@ func (d *Dispatcher) deliver(ctx context.Context, n Notifier, ev Event) error {
 }
 
 // Post sends body as JSON to u, once. A 2xx answer is success; 408, 429
-// and 5xx answers and transport errors may be retried; other answers are
-// permanent. Errors name the URL's host at most, never the URL.
+// and 5xx answers and transport errors may be retried, except local ones
+// no retry fixes (neterr.Permanent); other answers are permanent. Errors
+// name the URL's host at most, never the URL.
 func Post(ctx context.Context, client *http.Client, u secret.Value, body []byte) error {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
@@ -243,12 +246,16 @@ func Post(ctx context.Context, client *http.Client, u secret.Value, body []byte)
 	req.Header.Set("User-Agent", "rekey")
 	resp, err := client.Do(req)
 	if err != nil {
+		cause := err
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			// url.Error's message holds the whole URL: keep only the cause.
-			return fmt.Errorf("post to %s: %w", req.URL.Host, secret.Scrub(ue.Err, u))
+			cause = ue.Err // url.Error's message holds the whole URL: keep only the cause
 		}
-		return fmt.Errorf("post to %s: %w", req.URL.Host, secret.Scrub(err, u))
+		err = fmt.Errorf("post to %s: %w", req.URL.Host, secret.Scrub(cause, u))
+		if neterr.Permanent(err) {
+			return backoff.Permanent(err)
+		}
+		return err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,4 +225,37 @@ func assertNoToken(t *testing.T, logs *observer.ObservedLogs) {
 func toString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestUntrustedCertificateIsNotRetried(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("a request got through an unverified TLS connection")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
+	defer srv.Close()
+	clock := clockwork.NewFakeClock()
+	core, logs := observer.New(zap.DebugLevel)
+	d := notify.NewDispatcher([]notify.Target{{Name: "n", Notifier: webhook.New(secret.New(srv.URL+"/hooks/"+token), nil), On: []notify.Kind{notify.Rollback}}},
+		notify.Retry{}, clock, zap.New(core))
+	d.Notify(event)
+	drive(t, clock, d)
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1: an untrusted certificate stays untrusted", n)
+	}
+	failed := logs.FilterMessage("notification not delivered").All()
+	if len(failed) != 1 {
+		t.Fatalf("%d failures logged, want 1", len(failed))
+	}
+	msg := failed[0].ContextMap()["error"].(string)
+	if !strings.Contains(msg, "certificate") || !strings.Contains(msg, "after 1 attempts") {
+		t.Errorf("error %q lacks the cause or attempt count", msg)
+	}
+	assertNoToken(t, logs)
 }

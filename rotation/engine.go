@@ -19,6 +19,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 
+	"github.com/rekeyhq/rekey/internal/neterr"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/sinks"
@@ -979,9 +980,12 @@ func receipt(rec *Record, sink string) (sinks.Receipt, bool) {
 	return sinks.Receipt{}, false
 }
 
+// isPermanent reports whether retrying err is pointless: marked permanent
+// by a back-end, or a local error no retry can fix (an untrusted
+// certificate, a header that cannot be sent).
 func isPermanent(err error) bool {
 	var p *backoff.PermanentError
-	return errors.As(err, &p)
+	return errors.As(err, &p) || neterr.Permanent(err)
 }
 
 func fingerprint(v secret.Value) string {

@@ -3,15 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/neterr"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/rotation"
 	"github.com/rekeyhq/rekey/sinks"
@@ -62,7 +64,7 @@ func (a *app) planCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "plan",
-		Short: "Per credential: when it is due, and a preflight of issuer, key slots, sinks and health URLs; changes nothing (exit 1 on a problem)",
+		Short: "Per credential: when it is due, and a preflight of issuer, key slots, sinks and health checks; changes nothing (exit 1 on a problem)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
@@ -132,7 +134,7 @@ func (a *app) plan(ctx context.Context, rt *runtime) (planReport, error) {
 			row.Checks = append(row.Checks, checkSink(ctx, s))
 		}
 		for i, ch := range c.Monitor.Checks {
-			row.Checks = append(row.Checks, checkHealthURL(ctx, i, ch))
+			row.Checks = append(row.Checks, checkHealth(ctx, i, ch))
 		}
 		for _, ch := range row.Checks {
 			if ch.Status == checkProblem {
@@ -216,44 +218,28 @@ func checkSink(ctx context.Context, s sinks.Sink) planCheck {
 	return pc
 }
 
-// checkHealthURL checks that a health check's URL answers at all; whether
-// the answer is healthy is the monitoring window's business.
-func checkHealthURL(ctx context.Context, i int, ch rotation.Check) planCheck {
+// checkHealth probes a monitor health check once, as the monitoring
+// window would (for an HTTP check: method, headers, expected status, body
+// match and timeout), and reports an unhealthy answer as a problem: a
+// rotation started now would fail its monitoring window.
+func checkHealth(ctx context.Context, i int, ch rotation.Check) planCheck {
 	pc := planCheck{Kind: "health_check", Name: fmt.Sprintf("checks[%d]", i)}
-	hc, ok := ch.(*rotation.HTTPCheck)
-	if !ok {
-		pc.Status = checkNotCheckable
-		return pc
-	}
-	if hc.Name != "" {
+	if hc, ok := ch.(*rotation.HTTPCheck); ok {
 		pc.Name = hc.Name
-	} else {
-		pc.Name = hc.URL
+		if pc.Name == "" {
+			pc.Name = hc.URL
+		}
 	}
-	timeout := hc.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, planTimeout) // the check applies its own, shorter timeout
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, hc.URL, nil)
-	if err != nil {
-		pc.Status, pc.Detail = checkProblem, err.Error()
+	if err := ch.Check(ctx); err != nil {
+		pc.Status, pc.Detail = checkProblem, "unhealthy: "+err.Error()
+		if errors.As(err, new(*url.Error)) && !neterr.Permanent(err) {
+			pc.Detail = "unreachable: " + err.Error()
+		}
 		return pc
 	}
-	req.Header = hc.Header.Clone()
-	client := hc.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		pc.Status, pc.Detail = checkProblem, "unreachable: "+err.Error()
-		return pc
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	pc.Status, pc.Detail = checkOK, fmt.Sprintf("reachable (answered %d)", resp.StatusCode)
+	pc.Status, pc.Detail = checkOK, "healthy"
 	return pc
 }
 

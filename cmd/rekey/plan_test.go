@@ -55,7 +55,7 @@ func TestPlanReadyChangesNothing(t *testing.T) {
 		t.Errorf("sink check %+v", sk)
 	}
 	hc := checksByKind(r, "health_check")
-	if len(hc) != 1 || hc[0].Status != checkOK || !strings.Contains(hc[0].Detail, "answered 200") {
+	if len(hc) != 1 || hc[0].Status != checkOK || hc[0].Detail != "healthy" {
 		t.Errorf("health check %+v", hc)
 	}
 
@@ -130,4 +130,56 @@ func TestPlanConfigErrorExits2(t *testing.T) {
 	if code, _, _ := e.cli("plan", "-o", "yaml"); code != exitUsage {
 		t.Fatalf("-o yaml: exit %d, want 2", code)
 	}
+}
+
+// plan probes each health check once against all its expectations, not
+// just whether the URL answers.
+func TestPlanHealthCheckExpectations(t *testing.T) {
+	t.Run("unexpected status", func(t *testing.T) {
+		e := newEnv(t, envOptions{})
+		e.mu.Lock()
+		e.healthy = func() bool { return false } // the app answers 503
+		e.mu.Unlock()
+		code, r, _ := e.plan()
+		if code != exitFailed || r.Ready {
+			t.Fatalf("plan: exit %d ready %v, want 1 and not ready", code, r.Ready)
+		}
+		c := checksByKind(r, "health_check")
+		if len(c) != 1 || c[0].Status != checkProblem || c[0].Name != e.appURL+"/healthz" || !strings.Contains(c[0].Detail, "status 503, want [200]") {
+			t.Errorf("health check %+v, want a problem naming the check and its 503", c)
+		}
+		code, out, _ := e.cli("plan")
+		if code != exitFailed || !strings.Contains(out, "PROBLEM  health_check "+e.appURL+"/healthz") {
+			t.Errorf("table: exit %d\n%s", code, out)
+		}
+	})
+	t.Run("body mismatch", func(t *testing.T) {
+		e := newEnv(t, envOptions{})
+		cfg, _ := os.ReadFile(e.config)
+		text := strings.Replace(string(cfg), "        - url: "+e.appURL+"/healthz\n",
+			"        - name: crm\n          url: "+e.appURL+"/healthz\n          body_contains: all systems go\n", 1)
+		writeFile(t, e.config, text)
+		code, r, _ := e.plan()
+		if code != exitFailed || r.Ready {
+			t.Fatalf("plan: exit %d ready %v, want 1 and not ready", code, r.Ready)
+		}
+		c := checksByKind(r, "health_check")
+		if len(c) != 1 || c[0].Status != checkProblem || c[0].Name != "crm" || !strings.Contains(c[0].Detail, `body lacks "all systems go"`) {
+			t.Errorf("health check %+v, want a problem naming crm and the body", c)
+		}
+	})
+	t.Run("healthy", func(t *testing.T) {
+		e := newEnv(t, envOptions{})
+		cfg, _ := os.ReadFile(e.config)
+		text := strings.Replace(string(cfg), "        - url: "+e.appURL+"/healthz\n",
+			"        - name: crm\n          url: "+e.appURL+"/healthz\n          body_regex: '^ok'\n", 1)
+		writeFile(t, e.config, text)
+		code, r, errOut := e.plan()
+		if code != exitOK || !r.Ready {
+			t.Fatalf("plan: exit %d ready %v: %s", code, r.Ready, errOut)
+		}
+		if c := checksByKind(r, "health_check"); len(c) != 1 || c[0].Status != checkOK || c[0].Name != "crm" || c[0].Detail != "healthy" {
+			t.Errorf("health check %+v", c)
+		}
+	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 
+	"github.com/rekeyhq/rekey/internal/neterr"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 )
@@ -128,7 +129,8 @@ var labelRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // sending, 5xx), every active key labelled label is revoked, since its value
 // is lost, before trying again; labels must therefore be unique to one
 // rotation. Errors wrapping issuers.ErrInvalidLabel, issuers.ErrKeyLimit and
-// ErrManagementToken are permanent. If ctx ends while an outcome is unknown,
+// ErrManagementToken are permanent, and so are local errors no retry fixes
+// (an untrusted certificate, a token net/http will not send as a header). If ctx ends while an outcome is unknown,
 // the cleanup still runs, bounded by the request timeout.
 func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.Value, error) {
 	if !labelRE.MatchString(label) {
@@ -377,13 +379,19 @@ func (i *Issuer) do(ctx context.Context, method, path string, q url.Values, body
 }
 
 // fail turns a failed result into the error for op: retryable for
-// transport errors, timeouts, 5xx and 429; permanent for the rest. The
+// transport errors, timeouts, 5xx and 429; permanent for local errors no
+// retry can fix (neterr.Permanent: TLS verification, invalid header) and
+// for the rest. The
 // secrets are scrubbed from the message.
 func (i *Issuer) fail(op string, res result, secrets ...secret.Value) error {
 	var err error
 	switch {
 	case res.timedOut:
 		err = fmt.Errorf("apexverify: %s: no answer within %s: %w", op, i.timeout, context.DeadlineExceeded)
+	case res.err != nil && !res.ambiguous && neterr.Permanent(res.err):
+		// Nothing was sent (an untrusted certificate, a header net/http
+		// will not send): the same request can never work.
+		err = backoff.Permanent(fmt.Errorf("apexverify: %s: %w", op, res.err))
 	case res.err != nil: // transport error, or a 2xx with an unusable body
 		err = fmt.Errorf("apexverify: %s: %w", op, res.err)
 	default:
