@@ -462,8 +462,9 @@ func (e *Engine) deploy(ctx context.Context, c *Credential, rec *Record) error {
 			if ctx.Err() != nil {
 				return err
 			}
-			if isPermanent(err) {
-				// By the Sink contract a permanent error changed nothing.
+			if pf := (*putFailed)(nil); errors.As(err, &pf) && isPermanent(err) {
+				// By the Sink contract a Put that fails permanently
+				// changed nothing (a failed Confirm after it proves nothing).
 				rec.Untouched = append(rec.Untouched, s.Name())
 			}
 			return e.fail(ctx, rec, fmt.Errorf("put %s: %w", s.Name(), err))
@@ -787,7 +788,7 @@ func (e *Engine) put(ctx context.Context, s sinks.Sink, v secret.Value, rotation
 	once := func(ctx context.Context) error {
 		var err error
 		if r, err = s.Put(ctx, v, rotationID); err != nil {
-			return err
+			return &putFailed{err}
 		}
 		if confirmOnly {
 			return cf.Confirm(ctx, r)
@@ -804,6 +805,12 @@ func (e *Engine) put(ctx context.Context, s sinks.Sink, v secret.Value, rotation
 	}
 	return r, callErr(e, ctx, once)
 }
+
+// putFailed marks an error returned by Sink.Put itself.
+type putFailed struct{ err error }
+
+func (p *putFailed) Error() string { return p.err.Error() }
+func (p *putFailed) Unwrap() error { return p.err }
 
 func (r *Record) reachedDeploy() bool {
 	for _, t := range r.Transitions {

@@ -462,3 +462,40 @@ func phaseNames(r *rotation.Record) []string {
 	}
 	return out
 }
+
+// confirmer is a write-only sink that holds what was put; Confirm refuses
+// the new key, as a back-end that took the write but will not show it.
+type confirmer struct {
+	fakeSink
+	held, refuse secret.Value
+}
+
+func (c *confirmer) Confirm(context.Context, sinks.Receipt) error {
+	if c.held.Equal(c.refuse) {
+		return backoff.Permanent(errors.New("updated_at did not move"))
+	}
+	return nil
+}
+
+// A write-only sink whose Put landed but whose Confirm failed permanently
+// did change: the rollback must restore it before revoking the new key.
+func TestRollbackRestoresSinkWhoseConfirmFailed(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	c := &confirmer{}
+	c.fakeSink = fakeSink{name: "write-only", put: func(_ context.Context, v secret.Value, id string) (sinks.Receipt, error) {
+		if c.refuse.IsZero() && !v.Equal(w.seen[0]) {
+			c.refuse = v
+		}
+		c.held = v
+		return sinks.Receipt{Sink: "write-only", RotationID: id}, nil
+	}}
+	w.cred.Sinks = append(w.cred.Sinks, c)
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.RolledBack {
+		t.Fatalf("phase %s (%v), want rolled_back", out.Phase, out.Err)
+	}
+	if !c.held.Equal(w.seen[0]) {
+		t.Errorf("the write-only sink still holds %s, not the old key, after the new key was revoked", c.held.Fingerprint())
+	}
+}
