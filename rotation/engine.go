@@ -172,6 +172,9 @@ func (e *Engine) Rotate(ctx context.Context, c *Credential, opt Options) (Outcom
 	if err := checkSetup(c, st); err != nil {
 		return Outcome{}, err
 	}
+	if st.unreadable > 0 {
+		e.Log.Warn(fmt.Sprintf("%d journal records fail to authenticate: going on from the newest readable one", st.unreadable), zap.String("credential", c.Name))
+	}
 	rec := st.unfinished
 	if rec == nil {
 		if opt.Finish {

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.uber.org/zap"
 )
 
 // ErrSetupMismatch is returned when a credential's journal history was
@@ -35,7 +36,7 @@ func (e *Engine) state(ctx context.Context, name string) (state, error) {
 	for _, r := range all {
 		if r.Unreadable != "" {
 			st.unreadable++
-			e.Log.Warn("journal record unreadable: skipped", logFields(r)...)
+			e.Log.Debug("journal record unreadable: skipped", append(logFields(r), zap.String("error", r.Unreadable))...)
 			continue
 		}
 		st.hist = append(st.hist, r)

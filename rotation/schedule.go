@@ -75,11 +75,11 @@ func Backoff(n int) time.Duration {
 
 // Due computes the credential's schedule from the journal.
 func (e *Engine) Due(ctx context.Context, c *Credential) (Due, error) {
-	hist, err := e.Store.History(ctx, c.Name, 0)
+	st, err := e.state(ctx, c.Name)
 	if err != nil {
 		return Due{}, err
 	}
-	return schedule(c, hist, e.Clock.Now()), nil
+	return schedule(c, st.hist, e.Clock.Now()), nil
 }
 
 func schedule(c *Credential, hist []*Record, now time.Time) Due {

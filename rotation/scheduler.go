@@ -252,15 +252,14 @@ func (s *Scheduler) decide(c *Credential, st *credState, status Status, unfinish
 
 // status reads the credential's journal once and derives its schedule.
 func (s *Scheduler) status(ctx context.Context, c *Credential) (Status, *Record, error) {
-	hist, err := s.Engine.Store.History(ctx, c.Name, 0)
+	js, err := s.Engine.state(ctx, c.Name)
 	if err != nil {
 		return Status{}, nil, err
 	}
+	hist, unfinished := js.hist, js.unfinished
 	now := s.Engine.Clock.Now()
 	st := Status{Credential: c.Name, Due: schedule(c, hist, now)}
-	var unfinished *Record
-	if len(hist) > 0 && !hist[0].Phase.Terminal() {
-		unfinished = hist[0]
+	if unfinished != nil {
 		st.InFlight = unfinished.Phase
 	}
 	var since time.Time // when the key became due
