@@ -499,3 +499,56 @@ func TestRollbackRestoresSinkWhoseConfirmFailed(t *testing.T) {
 		t.Errorf("the write-only sink still holds %s, not the old key, after the new key was revoked", c.held.Fingerprint())
 	}
 }
+
+// unreadableStore marks one rotation unreadable, as a store does for a
+// record that fails to authenticate.
+type unreadableStore struct {
+	rotation.Store
+	id string
+}
+
+func (s unreadableStore) History(ctx context.Context, name string, limit int) ([]*rotation.Record, error) {
+	hist, err := s.Store.History(ctx, name, limit)
+	for i, r := range hist {
+		if r.ID == s.id {
+			hist[i] = &rotation.Record{Credential: r.Credential, ID: r.ID, Unreadable: "record fails authentication"}
+		}
+	}
+	return hist, err
+}
+
+// Item 5: one unreadable row does not block the credential: rotation goes
+// on from the newest readable record, and nothing tries to resume the
+// unreadable one.
+func TestUnreadableRecordIsSkipped(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	w.rotate(rotation.Options{Force: true})
+	first := w.latest()
+	w.clock.Advance(7 * time.Hour)
+	// A second rotation crashes mid-way; then its record becomes unreadable.
+	crash := w.engine(rotation.Hooks{AfterSave: func(r *rotation.Record) error {
+		if r.Phase == rotation.Planned {
+			return errCrash
+		}
+		return nil
+	}})
+	if _, err := crash.Rotate(context.Background(), w.cred, rotation.Options{Force: true}); !errors.Is(err, errCrash) {
+		t.Fatalf("crash: %v", err)
+	}
+	bad := w.latest()
+	e := w.engine(rotation.Hooks{})
+	e.Store = unreadableStore{Store: w.store, id: bad.ID}
+	if res, err := e.Resume(context.Background(), w.cred); err != nil || res.Phase != "" {
+		t.Errorf("resume of an unreadable record: %+v %v, want nothing to resume", res, err)
+	}
+	w.clock.Advance(7 * time.Hour)
+	out, err := e.Rotate(context.Background(), w.cred, rotation.Options{Force: true})
+	must(t, err)
+	if out.Phase != rotation.Done {
+		t.Fatalf("phase %s (%v)", out.Phase, out.Err)
+	}
+	if r := w.latest(); r.OldKeyID != first.NewKeyID {
+		t.Errorf("replaced %s, want %s from the newest readable record", r.OldKeyID, first.NewKeyID)
+	}
+}
