@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rekeyhq/rekey/internal/fsutil"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -15,6 +16,11 @@ const (
 	envPrefix  = "env:"
 	filePrefix = "file:"
 )
+
+// MaxSecretFileSize caps the file a file: reference names: a token or key
+// is well under 1 KiB, and the cap keeps a reference to /dev/zero or a huge
+// file from growing memory.
+const MaxSecretFileSize = 64 << 10
 
 // IsSet reports whether the field was given.
 func (s Secret) IsSet() bool { return s.Ref != "" }
@@ -50,7 +56,9 @@ func (s Secret) Check(literalOK bool) error {
 
 // Resolve returns the secret: the named environment variable (which must be
 // set and non-empty), the file's contents without the trailing newline, or
-// the literal. Errors name the reference, never the value.
+// the literal. A file: reference must name a regular file (symlinks are
+// followed) of at most MaxSecretFileSize bytes; the read never blocks.
+// Errors name the reference, never the value.
 func (s Secret) Resolve() (secret.Value, error) {
 	switch {
 	case !s.IsSet():
@@ -66,7 +74,8 @@ func (s Secret) Resolve() (secret.Value, error) {
 		}
 		return secret.New(v), nil
 	case strings.HasPrefix(s.Ref, filePrefix):
-		b, err := os.ReadFile(strings.TrimPrefix(s.Ref, filePrefix))
+		path := strings.TrimPrefix(s.Ref, filePrefix)
+		b, err := fsutil.ReadRegular(path, MaxSecretFileSize)
 		if err != nil {
 			// *PathError names the path and the cause only.
 			return secret.Value{}, fmt.Errorf("config: %s: %w", s.Ref, err)
