@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,13 @@ func within(t *testing.T, f func() error) error {
 	case <-time.After(10 * time.Second):
 		t.Fatal("blocked")
 		return nil
+	}
+}
+
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -83,6 +91,7 @@ func TestSecretResolveFileRefusesNonRegularAndHugeFiles(t *testing.T) {
 	} {
 		for _, resolve := range []func(Secret) error{
 			func(s Secret) error { _, err := s.Resolve(); return err },
+			func(s Secret) error { _, err := s.ResolvePrivate(); return err },
 		} {
 			ref := "file:" + path
 			err := within(t, func() error { return resolve(Secret{Ref: ref}) })
@@ -90,5 +99,67 @@ func TestSecretResolveFileRefusesNonRegularAndHugeFiles(t *testing.T) {
 				t.Errorf("Resolve(%s) = %v, want %v naming the reference", ref, err, want)
 			}
 		}
+	}
+}
+
+func TestSecretResolvePrivateRefusesSharedFile(t *testing.T) {
+	dir := t.TempDir()
+	const value = "c3RhdGUta2V5LXRoYXQtbXVzdC1ub3QtbGVhaw=="
+	key := filepath.Join(dir, "state.key")
+	if err := os.WriteFile(key, []byte(value+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.key") // a symlink's own mode is 0777: the target's counts
+	if err := os.Symlink(key, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"file:" + key, "file:" + link} {
+		if v, err := (Secret{Ref: ref}).ResolvePrivate(); err != nil || v.Reveal() != value {
+			t.Fatalf("ResolvePrivate(%s) on a 0600 file: got the value %v, %v", ref, v.Reveal() == value, err)
+		}
+	}
+	refused := func(mode os.FileMode) {
+		t.Helper()
+		_, err := Secret{Ref: "file:" + key}.ResolvePrivate()
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("mode %04o, but group and others must have no access; run: chmod 600 %s", mode, key)) {
+			t.Errorf("mode %04o: ResolvePrivate = %v, want the chmod 600 fix", mode, err)
+		}
+		if err != nil && strings.Contains(err.Error(), value) {
+			t.Errorf("mode %04o: the error holds the key", mode)
+		}
+		// Resolve, for secrets that are not rekey's own, does not check.
+		if _, err := (Secret{Ref: "file:" + key}).Resolve(); err != nil {
+			t.Errorf("mode %04o: Resolve = %v", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o604, 0o644, 0o606, 0o601, 0o444} {
+		chmod(t, key, mode)
+		refused(mode)
+	}
+	// A group that is rekey's own may read it (root:rekey 0640 under
+	// systemd, fsGroup in a Kubernetes secret volume); another may not.
+	chmod(t, key, 0o640)
+	if _, err := (Secret{Ref: "file:" + key}).ResolvePrivate(); err != nil {
+		t.Errorf("mode 0640, rekey's own group: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Log("not root: the foreign-group case needs chown")
+	} else {
+		foreign := 54321
+		for ownGroup(foreign) {
+			foreign++
+		}
+		if err := os.Chown(key, -1, foreign); err != nil {
+			t.Fatal(err)
+		}
+		refused(0o640)
+		chmod(t, key, 0o600)
+		if _, err := (Secret{Ref: "file:" + key}).ResolvePrivate(); err != nil {
+			t.Errorf("mode 0600, another group: %v", err)
+		}
+	}
+	t.Setenv("REKEY_TEST_STATE_KEY", value)
+	if v, err := (Secret{Ref: "env:REKEY_TEST_STATE_KEY"}).ResolvePrivate(); err != nil || v.Reveal() != value {
+		t.Errorf("ResolvePrivate(env:) = %v", err)
 	}
 }

@@ -146,7 +146,7 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 			rt.Close()
 		}
 	}()
-	keyText, err := cfg.State.EncryptionKey.Resolve()
+	keyText, err := cfg.State.EncryptionKey.ResolvePrivate()
 	if err != nil {
 		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key: %w", err))
 	}
