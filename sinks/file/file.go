@@ -2,7 +2,10 @@
 // of a dotenv file, one top-level field of a JSON object, or a whole raw
 // file. Every write goes through fsutil.WriteFile (temp file, fsync,
 // rename, fsync of the directory), keeps the file's mode and owner, and
-// leaves every other byte of the file as it was.
+// leaves every other byte of the file as it was. Every read goes through
+// fsutil.ReadRegular: the file must be a regular file (after following a
+// symlink) of at most MaxFileSize bytes, and a FIFO or device at the path
+// is refused without blocking and never replaced.
 package file
 
 import (
@@ -25,6 +28,11 @@ import (
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/sinks"
 )
+
+// MaxFileSize caps the file a Sink reads and rewrites: an env or JSON file
+// is a few KiB, and the whole file is held in memory while one value in it
+// is replaced.
+const MaxFileSize = 16 << 20
 
 var (
 	_ sinks.Sink        = (*Sink)(nil)
@@ -113,7 +121,14 @@ func (s *Sink) GoString() string { return "file.Sink(" + s.name + ")" }
 // rewriting. A file that cannot be parsed (bad dotenv quoting, JSON that is
 // not an object, a JSON field that holds neither a string nor null) is left
 // untouched and reported as a permanent error, as are missing directories,
-// dangling symlinks and permission problems.
+// a parent that is not a directory, dangling symlinks, permission problems,
+// a path that is not a regular file (a FIFO or device is never replaced), a
+// file over MaxFileSize, and an on_change command that cannot be found.
+//
+// As sinks.Sink requires, a permanent error means Put changed nothing: every
+// permanent error comes before the file is replaced, and an error after it
+// (on_change failing, the directory fsync failing) is never permanent, so
+// the engine retries rather than treating the write as not having happened.
 func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (sinks.Receipt, error) {
 	if err := ctx.Err(); err != nil {
 		return sinks.Receipt{}, fmt.Errorf("file: put %s: %w", s.name, err)
@@ -124,13 +139,18 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
+	// A missing command is found before anything is written, so that the
+	// permanent error it gives changed nothing.
+	if err := s.lookOnChange(); err != nil {
+		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: %w (file left unchanged)", s.name, err))
+	}
 	target, err := s.target()
 	if err != nil {
 		return sinks.Receipt{}, fmt.Errorf("file: put %s: %w", s.name, err)
 	}
-	data, err := os.ReadFile(target)
+	data, err := fsutil.ReadRegular(target, MaxFileSize)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, err))
+		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, explain(target, err)))
 	}
 	old, present, err := s.decode(data)
 	if err != nil {
@@ -160,7 +180,7 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: %w (file left unchanged)", s.name, err))
 	}
 	if err := fsutil.WriteFile(target, out, s.mode); err != nil {
-		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, secret.Scrub(err, value, old)))
+		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, secret.Scrub(explain(target, err), value, old)))
 	}
 	m := &putMemo{receipt: s.receipt(rotationID, version, !present)}
 	s.last = m
@@ -182,7 +202,9 @@ func (s *Sink) receipt(rotationID, version string, created bool) sinks.Receipt {
 }
 
 // Get returns the value the file holds, or sinks.ErrNotFound when the file,
-// the variable or the field is missing or empty.
+// the variable or the field is missing or empty. It never blocks on a FIFO
+// or device at the path: that, a path that cannot exist (a parent is not a
+// directory) and a file over MaxFileSize are permanent errors.
 func (s *Sink) Get(ctx context.Context) (secret.Value, error) {
 	if err := ctx.Err(); err != nil {
 		return secret.Value{}, fmt.Errorf("file: get %s: %w", s.name, err)
@@ -191,12 +213,12 @@ func (s *Sink) Get(ctx context.Context) (secret.Value, error) {
 	if err != nil {
 		return secret.Value{}, fmt.Errorf("file: get %s: %w", s.name, err)
 	}
-	data, err := os.ReadFile(target)
+	data, err := fsutil.ReadRegular(target, MaxFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return secret.Value{}, fmt.Errorf("file: get %s: %w", s.name, sinks.ErrNotFound)
 	}
 	if err != nil {
-		return secret.Value{}, classify(fmt.Errorf("file: get %s: %w", s.name, err))
+		return secret.Value{}, classify(fmt.Errorf("file: get %s: %w", s.name, explain(target, err)))
 	}
 	v, ok, err := s.decode(data)
 	if err != nil {
@@ -221,13 +243,13 @@ func (s *Sink) Preflight(ctx context.Context) error {
 	}
 	dir := filepath.Dir(target)
 	if err := syscall.Access(dir, accessWrite|accessSearch); err != nil { // the temp file is made there
-		return backoff.Permanent(fmt.Errorf("file: preflight %s: directory %s: %w", s.name, dir, err))
+		return backoff.Permanent(fmt.Errorf("file: preflight %s: directory %s: %w", s.name, dir, explain(target, err)))
 	}
-	data, err := os.ReadFile(target)
+	data, err := fsutil.ReadRegular(target, MaxFileSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return classify(fmt.Errorf("file: preflight %s: %w", s.name, err))
+		return classify(fmt.Errorf("file: preflight %s: %w", s.name, explain(target, err)))
 	default:
 		if err := syscall.Access(target, accessWrite); err != nil {
 			return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, &fs.PathError{Op: "write", Path: target, Err: err}))
@@ -236,10 +258,19 @@ func (s *Sink) Preflight(ctx context.Context) error {
 			return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, err))
 		}
 	}
-	if len(s.onChange) > 0 {
-		if _, err := exec.LookPath(s.onChange[0]); err != nil {
-			return backoff.Permanent(fmt.Errorf("file: preflight %s: on_change: %w", s.name, err))
-		}
+	if err := s.lookOnChange(); err != nil {
+		return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, err))
+	}
+	return nil
+}
+
+// lookOnChange checks that the on_change command, if any, can be run.
+func (s *Sink) lookOnChange() error {
+	if len(s.onChange) == 0 {
+		return nil
+	}
+	if _, err := exec.LookPath(s.onChange[0]); err != nil {
+		return fmt.Errorf("on_change: %w", err)
 	}
 	return nil
 }
@@ -307,11 +338,41 @@ func (s *Sink) encode(data []byte, value string) ([]byte, error) {
 	}
 }
 
-// classify marks file-system errors no retry can fix as permanent.
+// classify marks file-system errors no retry can fix as permanent. An
+// error that came after the file was replaced is never permanent: a
+// permanent error must mean nothing changed.
 func classify(err error) error {
+	if errors.Is(err, fsutil.ErrSyncDir) {
+		return err
+	}
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) ||
-		errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) {
+		errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) ||
+		errors.Is(err, fsutil.ErrNotRegular) || errors.Is(err, fsutil.ErrTooLarge) {
 		return backoff.Permanent(err)
 	}
 	return err
 }
+
+// explain turns ENOTDIR, which says only "not a directory", into an error
+// naming the component that is not one: the path cannot exist until it is
+// fixed.
+func explain(path string, err error) error {
+	if !errors.Is(err, syscall.ENOTDIR) {
+		return err
+	}
+	for p := filepath.Dir(path); p != filepath.Dir(p); p = filepath.Dir(p) {
+		if fi, serr := os.Stat(p); serr == nil && !fi.IsDir() {
+			return &cannotExistError{path: path, parent: p}
+		}
+	}
+	return err
+}
+
+// cannotExistError is ENOTDIR with the component that caused it.
+type cannotExistError struct{ path, parent string }
+
+func (e *cannotExistError) Error() string {
+	return e.path + " cannot exist: " + e.parent + " is not a directory"
+}
+
+func (e *cannotExistError) Unwrap() error { return syscall.ENOTDIR }

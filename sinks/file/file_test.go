@@ -524,11 +524,17 @@ func TestOnChangeTimeout(t *testing.T) {
 	}
 }
 
+// TestOnChangeMissingCommandIsPermanent: the error is permanent, so (by
+// sinks.Sink's contract) the file must not have been written.
 func TestOnChangeMissingCommandIsPermanent(t *testing.T) {
 	dir := t.TempDir()
-	s := newSink(t, Config{Path: filepath.Join(dir, "f"), Key: "K", OnChange: []string{filepath.Join(dir, "missing")}})
+	path := filepath.Join(dir, "f")
+	s := newSink(t, Config{Path: path, Key: "K", OnChange: []string{filepath.Join(dir, "missing")}})
 	if _, err := s.Put(context.Background(), sinktest.Value(t, "v"), "rot-1"); !isPermanent(err) {
 		t.Errorf("Put with a missing hook: err = %v, want permanent", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a Put that failed permanently created the file: %v", err)
 	}
 }
 

@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os/exec"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -29,6 +27,13 @@ const (
 // environment unchanged and no argument or variable holding a value; its
 // combined output, with every given value redacted, is quoted in the error
 // when it fails.
+//
+// Its error is never permanent, even for a command that has gone missing:
+// the file has been written by then, and sinks.Sink says a permanent error
+// means Put changed nothing. Undoing the write instead would need a second
+// write that can fail too, and the engine already rolls a sink back by a
+// Put of the old value. Put checks that the command exists before it
+// writes, so a missing command is caught, permanently, with nothing changed.
 func (s *Sink) runOnChange(ctx context.Context, values ...secret.Value) error {
 	if len(s.onChange) == 0 {
 		return nil
@@ -51,9 +56,6 @@ func (s *Sink) runOnChange(ctx context.Context, values ...secret.Value) error {
 	err = fmt.Errorf("file: %s: on_change %q (the file was written): %w", s.name, s.onChange[0], err)
 	if shown := shownOutput(out.Bytes(), values); shown != "" {
 		err = fmt.Errorf("%w; output: %q", err, shown)
-	}
-	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-		return backoff.Permanent(err)
 	}
 	return err
 }
