@@ -37,6 +37,8 @@ type Error struct {
 	Line  int    // 0 when unknown
 	Field string // dotted path, e.g. "credentials.prod.monitor.window"
 	Msg   string
+
+	more int // > 0: this entry counts problems left out (MaxErrors)
 }
 
 func (e *Error) Error() string {

@@ -72,9 +72,8 @@ func Parse(file string, data []byte) (*Config, error) {
 
 	v := &validator{d: d}
 	v.config(cfg)
-	errs := append(d.errs, v.errs...)
-	if len(errs) > 0 {
-		return nil, errs.sorted()
+	if !d.errs.empty() {
+		return nil, d.errs.result()
 	}
 	return cfg, nil
 }
