@@ -29,6 +29,8 @@ type SinkSpec struct {
 	File  string
 	Line  int
 	node  *yaml.Node
+	// secretEnv is the loaded Config's SecretEnv.
+	secretEnv []string
 }
 
 // Error is one configuration problem, located in the file.

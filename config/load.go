@@ -75,6 +75,12 @@ func Parse(file string, data []byte) (*Config, error) {
 	if !d.errs.empty() {
 		return nil, d.errs.result()
 	}
+	env := cfg.SecretEnv()
+	for _, cr := range cfg.Credentials {
+		for i := range cr.Sinks {
+			cr.Sinks[i].secretEnv = env
+		}
+	}
 	return cfg, nil
 }
 

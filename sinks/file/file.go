@@ -65,6 +65,7 @@ type Sink struct {
 	key      string
 	mode     os.FileMode
 	onChange []string
+	hideEnv  map[string]bool // variables on_change must not inherit
 	timeout  time.Duration
 	name     string
 	log      *zap.Logger
@@ -79,8 +80,22 @@ type putMemo struct {
 	hookOK  bool // on_change has run successfully for this write
 }
 
+// Option configures a Sink beyond its Config entry.
+type Option func(*Sink)
+
+// WithoutEnv removes the named variables from the environment on_change
+// runs with: the variables rekey reads its own secrets from
+// (config.Config.SecretEnv), which a reload hook has no business seeing.
+func WithoutEnv(names ...string) Option {
+	return func(s *Sink) {
+		for _, n := range names {
+			s.hideEnv[n] = true
+		}
+	}
+}
+
 // New returns the sink for c, which it validates.
-func New(c Config, log *zap.Logger) (*Sink, error) {
+func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
@@ -94,8 +109,12 @@ func New(c Config, log *zap.Logger) (*Sink, error) {
 		key:      c.Key,
 		mode:     mode,
 		onChange: append([]string(nil), c.OnChange...),
+		hideEnv:  map[string]bool{},
 		timeout:  c.onChangeTimeout(),
 		now:      time.Now,
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	s.name = "file:" + s.path
 	if s.key != "" {

@@ -543,3 +543,29 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		t.Fatal("New accepted a relative path")
 	}
 }
+
+// TestOnChangeEnvironmentHidesSecrets: on_change inherits rekey's
+// environment except the variables holding rekey's own secrets.
+func TestOnChangeEnvironmentHidesSecrets(t *testing.T) {
+	t.Setenv("REKEY_TEST_STATE_KEY", "state-key-value")
+	t.Setenv("REKEY_TEST_GITHUB_TOKEN", "github-token-value")
+	t.Setenv("REKEY_TEST_PLAIN", "kept")
+	dir := t.TempDir()
+	s, err := New(Config{Path: filepath.Join(dir, "app.env"), Key: "K", OnChange: []string{hook(t, dir, "")}}, zap.NewNop(),
+		WithoutEnv("REKEY_TEST_STATE_KEY"), WithoutEnv("REKEY_TEST_GITHUB_TOKEN", "REKEY_TEST_UNSET"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, sinktest.Value(t, "v"), "rot-1")
+	env := "\n" + read(t, filepath.Join(dir, "env"))
+	for _, name := range []string{"REKEY_TEST_STATE_KEY", "REKEY_TEST_GITHUB_TOKEN"} {
+		if strings.Contains(env, "\n"+name+"=") {
+			t.Errorf("on_change saw %s", name)
+		}
+	}
+	for _, name := range []string{"REKEY_TEST_PLAIN", "PATH"} {
+		if !strings.Contains(env, "\n"+name+"=") {
+			t.Errorf("on_change did not get %s", name)
+		}
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,7 +26,8 @@ const (
 )
 
 // runOnChange runs the on_change command, if any. The command gets rekey's
-// environment unchanged and no argument or variable holding a value; its
+// environment without the variables WithoutEnv named, and no argument or
+// variable holding a value; its
 // combined output, with every given value redacted, is quoted in the error
 // when it fails.
 //
@@ -42,6 +45,7 @@ func (s *Sink) runOnChange(ctx context.Context, values ...secret.Value) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.onChange[0], s.onChange[1:]...)
 	cmd.WaitDelay = waitDelay
+	cmd.Env = s.childEnv()
 	out := &capped{max: outputCapture}
 	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()
@@ -58,6 +62,22 @@ func (s *Sink) runOnChange(ctx context.Context, values ...secret.Value) error {
 		err = fmt.Errorf("%w; output: %q", err, shown)
 	}
 	return err
+}
+
+// childEnv is rekey's environment without the hidden variables; nil (the
+// whole environment) when none are hidden.
+func (s *Sink) childEnv() []string {
+	if len(s.hideEnv) == 0 {
+		return nil
+	}
+	env := []string{}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !s.hideEnv[name] {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // shownOutput redacts values from out, then cuts it to outputShown bytes.
