@@ -172,12 +172,13 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, explain(target, err)))
 	}
 	old, present, err := s.decode(data)
-	if err != nil {
+	agree := !errors.Is(err, errDisagree) // a dotenv variable assigned twice: the write sets both
+	if err != nil && agree {
 		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: %w (file left unchanged)", s.name, err))
 	}
 	version := value.Fingerprint()
 
-	if present && old.Equal(value) {
+	if present && agree && old.Equal(value) {
 		m := s.last
 		if m == nil || m.receipt.RotationID != rotationID || m.receipt.Version != version {
 			m = &putMemo{receipt: s.receipt(rotationID, version, false)}
@@ -273,7 +274,7 @@ func (s *Sink) Preflight(ctx context.Context) error {
 		if err := syscall.Access(target, accessWrite); err != nil {
 			return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, &fs.PathError{Op: "write", Path: target, Err: err}))
 		}
-		if _, _, err := s.decode(data); err != nil {
+		if _, _, err := s.decode(data); err != nil && !errors.Is(err, errDisagree) { // Put sets every assignment
 			return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, err))
 		}
 	}
@@ -314,7 +315,9 @@ func (s *Sink) target() (string, error) {
 	return t, nil
 }
 
-// decode returns the value data holds; ok is false when it holds none.
+// decode returns the value data holds; ok is false when it holds none. For
+// a dotenv variable whose assignments disagree, err matches errDisagree and
+// v is the last assignment's value (the one shells honour).
 func (s *Sink) decode(data []byte) (v secret.Value, ok bool, err error) {
 	switch s.format {
 	case FormatRaw:
@@ -332,8 +335,11 @@ func (s *Sink) decode(data []byte) (v secret.Value, ok bool, err error) {
 		if err != nil {
 			return secret.Value{}, false, fmt.Errorf("dotenv: %w", err)
 		}
-		a, _ := lookupDotenv(as, s.key)
-		return secret.New(a.value), a.value != "", nil
+		str, _, err := getDotenv(as, s.key)
+		if err != nil {
+			err = fmt.Errorf("dotenv: %w", err)
+		}
+		return secret.New(str), str != "", err
 	}
 }
 

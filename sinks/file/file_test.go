@@ -569,3 +569,60 @@ func TestOnChangeEnvironmentHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestDotenvDuplicateVariable: Put sets every assignment of the variable;
+// Get reads it while they agree and otherwise says they disagree.
+func TestDotenvDuplicateVariable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.env")
+	old1, old2 := sinktest.Value(t, "old1"), sinktest.Value(t, "old2")
+	write(t, path, "K="+old1.Reveal()+"\nA=1\nexport K='"+old2.Reveal()+"'\n", 0o600)
+	s := newSink(t, Config{Path: path, Key: "K"})
+
+	_, err := s.Get(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "lines 1, 3 and the assignments disagree") || errors.Is(err, sinks.ErrNotFound) {
+		t.Errorf("Get: %v, want an error saying the assignments disagree", err)
+	}
+	if err != nil {
+		sinktest.AssertNoLeak(t, err.Error(), old1, old2)
+	}
+	if err := s.Preflight(context.Background()); err != nil {
+		t.Errorf("Preflight: %v; a Put can set both", err)
+	}
+	v := sinktest.Value(t, "new")
+	if r := mustPut(t, s, v, "rot-1"); r.Created {
+		t.Errorf("Created = true over an existing variable")
+	}
+	if got, want := read(t, path), "K="+v.Reveal()+"\nA=1\nexport K='"+v.Reveal()+"'\n"; got != want {
+		t.Errorf("file after Put: every assignment should hold the new value (fingerprint %s)", v.Fingerprint())
+	}
+	if got, err := s.Get(context.Background()); err != nil || !got.Equal(v) {
+		t.Errorf("Get after Put: %v (same value: %v)", err, got.Equal(v))
+	}
+
+	// A file whose last assignment already holds the value but an earlier
+	// one does not is still rewritten.
+	write(t, path, "K="+old1.Reveal()+"\nK="+v.Reveal()+"\n", 0o600)
+	mustPut(t, s, v, "rot-2")
+	if got := read(t, path); got != "K="+v.Reveal()+"\nK="+v.Reveal()+"\n" {
+		t.Errorf("the earlier assignment was left stale")
+	}
+}
+
+// TestDotenvByteOrderMark: a UTF-8 BOM is kept byte for byte and the first
+// variable after it is found.
+func TestDotenvByteOrderMark(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.env")
+	old := sinktest.Value(t, "old")
+	write(t, path, "\xEF\xBB\xBFK="+old.Reveal()+"\r\nA=1\r\n", 0o600)
+	s := newSink(t, Config{Path: path, Key: "K"})
+	if got, err := s.Get(context.Background()); err != nil || !got.Equal(old) {
+		t.Fatalf("Get: %v (found the value: %v)", err, got.Equal(old))
+	}
+	v := sinktest.Value(t, "new")
+	if r := mustPut(t, s, v, "rot-1"); r.Created {
+		t.Errorf("Created = true: the variable after the BOM was not found")
+	}
+	if got := read(t, path); got != "\xEF\xBB\xBFK="+v.Reveal()+"\r\nA=1\r\n" {
+		t.Errorf("file after Put: want the BOM kept and K replaced in place (fingerprint %s)", v.Fingerprint())
+	}
+}
