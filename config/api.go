@@ -29,6 +29,8 @@ type SinkSpec struct {
 	File  string
 	Line  int
 	node  *yaml.Node
+	// secretEnv is the loaded Config's SecretEnv.
+	secretEnv []string
 }
 
 // Error is one configuration problem, located in the file.
@@ -37,6 +39,8 @@ type Error struct {
 	Line  int    // 0 when unknown
 	Field string // dotted path, e.g. "credentials.prod.monitor.window"
 	Msg   string
+
+	more int // > 0: this entry counts problems left out (MaxErrors)
 }
 
 func (e *Error) Error() string {

@@ -23,15 +23,15 @@ const maxDepth = 200
 // stopping at the first, and recording where each field was found.
 type decoder struct {
 	file string
-	errs Errors
+	errs errorList
 	// pos maps each field path found in the file to the line of its key
 	// (mapping entries) or item (list entries).
 	pos map[string]int
 	// set holds the paths whose value is not null.
 	set map[string]bool
 	// bad holds the paths that failed to decode; validation stays quiet
-	// about them.
-	bad    []string
+	// about them and what lies below them.
+	bad    map[string]bool
 	budget int
 	depth  int
 	active map[*yaml.Node]bool // aliases being expanded, to stop cycles
@@ -42,15 +42,15 @@ func newDecoder(file string) *decoder {
 		file:   file,
 		pos:    map[string]int{},
 		set:    map[string]bool{},
+		bad:    map[string]bool{},
 		budget: maxNodes,
 		active: map[*yaml.Node]bool{},
 	}
 }
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
-	line := d.lineOf(n, path)
-	d.errs = append(d.errs, &Error{File: d.file, Line: line, Field: path, Msg: fmt.Sprintf(format, args...)})
-	d.bad = append(d.bad, path)
+	d.errs.add(d.file, d.lineOf(n, path), path, format, args...)
+	d.bad[path] = true
 }
 
 // line returns the line of path, or of its deepest recorded ancestor.
@@ -85,13 +85,18 @@ func (d *decoder) mark(path string, n *yaml.Node) {
 }
 
 // failed reports whether a decode error was reported at field or above it.
+// It looks up field and each of its ancestors (parentField), which are
+// exactly the paths field lies under, so it costs the field's depth, not
+// the number of errors.
 func (d *decoder) failed(field string) bool {
-	for _, b := range d.bad {
-		if under(field, b) {
+	for p := field; ; p = parentField(p) {
+		if d.bad[p] {
 			return true
 		}
+		if p == "" {
+			return false
+		}
 	}
-	return false
 }
 
 // describe names a node's kind for error messages. It never prints a

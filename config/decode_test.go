@@ -23,7 +23,7 @@ func decodeString(t *testing.T, src string, v any) Errors {
 	}
 	d := newDecoder("t.yaml")
 	d.decode(&doc, reflect.ValueOf(v).Elem(), "")
-	return d.errs
+	return d.errs.result()
 }
 
 func TestDecodeAliasCycle(t *testing.T) {

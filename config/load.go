@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 	_ "time/tzdata" // timezone: must work on hosts and images without zoneinfo
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rekeyhq/rekey/internal/fsutil"
 )
 
 // Defaults applied by Load when a field is absent (or null).
@@ -35,13 +36,19 @@ const (
 // DefaultExpectStatus is a check's expect_status when absent.
 var DefaultExpectStatus = []int{200}
 
+// MaxConfigSize caps the configuration file: a real one is a few KiB, and
+// even 10,000 credentials fit in a few MiB.
+const MaxConfigSize = 64 << 20
+
 // Load reads, decodes and validates the configuration at path. A file that
-// cannot be read gives a plain error; every problem in the file's contents
-// comes back together as Errors, each with file:line and field.
+// cannot be read gives a plain error, as does one that is not a regular
+// file (a FIFO, a device: the read never blocks) or is larger than
+// MaxConfigSize; every problem in the file's contents comes back together
+// as Errors, each with file:line and field (see MaxErrors).
 // Secrets are not resolved; sink entries are checked only for their type
 // (each sink package decodes its entry with SinkSpec.Decode).
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, MaxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -65,9 +72,14 @@ func Parse(file string, data []byte) (*Config, error) {
 
 	v := &validator{d: d}
 	v.config(cfg)
-	errs := append(d.errs, v.errs...)
-	if len(errs) > 0 {
-		return nil, errs.sorted()
+	if !d.errs.empty() {
+		return nil, d.errs.result()
+	}
+	env := cfg.SecretEnv()
+	for _, cr := range cfg.Credentials {
+		for i := range cr.Sinks {
+			cr.Sinks[i].secretEnv = env
+		}
 	}
 	return cfg, nil
 }

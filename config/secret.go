@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rekeyhq/rekey/internal/fsutil"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -15,6 +18,11 @@ const (
 	envPrefix  = "env:"
 	filePrefix = "file:"
 )
+
+// MaxSecretFileSize caps the file a file: reference names: a token or key
+// is well under 1 KiB, and the cap keeps a reference to /dev/zero or a huge
+// file from growing memory.
+const MaxSecretFileSize = 64 << 10
 
 // IsSet reports whether the field was given.
 func (s Secret) IsSet() bool { return s.Ref != "" }
@@ -50,8 +58,54 @@ func (s Secret) Check(literalOK bool) error {
 
 // Resolve returns the secret: the named environment variable (which must be
 // set and non-empty), the file's contents without the trailing newline, or
-// the literal. Errors name the reference, never the value.
+// the literal. A file: reference must name a regular file (symlinks are
+// followed) of at most MaxSecretFileSize bytes; the read never blocks.
+// Errors name the reference, never the value.
 func (s Secret) Resolve() (secret.Value, error) {
+	return s.resolve(false)
+}
+
+// ResolvePrivate is Resolve for a secret only rekey may read, such as the
+// state encryption key: a file: reference whose file others may access
+// (mode & 0o007 != 0), or whose group may access it while that group is not
+// one of rekey's own groups, is refused with the chmod that fixes it, as
+// the journal's own file is. A group that is rekey's own is allowed so
+// that the documented deployments work: systemd's root:rekey 0640 and a
+// Kubernetes secret volume, which always gives fsGroup read access.
+func (s Secret) ResolvePrivate() (secret.Value, error) {
+	return s.resolve(true)
+}
+
+// checkPrivate refuses a file that someone other than rekey's user and
+// groups may access.
+func checkPrivate(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	perm := fi.Mode().Perm()
+	shared := perm&0o007 != 0
+	if perm&0o070 != 0 {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		shared = shared || !ok || !ownGroup(int(st.Gid))
+	}
+	if shared {
+		return fmt.Errorf("key file has mode %04o, but group and others must have no access; run: chmod 600 %s", perm, path)
+	}
+	return nil
+}
+
+// ownGroup reports whether gid is the process's group or one of its
+// supplementary groups.
+func ownGroup(gid int) bool {
+	if gid == os.Getgid() || gid == os.Getegid() {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	return slices.Contains(groups, gid)
+}
+
+func (s Secret) resolve(private bool) (secret.Value, error) {
 	switch {
 	case !s.IsSet():
 		return secret.Value{}, errors.New("config: secret not set")
@@ -66,10 +120,16 @@ func (s Secret) Resolve() (secret.Value, error) {
 		}
 		return secret.New(v), nil
 	case strings.HasPrefix(s.Ref, filePrefix):
-		b, err := os.ReadFile(strings.TrimPrefix(s.Ref, filePrefix))
+		path := strings.TrimPrefix(s.Ref, filePrefix)
+		b, err := fsutil.ReadRegular(path, MaxSecretFileSize)
 		if err != nil {
 			// *PathError names the path and the cause only.
 			return secret.Value{}, fmt.Errorf("config: %s: %w", s.Ref, err)
+		}
+		if private {
+			if err := checkPrivate(path); err != nil {
+				return secret.Value{}, fmt.Errorf("config: %s: %w", s.Ref, err)
+			}
 		}
 		v := strings.TrimRight(string(b), "\r\n")
 		if v == "" {

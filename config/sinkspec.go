@@ -18,8 +18,8 @@ func (s *SinkSpec) UnmarshalYAML(n *yaml.Node) error {
 	d := newDecoder("")
 	s.Type, s.node = "", nil
 	d.readSinkSpec(n, s, "")
-	if len(d.errs) > 0 {
-		return errors.New(d.errs[0].Msg)
+	if !d.errs.empty() {
+		return errors.New(d.errs.first().Msg)
 	}
 	return nil
 }
@@ -82,19 +82,18 @@ func (s *SinkSpec) Decode(v any) error {
 			return fmt.Errorf("config: Decode needs a pointer to a struct or map, got %T", v)
 		}
 	}
-	errs := d.errs
 	if val, ok := v.(interface{ Validate() error }); ok {
 		for _, err := range flatten(val.Validate()) {
 			e := d.place(s, err)
 			if !d.failed(e.Field) {
-				errs = append(errs, e)
+				d.errs.addError(e)
 			}
 		}
 	}
-	if len(errs) == 0 {
+	if d.errs.empty() {
 		return nil
 	}
-	return errs.sorted()
+	return d.errs.result()
 }
 
 // place turns an error from a Validate method into an absolute, positioned

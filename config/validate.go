@@ -22,16 +22,17 @@ var HTTPMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 
 // validator applies defaults and checks a decoded Config, reporting at the
 // positions the decoder recorded.
+// Its problems go to the decoder's list, so they share one cap.
 type validator struct {
-	d    *decoder
-	errs Errors
+	d       *decoder
+	issuers string // defined's answer, computed once
 }
 
 func (v *validator) errorf(field, format string, args ...any) {
 	if v.d.failed(field) {
 		return // the decoder already said what is wrong here
 	}
-	v.errs = append(v.errs, &Error{File: v.d.file, Line: v.d.line(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+	v.d.errs.add(v.d.file, v.d.line(field), field, format, args...)
 }
 
 // has reports whether field was given a non-null value.
@@ -113,9 +114,9 @@ func (v *validator) issuer(p string, is *Issuer) {
 func (v *validator) credential(c *Config, p string, cr *Credential) {
 	switch _, ok := c.Issuers[cr.Issuer]; {
 	case cr.Issuer == "":
-		v.errorf(p+".issuer", "required; name one of the issuers (%s)", defined(c.Issuers))
+		v.errorf(p+".issuer", "required; name one of the issuers (%s)", v.defined(c.Issuers))
 	case !ok && !v.d.failed("issuers"):
-		v.errorf(p+".issuer", "unknown issuer %q (defined: %s)", cr.Issuer, defined(c.Issuers))
+		v.errorf(p+".issuer", "unknown issuer %q (defined: %s)", cr.Issuer, v.defined(c.Issuers))
 	}
 
 	v.label(p+".label", cr.Name, cr.Label)
@@ -367,9 +368,24 @@ func checkListen(s string) error {
 	return nil
 }
 
-func defined(issuers map[string]*Issuer) string {
-	if len(issuers) == 0 {
-		return "none"
+// maxListed is how many issuer names a message lists.
+const maxListed = 10
+
+// defined lists the issuers' names for a message: at most maxListed of
+// them, so that a message stays short however many there are. It is
+// computed once: every credential with a bad issuer asks for it.
+func (v *validator) defined(issuers map[string]*Issuer) string {
+	if v.issuers != "" {
+		return v.issuers
 	}
-	return strings.Join(slices.Sorted(maps.Keys(issuers)), ", ")
+	names := slices.Sorted(maps.Keys(issuers))
+	switch {
+	case len(names) == 0:
+		v.issuers = "none"
+	case len(names) > maxListed:
+		v.issuers = fmt.Sprintf("%s, … (%d in all)", strings.Join(names[:maxListed], ", "), len(names))
+	default:
+		v.issuers = strings.Join(names, ", ")
+	}
+	return v.issuers
 }

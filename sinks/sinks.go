@@ -49,7 +49,9 @@ type Sink interface {
 	// and rotation ID after a crash changes nothing further and returns a
 	// receipt equal to the first one's. Errors never contain the value;
 	// permanent errors (bad permissions, missing resources) are wrapped with
-	// backoff.Permanent.
+	// backoff.Permanent. A permanent error means Put changed nothing: an
+	// error that comes after the value landed (a failed reload hook) must
+	// not be permanent.
 	Put(ctx context.Context, value secret.Value, rotationID string) (Receipt, error)
 }
 

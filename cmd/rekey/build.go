@@ -68,7 +68,10 @@ func asConfigErrors(err error) config.Errors {
 func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, error) {
 	switch spec.Type {
 	case "file":
-		return build(spec, log, file.New)
+		// on_change must not inherit rekey's secrets: the config's env:
+		// references and the variables sinks read a token from by default.
+		hide := file.WithoutEnv(append(spec.SecretEnv(), strings.TrimPrefix(ghactions.DefaultToken, "env:"), "VAULT_TOKEN")...)
+		return build(spec, log, func(c file.Config, l *zap.Logger) (*file.Sink, error) { return file.New(c, l, hide) })
 	case "aws-secretsmanager":
 		return build(spec, log, func(c awssm.Config, l *zap.Logger) (*awssm.Sink, error) { return awssm.New(c, l) })
 	case "vault-kv":
@@ -147,7 +150,7 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 			rt.Close()
 		}
 	}()
-	keyText, err := cfg.State.EncryptionKey.Resolve()
+	keyText, err := cfg.State.EncryptionKey.ResolvePrivate()
 	if err != nil {
 		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key: %w", err))
 	}

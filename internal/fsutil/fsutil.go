@@ -1,8 +1,11 @@
-// Package fsutil holds the one durable-write helper every file writer uses.
+// Package fsutil holds the one durable-write helper every file writer uses
+// and the one bounded, non-blocking read helper every file reader uses.
 package fsutil
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -12,11 +15,18 @@ import (
 // temporary file in the same directory, fsyncs it, renames it over path and
 // fsyncs the directory. A crash leaves either the old or the new contents,
 // never a mix. If path exists, its mode and (when running as root) owner are
-// kept; otherwise perm is used.
+// kept; otherwise perm is used. An existing path that is not a regular file
+// (a FIFO, device, directory or socket, after following symlinks) is never
+// replaced: the error matches ErrNotRegular and nothing is changed. An error
+// matching ErrSyncDir means the file was replaced but the directory fsync
+// failed; every other error means nothing was changed.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	uid, gid := -1, -1
 	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return &fs.PathError{Op: "replace", Path: path, Err: notRegular(fi.Mode())}
+		}
 		perm = fi.Mode().Perm()
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			uid, gid = int(st.Uid), int(st.Gid)
@@ -54,8 +64,15 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(name, path); err != nil {
 		return err
 	}
-	return SyncDir(dir)
+	if err := SyncDir(dir); err != nil {
+		return fmt.Errorf("%w %s after replacing %s: %w", ErrSyncDir, dir, path, err)
+	}
+	return nil
 }
+
+// ErrSyncDir is matched by a WriteFile error that came after the file was
+// replaced: the new contents are in place but may not survive a crash.
+var ErrSyncDir = errors.New("sync directory")
 
 // SyncDir fsyncs a directory so that a rename or create inside it is durable.
 func SyncDir(dir string) error {

@@ -39,8 +39,9 @@ type Config struct {
 	// default 0600. An existing file keeps its mode and owner.
 	Mode string `yaml:"mode"`
 	// OnChange is a command run directly (no shell) after every Put that
-	// changed the file. It gets rekey's environment unchanged and never
-	// the value: it should read the file.
+	// changed the file. It gets rekey's environment, less the variables
+	// that hold rekey's own secrets (see WithoutEnv), and never the value:
+	// it should read the file.
 	OnChange []string `yaml:"on_change"`
 	// OnChangeTimeout bounds OnChange; default 30s.
 	OnChangeTimeout config.Duration `yaml:"on_change_timeout"`

@@ -2,8 +2,10 @@ package file
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -18,12 +20,22 @@ import (
 //     other backslash is kept); quoted values may span lines and may be
 //     followed by blanks and a "# comment";
 //   - lines that are not assignments are kept as they are, and so is every
-//     byte outside the one value being replaced (comments, order, export
-//     prefixes, CRLF line endings).
+//     byte outside the values being replaced (comments, order, export
+//     prefixes, CRLF line endings, a UTF-8 byte order mark at the start);
+//   - a variable assigned more than once is set at every assignment, so
+//     that every reader (first-wins or last-wins) sees the new value; it
+//     reads back only while all its assignments agree.
 //
 // A quoted value that is never closed, or is followed by anything other
 // than blanks and a comment, makes the whole file unreadable: rewriting it
 // would mean guessing where the following assignments start.
+
+// utf8BOM is the byte order mark some editors put at the start of a file.
+const utf8BOM = "\xEF\xBB\xBF"
+
+// errDisagree is getDotenv's error for a variable assigned more than once
+// with different values.
+var errDisagree = errors.New("assignments disagree")
 
 // dotenvKeyRE is what Config.Key must match: a portable variable name.
 var dotenvKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -57,11 +69,12 @@ func isKeyByte(c byte) bool {
 	return isKeyStart(c) || '0' <= c && c <= '9' || c == '.' || c == '-'
 }
 
-// parseDotenv returns every assignment in data, in file order.
+// parseDotenv returns every assignment in data, in file order. A byte
+// order mark at the start is skipped (and kept: offsets are into data).
 func parseDotenv(data []byte) ([]assignment, error) {
 	var out []assignment
 	lineNo := 1
-	pos := 0
+	pos := len(bomOf(data))
 	for pos < len(data) {
 		lineEnd := len(data)
 		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
@@ -206,6 +219,14 @@ func scanQuoted(data []byte, open int) (closing int, value string, found bool) {
 	return 0, "", false
 }
 
+// bomOf returns the byte order mark data starts with, or nothing.
+func bomOf(data []byte) []byte {
+	if bytes.HasPrefix(data, []byte(utf8BOM)) {
+		return data[:len(utf8BOM)]
+	}
+	return nil
+}
+
 // lookupDotenv returns the last assignment of key, which is the one shells
 // and dotenv libraries honour.
 func lookupDotenv(as []assignment, key string) (assignment, bool) {
@@ -217,18 +238,48 @@ func lookupDotenv(as []assignment, key string) (assignment, bool) {
 	return assignment{}, false
 }
 
-// setDotenv returns data with key's last assignment holding value, or with
-// "KEY=value" appended when key is not assigned. Every other byte is kept.
+// getDotenv returns key's value: that of its last assignment, and, when an
+// earlier one holds another value, an error matching errDisagree that names
+// the lines (never the values). ok is false when key is not assigned.
+func getDotenv(as []assignment, key string) (value string, ok bool, err error) {
+	last, ok := lookupDotenv(as, key)
+	if !ok {
+		return "", false, nil
+	}
+	var lines []string
+	differ := false
+	for _, a := range as {
+		if a.key == key {
+			lines = append(lines, strconv.Itoa(a.line))
+			differ = differ || a.value != last.value
+		}
+	}
+	if differ {
+		err = fmt.Errorf("%s is assigned on lines %s and the %w; a Put sets them all", key, strings.Join(lines, ", "), errDisagree)
+	}
+	return last.value, true, err
+}
+
+// setDotenv returns data with every assignment of key holding value, or
+// with "KEY=value" appended when key is not assigned. Every other byte is
+// kept.
 func setDotenv(data []byte, key, value string) ([]byte, error) {
 	as, err := parseDotenv(data)
 	if err != nil {
 		return nil, err
 	}
-	if a, ok := lookupDotenv(as, key); ok {
+	if _, ok := lookupDotenv(as, key); ok {
 		out := make([]byte, 0, len(data)+len(value)+8)
-		out = append(out, data[:a.start]...)
-		out = append(out, quoteDotenv(value, a.quote)...)
-		return append(out, data[a.end:]...), nil
+		pos := 0
+		for _, a := range as { // in file order, so the offsets only grow
+			if a.key != key {
+				continue
+			}
+			out = append(out, data[pos:a.start]...)
+			out = append(out, quoteDotenv(value, a.quote)...)
+			pos = a.end
+		}
+		return append(out, data[pos:]...), nil
 	}
 	eol := "\n"
 	if i := bytes.IndexByte(data, '\n'); i > 0 && data[i-1] == '\r' {
@@ -237,7 +288,7 @@ func setDotenv(data []byte, key, value string) ([]byte, error) {
 	out := make([]byte, 0, len(data)+len(key)+len(value)+8)
 	out = append(out, data...)
 	switch {
-	case len(out) == 0 || out[len(out)-1] == '\n':
+	case len(out) == len(bomOf(data)) || out[len(out)-1] == '\n':
 	case out[len(out)-1] == '\r': // a CRLF cut short: complete it
 		out = append(out, '\n')
 	default:

@@ -1,6 +1,8 @@
 package file
 
 import (
+	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -30,7 +32,12 @@ func TestSetDotenv(t *testing.T) {
 		{"EmptyValue", "K=\nA=1\n", "K=avk_live_NEW123\nA=1\n"},
 		{"EmptyValueThenComment", "K= # fill me\n", "K=avk_live_NEW123 # fill me\n"},
 		{"EmptyValueCRLF", "K=\r\n", "K=avk_live_NEW123\r\n"},
-		{"DuplicateReplacesLast", "K=first\nA=1\nK=second\nB=2\n", "K=first\nA=1\nK=avk_live_NEW123\nB=2\n"},
+		{"DuplicateSetsEvery", "K=first\nA=1\nexport K='second' # c\nB=2\nK=\"third\"", "K=avk_live_NEW123\nA=1\nexport K='avk_live_NEW123' # c\nB=2\nK=\"avk_live_NEW123\""},
+		{"DuplicateMultiline", "K=\"a\nb\"\nK=x\n", "K=\"avk_live_NEW123\"\nK=avk_live_NEW123\n"},
+		{"BOMKept", "\xEF\xBB\xBFK=old\nA=1\n", "\xEF\xBB\xBFK=avk_live_NEW123\nA=1\n"},
+		{"BOMKeptCRLF", "\xEF\xBB\xBFexport K=old\r\n", "\xEF\xBB\xBFexport K=avk_live_NEW123\r\n"},
+		{"BOMAppend", "\xEF\xBB\xBFA=1\n", "\xEF\xBB\xBFA=1\nK=avk_live_NEW123\n"},
+		{"BOMOnly", "\xEF\xBB\xBF", "\xEF\xBB\xBFK=avk_live_NEW123\n"},
 		{"CommentedOutIgnored", "# K=old\n", "# K=old\nK=avk_live_NEW123\n"},
 		{"PrefixKeyIgnored", "KEY=1\nK_2=2\n", "KEY=1\nK_2=2\nK=avk_live_NEW123\n"},
 		{"MultilineValueReplaced", "K=\"line1\nline2\"\nA=1\n", "K=\"avk_live_NEW123\"\nA=1\n"},
@@ -51,10 +58,35 @@ func TestSetDotenv(t *testing.T) {
 			if err != nil {
 				t.Fatalf("reparse: %v", err)
 			}
-			if a, ok := lookupDotenv(as, "K"); !ok || a.value != v {
-				t.Fatalf("reparsed K = %q (found %v)", a.value, ok)
+			if got, ok, err := getDotenv(as, "K"); !ok || err != nil || got != v {
+				t.Fatalf("reparsed K = %q (found %v, %v)", got, ok, err)
 			}
 		})
+	}
+}
+
+func TestGetDotenvDuplicates(t *testing.T) {
+	as, err := parseDotenv([]byte("K=same\nA=1\nexport K='same'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := getDotenv(as, "K"); v != "same" || !ok || err != nil {
+		t.Errorf("agreeing duplicates: %q, %v, %v", v, ok, err)
+	}
+	as, err = parseDotenv([]byte("K=avk_live_one\nA=1\nK=avk_live_two\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = getDotenv(as, "K")
+	if !errors.Is(err, errDisagree) || err.Error() != "K is assigned on lines 1, 3 and the assignments disagree; a Put sets them all" {
+		t.Errorf("disagreeing duplicates: %v", err)
+	}
+}
+
+func TestParseDotenvBOM(t *testing.T) {
+	as, err := parseDotenv([]byte("\xEF\xBB\xBFK=v\nB=2\n"))
+	if err != nil || len(as) != 2 || as[0].key != "K" || as[0].value != "v" || as[0].line != 1 {
+		t.Fatalf("parsed %+v, %v; want K=v first, on line 1", as, err)
 	}
 }
 
@@ -154,6 +186,7 @@ func FuzzDotenv(f *testing.F) {
 	f.Add([]byte("A=1\nK=old\n"), 0, "avk_live_abc")
 	f.Add([]byte("export K='x' # c\r\n"), 1, "with space")
 	f.Add([]byte("K=\"a\nb\"\nB=2"), 0, "quote\"and$dollar\\")
+	f.Add([]byte("\xEF\xBB\xBFK=1\nA=2\nK='3'\n"), 0, "dup")
 	f.Fuzz(func(t *testing.T, data []byte, keyIdx int, value string) {
 		keys := []string{"K", "A", "export", "KEY_2"}
 		key := keys[(keyIdx%len(keys)+len(keys))%len(keys)]
@@ -169,8 +202,11 @@ func FuzzDotenv(f *testing.F) {
 		if err != nil {
 			t.Fatalf("output does not parse: %v\n%q", err, out)
 		}
-		if a, ok := lookupDotenv(after, key); !ok || a.value != value {
-			t.Fatalf("%s = %q (found %v), want %q\n%q", key, a.value, ok, value, out)
+		if got, ok, err := getDotenv(after, key); !ok || err != nil || got != value {
+			t.Fatalf("%s = %q (found %v, %v), want %q at every assignment\n%q", key, got, ok, err, value, out)
+		}
+		if !bytes.Equal(bomOf(out), bomOf(data)) {
+			t.Fatalf("byte order mark changed\n%q", out)
 		}
 		if b, a := others(before, key), others(after, key); !equalMaps(b, a) {
 			t.Fatalf("other variables changed:\nbefore %q\nafter  %q\nfile %q", b, a, out)

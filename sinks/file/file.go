@@ -2,7 +2,10 @@
 // of a dotenv file, one top-level field of a JSON object, or a whole raw
 // file. Every write goes through fsutil.WriteFile (temp file, fsync,
 // rename, fsync of the directory), keeps the file's mode and owner, and
-// leaves every other byte of the file as it was.
+// leaves every other byte of the file as it was. Every read goes through
+// fsutil.ReadRegular: the file must be a regular file (after following a
+// symlink) of at most MaxFileSize bytes, and a FIFO or device at the path
+// is refused without blocking and never replaced.
 package file
 
 import (
@@ -25,6 +28,11 @@ import (
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/sinks"
 )
+
+// MaxFileSize caps the file a Sink reads and rewrites: an env or JSON file
+// is a few KiB, and the whole file is held in memory while one value in it
+// is replaced.
+const MaxFileSize = 16 << 20
 
 var (
 	_ sinks.Sink        = (*Sink)(nil)
@@ -57,6 +65,7 @@ type Sink struct {
 	key      string
 	mode     os.FileMode
 	onChange []string
+	hideEnv  map[string]bool // variables on_change must not inherit
 	timeout  time.Duration
 	name     string
 	log      *zap.Logger
@@ -71,8 +80,22 @@ type putMemo struct {
 	hookOK  bool // on_change has run successfully for this write
 }
 
+// Option configures a Sink beyond its Config entry.
+type Option func(*Sink)
+
+// WithoutEnv removes the named variables from the environment on_change
+// runs with: the variables rekey reads its own secrets from
+// (config.Config.SecretEnv), which a reload hook has no business seeing.
+func WithoutEnv(names ...string) Option {
+	return func(s *Sink) {
+		for _, n := range names {
+			s.hideEnv[n] = true
+		}
+	}
+}
+
 // New returns the sink for c, which it validates.
-func New(c Config, log *zap.Logger) (*Sink, error) {
+func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
@@ -86,8 +109,12 @@ func New(c Config, log *zap.Logger) (*Sink, error) {
 		key:      c.Key,
 		mode:     mode,
 		onChange: append([]string(nil), c.OnChange...),
+		hideEnv:  map[string]bool{},
 		timeout:  c.onChangeTimeout(),
 		now:      time.Now,
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	s.name = "file:" + s.path
 	if s.key != "" {
@@ -113,7 +140,14 @@ func (s *Sink) GoString() string { return "file.Sink(" + s.name + ")" }
 // rewriting. A file that cannot be parsed (bad dotenv quoting, JSON that is
 // not an object, a JSON field that holds neither a string nor null) is left
 // untouched and reported as a permanent error, as are missing directories,
-// dangling symlinks and permission problems.
+// a parent that is not a directory, dangling symlinks, permission problems,
+// a path that is not a regular file (a FIFO or device is never replaced), a
+// file over MaxFileSize, and an on_change command that cannot be found.
+//
+// As sinks.Sink requires, a permanent error means Put changed nothing: every
+// permanent error comes before the file is replaced, and an error after it
+// (on_change failing, the directory fsync failing) is never permanent, so
+// the engine retries rather than treating the write as not having happened.
 func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (sinks.Receipt, error) {
 	if err := ctx.Err(); err != nil {
 		return sinks.Receipt{}, fmt.Errorf("file: put %s: %w", s.name, err)
@@ -124,21 +158,27 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
+	// A missing command is found before anything is written, so that the
+	// permanent error it gives changed nothing.
+	if err := s.lookOnChange(); err != nil {
+		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: %w (file left unchanged)", s.name, err))
+	}
 	target, err := s.target()
 	if err != nil {
 		return sinks.Receipt{}, fmt.Errorf("file: put %s: %w", s.name, err)
 	}
-	data, err := os.ReadFile(target)
+	data, err := fsutil.ReadRegular(target, MaxFileSize)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, err))
+		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, explain(target, err)))
 	}
 	old, present, err := s.decode(data)
-	if err != nil {
+	agree := !errors.Is(err, errDisagree) // a dotenv variable assigned twice: the write sets both
+	if err != nil && agree {
 		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: %w (file left unchanged)", s.name, err))
 	}
 	version := value.Fingerprint()
 
-	if present && old.Equal(value) {
+	if present && agree && old.Equal(value) {
 		m := s.last
 		if m == nil || m.receipt.RotationID != rotationID || m.receipt.Version != version {
 			m = &putMemo{receipt: s.receipt(rotationID, version, false)}
@@ -160,7 +200,7 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: %w (file left unchanged)", s.name, err))
 	}
 	if err := fsutil.WriteFile(target, out, s.mode); err != nil {
-		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, secret.Scrub(err, value, old)))
+		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, secret.Scrub(explain(target, err), value, old)))
 	}
 	m := &putMemo{receipt: s.receipt(rotationID, version, !present)}
 	s.last = m
@@ -182,7 +222,9 @@ func (s *Sink) receipt(rotationID, version string, created bool) sinks.Receipt {
 }
 
 // Get returns the value the file holds, or sinks.ErrNotFound when the file,
-// the variable or the field is missing or empty.
+// the variable or the field is missing or empty. It never blocks on a FIFO
+// or device at the path: that, a path that cannot exist (a parent is not a
+// directory) and a file over MaxFileSize are permanent errors.
 func (s *Sink) Get(ctx context.Context) (secret.Value, error) {
 	if err := ctx.Err(); err != nil {
 		return secret.Value{}, fmt.Errorf("file: get %s: %w", s.name, err)
@@ -191,12 +233,12 @@ func (s *Sink) Get(ctx context.Context) (secret.Value, error) {
 	if err != nil {
 		return secret.Value{}, fmt.Errorf("file: get %s: %w", s.name, err)
 	}
-	data, err := os.ReadFile(target)
+	data, err := fsutil.ReadRegular(target, MaxFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return secret.Value{}, fmt.Errorf("file: get %s: %w", s.name, sinks.ErrNotFound)
 	}
 	if err != nil {
-		return secret.Value{}, classify(fmt.Errorf("file: get %s: %w", s.name, err))
+		return secret.Value{}, classify(fmt.Errorf("file: get %s: %w", s.name, explain(target, err)))
 	}
 	v, ok, err := s.decode(data)
 	if err != nil {
@@ -221,25 +263,34 @@ func (s *Sink) Preflight(ctx context.Context) error {
 	}
 	dir := filepath.Dir(target)
 	if err := syscall.Access(dir, accessWrite|accessSearch); err != nil { // the temp file is made there
-		return backoff.Permanent(fmt.Errorf("file: preflight %s: directory %s: %w", s.name, dir, err))
+		return backoff.Permanent(fmt.Errorf("file: preflight %s: directory %s: %w", s.name, dir, explain(target, err)))
 	}
-	data, err := os.ReadFile(target)
+	data, err := fsutil.ReadRegular(target, MaxFileSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return classify(fmt.Errorf("file: preflight %s: %w", s.name, err))
+		return classify(fmt.Errorf("file: preflight %s: %w", s.name, explain(target, err)))
 	default:
 		if err := syscall.Access(target, accessWrite); err != nil {
 			return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, &fs.PathError{Op: "write", Path: target, Err: err}))
 		}
-		if _, _, err := s.decode(data); err != nil {
+		if _, _, err := s.decode(data); err != nil && !errors.Is(err, errDisagree) { // Put sets every assignment
 			return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, err))
 		}
 	}
-	if len(s.onChange) > 0 {
-		if _, err := exec.LookPath(s.onChange[0]); err != nil {
-			return backoff.Permanent(fmt.Errorf("file: preflight %s: on_change: %w", s.name, err))
-		}
+	if err := s.lookOnChange(); err != nil {
+		return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, err))
+	}
+	return nil
+}
+
+// lookOnChange checks that the on_change command, if any, can be run.
+func (s *Sink) lookOnChange() error {
+	if len(s.onChange) == 0 {
+		return nil
+	}
+	if _, err := exec.LookPath(s.onChange[0]); err != nil {
+		return fmt.Errorf("on_change: %w", err)
 	}
 	return nil
 }
@@ -264,7 +315,9 @@ func (s *Sink) target() (string, error) {
 	return t, nil
 }
 
-// decode returns the value data holds; ok is false when it holds none.
+// decode returns the value data holds; ok is false when it holds none. For
+// a dotenv variable whose assignments disagree, err matches errDisagree and
+// v is the last assignment's value (the one shells honour).
 func (s *Sink) decode(data []byte) (v secret.Value, ok bool, err error) {
 	switch s.format {
 	case FormatRaw:
@@ -282,8 +335,11 @@ func (s *Sink) decode(data []byte) (v secret.Value, ok bool, err error) {
 		if err != nil {
 			return secret.Value{}, false, fmt.Errorf("dotenv: %w", err)
 		}
-		a, _ := lookupDotenv(as, s.key)
-		return secret.New(a.value), a.value != "", nil
+		str, _, err := getDotenv(as, s.key)
+		if err != nil {
+			err = fmt.Errorf("dotenv: %w", err)
+		}
+		return secret.New(str), str != "", err
 	}
 }
 
@@ -307,11 +363,41 @@ func (s *Sink) encode(data []byte, value string) ([]byte, error) {
 	}
 }
 
-// classify marks file-system errors no retry can fix as permanent.
+// classify marks file-system errors no retry can fix as permanent. An
+// error that came after the file was replaced is never permanent: a
+// permanent error must mean nothing changed.
 func classify(err error) error {
+	if errors.Is(err, fsutil.ErrSyncDir) {
+		return err
+	}
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) ||
-		errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) {
+		errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) ||
+		errors.Is(err, fsutil.ErrNotRegular) || errors.Is(err, fsutil.ErrTooLarge) {
 		return backoff.Permanent(err)
 	}
 	return err
 }
+
+// explain turns ENOTDIR, which says only "not a directory", into an error
+// naming the component that is not one: the path cannot exist until it is
+// fixed.
+func explain(path string, err error) error {
+	if !errors.Is(err, syscall.ENOTDIR) {
+		return err
+	}
+	for p := filepath.Dir(path); p != filepath.Dir(p); p = filepath.Dir(p) {
+		if fi, serr := os.Stat(p); serr == nil && !fi.IsDir() {
+			return &cannotExistError{path: path, parent: p}
+		}
+	}
+	return err
+}
+
+// cannotExistError is ENOTDIR with the component that caused it.
+type cannotExistError struct{ path, parent string }
+
+func (e *cannotExistError) Error() string {
+	return e.path + " cannot exist: " + e.parent + " is not a directory"
+}
+
+func (e *cannotExistError) Unwrap() error { return syscall.ENOTDIR }

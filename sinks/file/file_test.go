@@ -524,16 +524,105 @@ func TestOnChangeTimeout(t *testing.T) {
 	}
 }
 
+// TestOnChangeMissingCommandIsPermanent: the error is permanent, so (by
+// sinks.Sink's contract) the file must not have been written.
 func TestOnChangeMissingCommandIsPermanent(t *testing.T) {
 	dir := t.TempDir()
-	s := newSink(t, Config{Path: filepath.Join(dir, "f"), Key: "K", OnChange: []string{filepath.Join(dir, "missing")}})
+	path := filepath.Join(dir, "f")
+	s := newSink(t, Config{Path: path, Key: "K", OnChange: []string{filepath.Join(dir, "missing")}})
 	if _, err := s.Put(context.Background(), sinktest.Value(t, "v"), "rot-1"); !isPermanent(err) {
 		t.Errorf("Put with a missing hook: err = %v, want permanent", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a Put that failed permanently created the file: %v", err)
 	}
 }
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	if _, err := New(Config{Path: "relative.env", Key: "K"}, nil); err == nil {
 		t.Fatal("New accepted a relative path")
+	}
+}
+
+// TestOnChangeEnvironmentHidesSecrets: on_change inherits rekey's
+// environment except the variables holding rekey's own secrets.
+func TestOnChangeEnvironmentHidesSecrets(t *testing.T) {
+	t.Setenv("REKEY_TEST_STATE_KEY", "state-key-value")
+	t.Setenv("REKEY_TEST_GITHUB_TOKEN", "github-token-value")
+	t.Setenv("REKEY_TEST_PLAIN", "kept")
+	dir := t.TempDir()
+	s, err := New(Config{Path: filepath.Join(dir, "app.env"), Key: "K", OnChange: []string{hook(t, dir, "")}}, zap.NewNop(),
+		WithoutEnv("REKEY_TEST_STATE_KEY"), WithoutEnv("REKEY_TEST_GITHUB_TOKEN", "REKEY_TEST_UNSET"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, sinktest.Value(t, "v"), "rot-1")
+	env := "\n" + read(t, filepath.Join(dir, "env"))
+	for _, name := range []string{"REKEY_TEST_STATE_KEY", "REKEY_TEST_GITHUB_TOKEN"} {
+		if strings.Contains(env, "\n"+name+"=") {
+			t.Errorf("on_change saw %s", name)
+		}
+	}
+	for _, name := range []string{"REKEY_TEST_PLAIN", "PATH"} {
+		if !strings.Contains(env, "\n"+name+"=") {
+			t.Errorf("on_change did not get %s", name)
+		}
+	}
+}
+
+// TestDotenvDuplicateVariable: Put sets every assignment of the variable;
+// Get reads it while they agree and otherwise says they disagree.
+func TestDotenvDuplicateVariable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.env")
+	old1, old2 := sinktest.Value(t, "old1"), sinktest.Value(t, "old2")
+	write(t, path, "K="+old1.Reveal()+"\nA=1\nexport K='"+old2.Reveal()+"'\n", 0o600)
+	s := newSink(t, Config{Path: path, Key: "K"})
+
+	_, err := s.Get(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "lines 1, 3 and the assignments disagree") || errors.Is(err, sinks.ErrNotFound) {
+		t.Errorf("Get: %v, want an error saying the assignments disagree", err)
+	}
+	if err != nil {
+		sinktest.AssertNoLeak(t, err.Error(), old1, old2)
+	}
+	if err := s.Preflight(context.Background()); err != nil {
+		t.Errorf("Preflight: %v; a Put can set both", err)
+	}
+	v := sinktest.Value(t, "new")
+	if r := mustPut(t, s, v, "rot-1"); r.Created {
+		t.Errorf("Created = true over an existing variable")
+	}
+	if got, want := read(t, path), "K="+v.Reveal()+"\nA=1\nexport K='"+v.Reveal()+"'\n"; got != want {
+		t.Errorf("file after Put: every assignment should hold the new value (fingerprint %s)", v.Fingerprint())
+	}
+	if got, err := s.Get(context.Background()); err != nil || !got.Equal(v) {
+		t.Errorf("Get after Put: %v (same value: %v)", err, got.Equal(v))
+	}
+
+	// A file whose last assignment already holds the value but an earlier
+	// one does not is still rewritten.
+	write(t, path, "K="+old1.Reveal()+"\nK="+v.Reveal()+"\n", 0o600)
+	mustPut(t, s, v, "rot-2")
+	if got := read(t, path); got != "K="+v.Reveal()+"\nK="+v.Reveal()+"\n" {
+		t.Errorf("the earlier assignment was left stale")
+	}
+}
+
+// TestDotenvByteOrderMark: a UTF-8 BOM is kept byte for byte and the first
+// variable after it is found.
+func TestDotenvByteOrderMark(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.env")
+	old := sinktest.Value(t, "old")
+	write(t, path, "\xEF\xBB\xBFK="+old.Reveal()+"\r\nA=1\r\n", 0o600)
+	s := newSink(t, Config{Path: path, Key: "K"})
+	if got, err := s.Get(context.Background()); err != nil || !got.Equal(old) {
+		t.Fatalf("Get: %v (found the value: %v)", err, got.Equal(old))
+	}
+	v := sinktest.Value(t, "new")
+	if r := mustPut(t, s, v, "rot-1"); r.Created {
+		t.Errorf("Created = true: the variable after the BOM was not found")
+	}
+	if got := read(t, path); got != "\xEF\xBB\xBFK="+v.Reveal()+"\r\nA=1\r\n" {
+		t.Errorf("file after Put: want the BOM kept and K replaced in place (fingerprint %s)", v.Fingerprint())
 	}
 }

@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"os"
 	"os/exec"
+	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -26,9 +26,17 @@ const (
 )
 
 // runOnChange runs the on_change command, if any. The command gets rekey's
-// environment unchanged and no argument or variable holding a value; its
+// environment without the variables WithoutEnv named, and no argument or
+// variable holding a value; its
 // combined output, with every given value redacted, is quoted in the error
 // when it fails.
+//
+// Its error is never permanent, even for a command that has gone missing:
+// the file has been written by then, and sinks.Sink says a permanent error
+// means Put changed nothing. Undoing the write instead would need a second
+// write that can fail too, and the engine already rolls a sink back by a
+// Put of the old value. Put checks that the command exists before it
+// writes, so a missing command is caught, permanently, with nothing changed.
 func (s *Sink) runOnChange(ctx context.Context, values ...secret.Value) error {
 	if len(s.onChange) == 0 {
 		return nil
@@ -37,6 +45,7 @@ func (s *Sink) runOnChange(ctx context.Context, values ...secret.Value) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.onChange[0], s.onChange[1:]...)
 	cmd.WaitDelay = waitDelay
+	cmd.Env = s.childEnv()
 	out := &capped{max: outputCapture}
 	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()
@@ -52,10 +61,23 @@ func (s *Sink) runOnChange(ctx context.Context, values ...secret.Value) error {
 	if shown := shownOutput(out.Bytes(), values); shown != "" {
 		err = fmt.Errorf("%w; output: %q", err, shown)
 	}
-	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-		return backoff.Permanent(err)
-	}
 	return err
+}
+
+// childEnv is rekey's environment without the hidden variables; nil (the
+// whole environment) when none are hidden.
+func (s *Sink) childEnv() []string {
+	if len(s.hideEnv) == 0 {
+		return nil
+	}
+	env := []string{}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !s.hideEnv[name] {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // shownOutput redacts values from out, then cuts it to outputShown bytes.

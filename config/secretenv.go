@@ -1,0 +1,94 @@
+package config
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// SecretEnv returns the name of every environment variable c reads a
+// secret from, sorted and without duplicates: each env:NAME reference in a
+// secret-valued field (state.encryption_key, issuer tokens, check headers,
+// notifier URLs) and each string starting with "env:" anywhere in a sink
+// entry, whose fields only the sink's package knows. A sink's default
+// (a variable it reads when its entry names none) is not in the file and
+// so not in the list. Processes rekey starts (on_change) should not
+// inherit these variables.
+func (c *Config) SecretEnv() []string {
+	seen := map[string]bool{}
+	add := func(ref string) {
+		if name, ok := strings.CutPrefix(ref, envPrefix); ok && (Secret{Ref: ref}).Check(false) == nil {
+			seen[name] = true
+		}
+	}
+	walkSecrets(reflect.ValueOf(c), add)
+	return slices.Sorted(func(yield func(string) bool) {
+		for name := range seen {
+			if !yield(name) {
+				return
+			}
+		}
+	})
+}
+
+// SecretEnv is Config.SecretEnv of the configuration the entry was loaded
+// from (nil for an entry that Load or Parse did not produce), for a sink
+// that starts processes: they should not inherit these variables.
+func (s *SinkSpec) SecretEnv() []string { return slices.Clone(s.secretEnv) }
+
+var (
+	secretType   = reflect.TypeFor[Secret]()
+	sinkSpecType = reflect.TypeFor[SinkSpec]()
+)
+
+// walkSecrets calls add with the reference of every Secret in v, and with
+// every string scalar of every sink entry's YAML.
+func walkSecrets(v reflect.Value, add func(string)) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			walkSecrets(v.Elem(), add)
+		}
+	case reflect.Struct:
+		switch v.Type() {
+		case secretType:
+			add(v.Field(0).String())
+			return
+		case sinkSpecType:
+			spec, _ := v.Interface().(SinkSpec)
+			walkNode(spec.node, add, map[*yaml.Node]bool{})
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				walkSecrets(v.Field(i), add)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			walkSecrets(v.Index(i), add)
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			walkSecrets(it.Value(), add)
+		}
+	}
+}
+
+// walkNode calls add with every string scalar under n, following aliases
+// once each.
+func walkNode(n *yaml.Node, add func(string), seen map[*yaml.Node]bool) {
+	if n == nil || seen[n] {
+		return
+	}
+	seen[n] = true
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		add(n.Value)
+	}
+	walkNode(n.Alias, add, seen)
+	for _, c := range n.Content {
+		walkNode(c, add, seen)
+	}
+}
