@@ -552,3 +552,24 @@ func TestUnreadableRecordIsSkipped(t *testing.T) {
 		t.Errorf("replaced %s, want %s from the newest readable record", r.OldKeyID, first.NewKeyID)
 	}
 }
+
+// Item 1, with real file sinks: the second sink's parent is a regular
+// file, so its path cannot exist; the first sink is restored and the
+// rotation rolls back.
+func TestRollbackWithImpossibleFileSink(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	before, _ := os.ReadFile(w.path)
+	impossible, err := file.New(file.Config{Path: filepath.Join(w.path, "nested.env"), Format: "dotenv", Key: "API_KEY"}, zap.NewNop())
+	must(t, err)
+	w.cred.Sinks = append(w.cred.Sinks, impossible)
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.RolledBack {
+		t.Fatalf("phase %s (%v), want rolled_back", out.Phase, out.Err)
+	}
+	if after, _ := os.ReadFile(w.path); string(after) != string(before) {
+		t.Errorf("the first sink still holds the new key")
+	}
+	w.cred.Sinks = w.cred.Sinks[:1]
+	w.invariants(rotation.RolledBack)
+}
