@@ -233,6 +233,11 @@ type plainRecord struct {
 	Receipts    []sinks.Receipt       `json:"receipts,omitempty"`
 	Staged      bool                  `json:"staged,omitempty"`
 	Forced      bool                  `json:"forced,omitempty"`
+	Setup       string                `json:"setup,omitempty"`
+	Kept        bool                  `json:"kept,omitempty"`
+	Reverts     int                   `json:"reverts,omitempty"`
+	Left        []rotation.LeftKey    `json:"left,omitempty"`
+	Untouched   []string              `json:"untouched,omitempty"`
 	Error       string                `json:"error,omitempty"`
 	Transitions []rotation.Transition `json:"transitions,omitempty"`
 }
@@ -250,6 +255,11 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 		Receipts:    r.Receipts,
 		Staged:      r.Staged,
 		Forced:      r.Forced,
+		Setup:       r.Setup,
+		Kept:        r.Kept,
+		Reverts:     r.Reverts,
+		Left:        r.Left,
+		Untouched:   r.Untouched,
 		Error:       r.Error,
 		Transitions: r.Transitions,
 	})
@@ -378,6 +388,11 @@ func (s *Store) scan(row scanner) (*rotation.Record, error) {
 	r.Receipts = p.Receipts
 	r.Staged = p.Staged
 	r.Forced = p.Forced
+	r.Setup = p.Setup
+	r.Kept = p.Kept
+	r.Reverts = p.Reverts
+	r.Left = p.Left
+	r.Untouched = p.Untouched
 	r.Error = p.Error
 	r.Transitions = p.Transitions
 	r.StartedAt = timeFromDB(started)
