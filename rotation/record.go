@@ -111,16 +111,28 @@ var ErrBusy = errors.New("rotation: credential is busy")
 var ErrNotFound = errors.New("rotation: no such rotation")
 
 // Store is the journal. Every write is durable (fsynced) when it returns.
+//
+// A Store authenticates each record whole (I8): a record it cannot
+// authenticate or decrypt (edited, moved, or written with another key) is
+// returned by the read methods (Get, Unfinished, History) as an unreadable
+// record, with only Credential, ID and Unreadable (a short reason, never a
+// key value) set, in place of the record and without failing the call. Only
+// a failure of the whole read (I/O, the database) is an error. Callers
+// skip unreadable records for decisions and show them to people.
 type Store interface {
-	// Save inserts or replaces the record (credential, ID).
+	// Save inserts or replaces the record (credential, ID). It refuses a
+	// record whose Unreadable is set.
 	Save(ctx context.Context, r *Record) error
-	// Get returns one rotation, or ErrNotFound.
+	// Get returns one rotation, possibly unreadable, or ErrNotFound.
 	Get(ctx context.Context, credential, id string) (*Record, error)
 	// Unfinished returns every rotation whose phase is not terminal,
-	// oldest first.
+	// oldest first, and every unreadable record (its phase is unknown).
 	Unfinished(ctx context.Context) ([]*Record, error)
-	// History returns a credential's rotations, newest first; limit <= 0
-	// means all.
+	// History returns a credential's rotations, newest first, unreadable
+	// ones in their place. limit counts readable records only: History
+	// returns the newest limit readable records and the unreadable ones
+	// among and newer than them, so History(ctx, c, 1) ends with the newest
+	// readable record if there is one. limit <= 0 means all.
 	History(ctx context.Context, credential string, limit int) ([]*Record, error)
 	// Lock takes the credential's lock, which excludes every other holder
 	// in this and any other process on the machine (I5). It returns ErrBusy

@@ -310,6 +310,8 @@ func (j *journaled) Save(ctx context.Context, r *rotation.Record) error {
 		// First write of this rotation in this process: a resumed rotation
 		// has transitions reported by an earlier process.
 		switch prev, err := j.Store.Get(ctx, r.Credential, r.ID); {
+		case err == nil && prev.Unreadable != "":
+			reported = max(len(r.Transitions)-1, 0)
 		case err == nil:
 			reported = len(prev.Transitions)
 		case errors.Is(err, rotation.ErrNotFound):

@@ -3,7 +3,9 @@
 // deploy hooks on the same machine.
 //
 // Key values are stored only encrypted (AES-256-GCM, see crypto.go); every
-// other field is plain text. Per-credential locks are flock(2) locks on files
+// other field is plain text, and every row is authenticated whole (an
+// HMAC-SHA256 over all its columns), so an edited or moved row reads back as
+// unreadable, never as a record with edited fields. Per-credential locks are flock(2) locks on files
 // beside the database (see lock.go).
 package sqlite
 
@@ -13,11 +15,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 
 	"github.com/rekeyhq/rekey/internal/fsutil"
@@ -59,6 +65,12 @@ var migrations = []string{
 	);
 	CREATE INDEX rotations_started ON rotations (started_at, credential, id);
 	CREATE INDEX rotations_history ON rotations (credential, started_at);`,
+
+	// 2: every row authenticated whole. mac is the HMAC-SHA256 of every
+	// other column (crypto.go rowMAC); Open computes it for the rows of a
+	// version 1 journal as it upgrades it. A row without a valid mac is
+	// unreadable, whatever its other columns say.
+	`ALTER TABLE rotations ADD COLUMN mac BLOB NOT NULL DEFAULT x'';`,
 }
 
 // SchemaVersion is the journal schema this package reads and writes.
@@ -69,15 +81,24 @@ var SchemaVersion = len(migrations)
 // writes are tiny, so a wait this long means something is wrong.
 const busyTimeout = 10 * time.Second
 
-// Open opens the journal at path, creating it (mode 0600) and its parent
-// directory (mode 0700) if missing, and migrating its schema forward. key is
-// the 32-byte AES-256 key (see DecodeKey); Open fails with "wrong encryption
-// key" if the journal was created with another key.
+// Open opens the journal at path, and migrates its schema forward. If path
+// does not exist, Open creates a new journal there (mode 0600, its parent
+// directory 0700 if missing); two processes creating one at once end up
+// sharing one journal. key is the 32-byte AES-256 key (see DecodeKey); Open
+// fails with "wrong encryption key" if the journal was created with another
+// key.
 //
-// Open refuses a state file that group or others may read or write: its
-// plain fields name credentials and key IDs, and the file must be as private
-// as the key that protects its values. It refuses a schema newer than this
-// build knows.
+// Open refuses, naming the path and what to do, a file that is not a rekey
+// journal: an empty (0-byte) file, one that is not an SQLite database, an
+// SQLite database without rekey's schema and key check, and anything but a
+// regular file (without blocking on a named pipe). It refuses a state file
+// that group or others may read or write: its plain fields name credentials
+// and key IDs, and the file must be as private as the key that protects its
+// values. It refuses a schema newer than this build knows.
+//
+// Upgrading a schema 1 journal authenticates each of its rows as it stands
+// (schema 1 authenticated only the values): a row whose values fail to
+// decrypt then stays unreadable.
 func Open(ctx context.Context, path string, key []byte) (*Store, error) {
 	seal, err := newSealer(key)
 	if err != nil {
@@ -90,7 +111,19 @@ func Open(ctx context.Context, path string, key []byte) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if err := prepareFile(abs); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
+	err = checkFile(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = create(ctx, abs, seal); err == nil {
+			err = checkFile(abs)
+		}
+	}
+	if err == nil {
+		err = identify(ctx, abs)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
 	db, err := sql.Open("sqlite", dsn(abs))
@@ -119,36 +152,45 @@ func Open(ctx context.Context, path string, key []byte) (*Store, error) {
 // failing. _txlock=immediate makes transactions take the write lock at
 // BEGIN, so two processes migrating at once serialize instead of deadlocking.
 func dsn(path string) string {
+	return dsnMode(path, "WAL")
+}
+
+func dsnMode(path, journalMode string) string {
 	u := url.URL{Scheme: "file", Path: path}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "journal_mode("+journalMode+")")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_txlock", "immediate")
 	return u.String() + "?" + q.Encode()
 }
 
-// prepareFile creates the state file (0600) and its directory (0700) if
-// missing, and refuses a file others may read or write. SQLite creates its
-// -wal and -shm files with the database file's mode.
-func prepareFile(path string) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+// moveAway ends every refusal of a file that is not a rekey journal.
+const moveAway = "; move it away to start a new journal"
+
+// sqliteHeader starts every SQLite 3 database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// checkFile checks that path is a rekey journal's file as far as can be told
+// without SQLite: a private regular file starting with the SQLite header. It
+// returns an error wrapping fs.ErrNotExist if path does not exist. The open is
+// non-blocking, so a named pipe at path cannot hang it, and never creates.
+// SQLite creates its -wal and -shm files with the database file's mode.
+func checkFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.EISDIR) {
+		return errors.New("the state path is a directory, not a rekey journal")
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	fi, err := f.Stat()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return errors.New("not a regular file")
+		return fmt.Errorf("the state path is a %s, not a regular file", fileType(fi.Mode()))
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("state file has mode %04o, but group and others must have no access; run: chmod 600 %s", perm, path)
@@ -160,14 +202,163 @@ func prepareFile(path string) error {
 		}
 	}
 	if fi.Size() == 0 {
-		// Newly created (or never written): make its directory entry durable.
-		return fsutil.SyncDir(dir)
+		if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
+			return fmt.Errorf("the state file is empty (0 bytes) but %s is not; leave both alone and restore the journal from a backup", filepath.Base(path+"-wal"))
+		}
+		return errors.New("the state file is empty (0 bytes), not a rekey journal" + moveAway)
+	}
+	head := make([]byte, len(sqliteHeader))
+	if _, err := io.ReadFull(f, head); err != nil || string(head) != sqliteHeader {
+		return errors.New("the state file is not an SQLite database, so not a rekey journal" + moveAway)
 	}
 	return nil
 }
 
-// init migrates the schema and checks the key, in one write transaction so
-// that two processes opening a new journal at once cannot both create it.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	default:
+		return "special file"
+	}
+}
+
+// create makes a new journal at path unless one appears there first: it
+// builds the journal completely in a temporary file in the same directory,
+// fsyncs it and links it into place, which fails rather than replace a file
+// that exists. So path never shows a half-made journal, and of two processes
+// creating one at once, one links its journal and the other opens that one.
+// A crash can leave a temporary file (".<name>.new-*") behind, never a
+// journal at path that is not one.
+func create(ctx context.Context, path string, seal *sealer) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".new-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	defer os.Remove(name) // after a successful link, path keeps the journal
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// The rollback journal keeps the whole database in the one file, so it
+	// can be linked elsewhere; Open's dsn switches it to WAL.
+	db, err := sql.Open("sqlite", dsnMode(name, "DELETE"))
+	if err != nil {
+		return err
+	}
+	err = createSchema(ctx, db, seal)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("create journal: %w", err)
+	}
+	if err := syncFile(name); err != nil {
+		return err
+	}
+	err = os.Link(name, path)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		// Some file systems have no hard links; renameat2 also refuses to
+		// replace path.
+		err = unix.Renameat2(unix.AT_FDCWD, name, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create journal: %w", err)
+	}
+	return fsutil.SyncDir(dir)
+}
+
+// createSchema writes every migration and the key check into a new, empty
+// database.
+func createSchema(ctx context.Context, db *sql.DB, seal *sealer) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for v := range migrations {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("schema version %d: %w", v+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; SchemaVersion is a constant int.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
+		return fmt.Errorf("set schema version: %w", err)
+	}
+	check, err := seal.seal(keyCheckPlainv2, keyCheckAADv2)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO meta (name, value) VALUES ('key_check', ?)", check); err != nil {
+		return fmt.Errorf("write key check: %w", err)
+	}
+	return tx.Commit()
+}
+
+func syncFile(name string) error {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// identify refuses an SQLite database that is not a rekey journal, reading
+// it without changing it: Open's dsn would turn it to WAL mode.
+func identify(ctx context.Context, path string) error {
+	u := url.URL{Scheme: "file", Path: path}
+	q := url.Values{}
+	q.Add("mode", "ro")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	db, err := sql.Open("sqlite", u.String()+"?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return checkSchema(ctx, db)
+}
+
+// querier is a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkSchema refuses a database without rekey's tables or key check.
+func checkSchema(ctx context.Context, q querier) error {
+	var version, tables int
+	if err := q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'rotations')`).Scan(&tables); err != nil {
+		return fmt.Errorf("read schema: %w", err)
+	}
+	if version == 0 || tables != 2 {
+		return errors.New("the state file is an SQLite database but not a rekey journal (no rekey schema)" + moveAway)
+	}
+	var checks int
+	if err := q.QueryRowContext(ctx, "SELECT count(*) FROM meta WHERE name = 'key_check'").Scan(&checks); err != nil {
+		return fmt.Errorf("read key check: %w", err)
+	}
+	if checks == 0 {
+		return errors.New("the state file is an SQLite database but not a rekey journal (no key check)" + moveAway)
+	}
+	return nil
+}
+
+// init checks that the database is a rekey journal of this key, migrates
+// its schema and upgrades its rows, in one write transaction so that two
+// processes opening the journal at once cannot both migrate it.
 func (s *Store) init(ctx context.Context) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -182,9 +373,37 @@ func (s *Store) init(ctx context.Context) error {
 	if version > SchemaVersion {
 		return fmt.Errorf("journal schema version %d is newer than this rekey supports (%d); upgrade rekey", version, SchemaVersion)
 	}
+	if err := checkSchema(ctx, tx); err != nil {
+		return err
+	}
+	var check []byte
+	if err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE name = 'key_check'").Scan(&check); err != nil {
+		return fmt.Errorf("read key check: %w", err)
+	}
+	v1 := s.seal.checks(check, keyCheckPlain, keyCheckAAD)
+	v2 := s.seal.checks(check, keyCheckPlainv2, keyCheckAADv2)
+	switch {
+	case !v1 && !v2:
+		return errors.New("wrong encryption key: this journal was created with another key")
+	case version >= 2 && !v2, version < 2 && !v1:
+		return fmt.Errorf("journal schema version %d does not match its key check: the file was altered; restore it from a backup", version)
+	}
+
 	for v := version; v < SchemaVersion; v++ {
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+	}
+	if version < 2 {
+		if err := s.authenticateRows(ctx, tx); err != nil {
+			return err
+		}
+		check, err := s.seal.seal(keyCheckPlainv2, keyCheckAADv2)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE meta SET value = ? WHERE name = 'key_check'", check); err != nil {
+			return fmt.Errorf("write key check: %w", err)
 		}
 	}
 	if version < SchemaVersion {
@@ -193,26 +412,47 @@ func (s *Store) init(ctx context.Context) error {
 			return fmt.Errorf("set schema version: %w", err)
 		}
 	}
+	return tx.Commit()
+}
 
-	var check []byte
-	err = tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE name = 'key_check'").Scan(&check)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		check, err = s.seal.seal(keyCheckPlain, keyCheckAAD)
+// authenticateRows gives every row of a schema 1 journal its row MAC, if its
+// values decrypt under schema 1's additional data and its record parses:
+// the only checks schema 1 allows. Other rows keep an empty MAC and read as
+// unreadable.
+func (s *Store) authenticateRows(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, selectColumns)
+	if err != nil {
+		return fmt.Errorf("upgrade rows: %w", err)
+	}
+	var good []*row
+	for rows.Next() {
+		r, _, bad, err := scanRow(rows)
 		if err != nil {
-			return err
+			rows.Close()
+			return fmt.Errorf("upgrade rows: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO meta (name, value) VALUES ('key_check', ?)", check); err != nil {
-			return fmt.Errorf("write key check: %w", err)
+		if bad != "" {
+			continue
 		}
-	case err != nil:
-		return fmt.Errorf("read key check: %w", err)
-	default:
-		if _, err := s.seal.open(check, keyCheckAAD); err != nil {
-			return errors.New("wrong encryption key: this journal was created with another key")
+		if _, reason := s.decode(r); reason == "" {
+			good = append(good, r)
 		}
 	}
-	return tx.Commit()
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return fmt.Errorf("upgrade rows: %w", err)
+	}
+	rows.Close()
+	for _, r := range good {
+		mac, err := s.seal.rowMAC(r)
+		if err != nil {
+			return fmt.Errorf("upgrade rotation %s of %s: %w", r.id, r.credential, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE rotations SET mac = ? WHERE credential = ? AND id = ?`, mac, r.credential, r.id); err != nil {
+			return fmt.Errorf("upgrade rotation %s of %s: %w", r.id, r.credential, err)
+		}
+	}
+	return nil
 }
 
 // Close closes the database. Locks taken with Lock stay held until their
@@ -225,7 +465,8 @@ func (s *Store) Close() error {
 }
 
 // plainRecord is the part of a Record stored as JSON in plain text. It must
-// never hold a key value.
+// never hold a key value. The row MAC authenticates it with the rest of the
+// row.
 type plainRecord struct {
 	Label       string                `json:"label,omitempty"`
 	OldKeyID    string                `json:"old_key_id,omitempty"`
@@ -244,10 +485,16 @@ type plainRecord struct {
 }
 
 // Save inserts or replaces the record (r.Credential, r.ID). It is durable
-// when it returns. Both values are encrypted, the empty ones included.
+// when it returns. Both values are encrypted, the empty ones included, and
+// the whole row is authenticated. r.Unreadable is not stored: Save refuses a
+// record that has it set, so an unreadable record read back is never saved
+// over the row it stands for.
 func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 	if r == nil || r.Credential == "" || r.ID == "" {
 		return errors.New("sqlite: save: record needs a credential and an ID")
+	}
+	if r.Unreadable != "" {
+		return fmt.Errorf("sqlite: save rotation %s of %s: the record is unreadable (%s)", r.ID, r.Credential, r.Unreadable)
 	}
 	plain, err := json.Marshal(plainRecord{
 		Label:       r.Label,
@@ -276,9 +523,18 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: save rotation %s of %s: encrypt new value: %w", r.ID, r.Credential, err)
 	}
+	w := &row{
+		credential: r.Credential, id: r.ID, phase: string(r.Phase),
+		started: timeToDB(r.StartedAt), updated: timeToDB(r.UpdatedAt), finished: timeToDB(r.FinishedAt),
+		record: string(plain), oldEnc: oldEnc, newEnc: newEnc,
+	}
+	mac, err := s.seal.rowMAC(w)
+	if err != nil {
+		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+	}
 	_, err = s.db.ExecContext(ctx, `
-		INSERT INTO rotations (credential, id, phase, started_at, updated_at, finished_at, record, old_value_enc, new_value_enc)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO rotations (credential, id, phase, started_at, updated_at, finished_at, record, old_value_enc, new_value_enc, mac)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (credential, id) DO UPDATE SET
 			phase = excluded.phase,
 			started_at = excluded.started_at,
@@ -286,65 +542,88 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 			finished_at = excluded.finished_at,
 			record = excluded.record,
 			old_value_enc = excluded.old_value_enc,
-			new_value_enc = excluded.new_value_enc`,
-		r.Credential, r.ID, string(r.Phase),
-		timeToDB(r.StartedAt), timeToDB(r.UpdatedAt), timeToDB(r.FinishedAt),
-		string(plain), oldEnc, newEnc)
+			new_value_enc = excluded.new_value_enc,
+			mac = excluded.mac`,
+		w.credential, w.id, w.phase, w.started, w.updated, w.finished, w.record, w.oldEnc, w.newEnc, mac)
 	if err != nil {
 		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
 	}
 	return nil
 }
 
-const selectColumns = `SELECT credential, id, phase, started_at, updated_at, finished_at, record, old_value_enc, new_value_enc FROM rotations`
+const selectColumns = `SELECT credential, id, phase, started_at, updated_at, finished_at, record, old_value_enc, new_value_enc, mac FROM rotations`
+
+// Reasons a row is unreadable (rotation.Record.Unreadable).
+const (
+	reasonAuth  = "record fails authentication (edited, or written with another key)"
+	reasonNoMAC = "record is not authenticated (edited, or it did not decrypt when the journal was upgraded)"
+	reasonType  = "record has a column of the wrong type (edited)"
+)
 
 // Get returns one rotation, or an error wrapping rotation.ErrNotFound. A
-// value that fails to decrypt (wrong key, altered or moved ciphertext) is an
-// error, never garbage.
+// row that fails authentication or decryption comes back as a record with
+// only Credential, ID and Unreadable set, never with garbage fields.
 func (s *Store) Get(ctx context.Context, credential, id string) (*rotation.Record, error) {
-	row := s.db.QueryRowContext(ctx, selectColumns+` WHERE credential = ? AND id = ?`, credential, id)
-	r, err := s.scan(row)
-	if errors.Is(err, sql.ErrNoRows) {
+	rows, err := s.db.QueryContext(ctx, selectColumns+` WHERE credential = ? AND id = ?`, credential, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get rotation %s of %s: %w", id, credential, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("sqlite: get rotation %s of %s: %w", id, credential, err)
+		}
 		return nil, fmt.Errorf("sqlite: get rotation %s of %s: %w", id, credential, rotation.ErrNotFound)
 	}
+	r, _, err := s.scan(rows, false)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlite: get rotation %s of %s: %w", id, credential, err)
 	}
 	return r, nil
 }
 
 // Unfinished returns every rotation whose phase is not terminal, oldest
-// (by StartedAt) first.
+// (by StartedAt) first, and among them every row that is unreadable (see
+// Get), whatever phase it claims: that claim cannot be trusted.
 func (s *Store) Unfinished(ctx context.Context) ([]*rotation.Record, error) {
-	return s.query(ctx, "unfinished",
-		selectColumns+` WHERE phase NOT IN (?, ?, ?) ORDER BY started_at, credential, id`,
-		string(rotation.Done), string(rotation.RolledBack), string(rotation.Failed))
+	return s.query(ctx, "unfinished", 0, true,
+		selectColumns+` ORDER BY started_at, credential, id`)
 }
 
 // History returns a credential's rotations, newest (by StartedAt, then ID)
-// first; limit <= 0 means all.
+// first. Unreadable rows (see Get) come back in their place but do not count
+// towards limit: History returns the newest limit readable records and any
+// unreadable ones among and newer than them, so History(c, 1) always
+// reaches the newest readable record. limit <= 0 means all.
 func (s *Store) History(ctx context.Context, credential string, limit int) ([]*rotation.Record, error) {
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit
-	}
-	return s.query(ctx, "history of "+credential,
-		selectColumns+` WHERE credential = ? ORDER BY started_at DESC, id DESC LIMIT ?`,
-		credential, limit)
+	return s.query(ctx, "history of "+credential, limit, false,
+		selectColumns+` WHERE credential = ? ORDER BY started_at DESC, id DESC`, credential)
 }
 
-func (s *Store) query(ctx context.Context, what, query string, args ...any) ([]*rotation.Record, error) {
+// query returns the rows of query until limit readable ones (all for limit
+// <= 0). With skipTerminal, readable rows in a terminal phase are left out.
+func (s *Store) query(ctx context.Context, what string, limit int, skipTerminal bool, query string, args ...any) ([]*rotation.Record, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []*rotation.Record
+	readable := 0
 	for rows.Next() {
-		r, err := s.scan(rows)
+		r, skip, err := s.scan(rows, skipTerminal)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		}
+		if skip {
+			continue
 		}
 		out = append(out, r)
+		if r.Unreadable == "" {
+			if readable++; readable == limit {
+				break
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
@@ -354,49 +633,121 @@ func (s *Store) query(ctx context.Context, what, query string, args ...any) ([]*
 
 type scanner interface{ Scan(dest ...any) error }
 
-// scan reads one row. It returns sql.ErrNoRows unwrapped so Get can map it.
-func (s *Store) scan(row scanner) (*rotation.Record, error) {
-	var (
-		r                        rotation.Record
-		phase, plain             string
-		started, updated, finish sql.NullInt64
-		oldEnc, newEnc           []byte
-	)
-	err := row.Scan(&r.Credential, &r.ID, &phase, &started, &updated, &finish, &plain, &oldEnc, &newEnc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, err
-	}
+// scan reads, authenticates and decodes one row; an error means the row
+// could not be read from the database at all. A row that fails to
+// authenticate or decode comes back as an unreadable record. With
+// skipTerminal, a readable row in a terminal phase is skipped (skip true)
+// before its values are decrypted.
+func (s *Store) scan(sc scanner, skipTerminal bool) (r *rotation.Record, skip bool, err error) {
+	w, mac, bad, err := scanRow(sc)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read rotation: %w", err)
+		return nil, false, err
 	}
+	unreadable := func(reason string) *rotation.Record {
+		return &rotation.Record{Credential: w.credential, ID: w.id, Unreadable: reason}
+	}
+	switch {
+	case bad != "":
+		return unreadable(bad), false, nil
+	case len(mac) == 0:
+		return unreadable(reasonNoMAC), false, nil
+	case !s.seal.verifyRow(w, mac):
+		return unreadable(reasonAuth), false, nil
+	case skipTerminal && rotation.Phase(w.phase).Terminal():
+		return nil, true, nil
+	}
+	rec, reason := s.decode(w)
+	if reason != "" {
+		return unreadable(reason), false, nil
+	}
+	return rec, false, nil
+}
+
+// scanRow reads one row's columns as stored. bad is a reason to treat the
+// row as unreadable: a column holds a type the store never writes.
+func scanRow(sc scanner) (w *row, mac []byte, bad string, err error) {
+	var cols [10]any
+	dest := make([]any, len(cols))
+	for i := range cols {
+		dest[i] = &cols[i]
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return nil, nil, "", fmt.Errorf("read rotation: %w", err)
+	}
+	w = &row{started: cols[3], updated: cols[4], finished: cols[5]}
+	ok := true
+	text := func(v any) string {
+		switch v := v.(type) {
+		case string:
+			return v
+		case []byte:
+			return string(v)
+		}
+		ok = false
+		return ""
+	}
+	blob := func(v any) []byte {
+		b, isBlob := v.([]byte)
+		ok = ok && isBlob
+		return b
+	}
+	w.credential, w.id = text(cols[0]), text(cols[1])
+	w.phase, w.record = text(cols[2]), text(cols[6])
+	w.oldEnc, w.newEnc, mac = blob(cols[7]), blob(cols[8]), blob(cols[9])
+	for _, t := range []any{w.started, w.updated, w.finished} {
+		switch t.(type) {
+		case nil, int64:
+		default:
+			ok = false
+		}
+	}
+	if !ok {
+		bad = reasonType
+	}
+	return w, mac, bad, nil
+}
+
+// decode builds the record of an authenticated row (or, upgrading a schema
+// 1 journal, of a row schema 1 could not authenticate); reason is set if it
+// does not decode. Reasons hold no key value.
+func (s *Store) decode(w *row) (r *rotation.Record, reason string) {
 	var p plainRecord
-	if err := json.Unmarshal([]byte(plain), &p); err != nil {
-		return nil, fmt.Errorf("sqlite: read rotation %s of %s: record: %w", r.ID, r.Credential, err)
+	if err := json.Unmarshal([]byte(w.record), &p); err != nil {
+		return nil, "record does not parse: " + err.Error()
 	}
-	oldPlain, err := s.seal.open(oldEnc, valueAAD(r.Credential, r.ID, "old"))
+	r = &rotation.Record{
+		Credential:  w.credential,
+		ID:          w.id,
+		Phase:       rotation.Phase(w.phase),
+		Label:       p.Label,
+		OldKeyID:    p.OldKeyID,
+		NewKeyID:    p.NewKeyID,
+		Receipts:    p.Receipts,
+		Staged:      p.Staged,
+		Forced:      p.Forced,
+		Setup:       p.Setup,
+		Kept:        p.Kept,
+		Reverts:     p.Reverts,
+		Left:        p.Left,
+		Unsure:      p.Unsure,
+		Untouched:   p.Untouched,
+		Error:       p.Error,
+		Transitions: p.Transitions,
+		StartedAt:   timeFromDB(w.started),
+		UpdatedAt:   timeFromDB(w.updated),
+		FinishedAt:  timeFromDB(w.finished),
+	}
+	oldPlain, err := s.seal.open(w.oldEnc, valueAAD(w.credential, w.id, "old"))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: decrypt rotation %s of %s: old value: %w", r.ID, r.Credential, err)
+		return nil, "old value: " + err.Error()
 	}
-	newPlain, err := s.seal.open(newEnc, valueAAD(r.Credential, r.ID, "new"))
+	newPlain, err := s.seal.open(w.newEnc, valueAAD(w.credential, w.id, "new"))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: decrypt rotation %s of %s: new value: %w", r.ID, r.Credential, err)
+		return nil, "new value: " + err.Error()
 	}
-	r.Phase = rotation.Phase(phase)
-	r.Label = p.Label
-	r.OldKeyID = p.OldKeyID
 	r.OldValue = secret.New(string(oldPlain))
-	r.NewKeyID = p.NewKeyID
 	r.NewValue = secret.New(string(newPlain))
-	r.Receipts = p.Receipts
-	r.Staged = p.Staged
-	r.Forced = p.Forced
-	r.Setup, r.Kept, r.Reverts, r.Left, r.Unsure, r.Untouched = p.Setup, p.Kept, p.Reverts, p.Left, p.Unsure, p.Untouched
-	r.Error = p.Error
-	r.Transitions = p.Transitions
-	r.StartedAt = timeFromDB(started)
-	r.UpdatedAt = timeFromDB(updated)
-	r.FinishedAt = timeFromDB(finish)
-	return &r, nil
+	return r, ""
 }
 
 // Times are stored as Unix nanoseconds (sortable, exact), NULL for the zero
@@ -408,9 +759,10 @@ func timeToDB(t time.Time) any {
 	return t.UnixNano()
 }
 
-func timeFromDB(n sql.NullInt64) time.Time {
-	if !n.Valid {
+func timeFromDB(v any) time.Time {
+	n, ok := v.(int64)
+	if !ok {
 		return time.Time{}
 	}
-	return time.Unix(0, n.Int64).UTC()
+	return time.Unix(0, n).UTC()
 }

@@ -5,15 +5,19 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/rotation"
@@ -59,9 +63,17 @@ func fullRecord() *rotation.Record {
 			{Sink: "file:/etc/crm/app.env#KEY", RotationID: "r-01", Previous: "sha256:abc", At: t0.Add(time.Second)},
 			{Sink: "aws-secretsmanager:prod/crm", RotationID: "r-01", Version: "v2", Previous: "v1", Created: true, At: t0.Add(2 * time.Second)},
 		},
-		Staged: true,
-		Forced: true,
-		Error:  "health check https://crm/healthz: 503",
+		Staged:  true,
+		Forced:  true,
+		Setup:   "issuer=apexverify-prod;sinks=file:/etc/crm/app.env#KEY,aws-secretsmanager:prod/crm",
+		Kept:    true,
+		Reverts: 2,
+		Left: []rotation.LeftKey{
+			{KeyID: "key_older", RotationID: "r-00", Reason: "a sink still held it", HeldBy: []string{"file:/etc/crm/app.env#KEY"}, At: t0.Add(-time.Hour)},
+			{KeyID: "key_oldest", RotationID: "r-000", Reason: "rollback restored a dead key", At: t0.Add(-2 * time.Hour)},
+		},
+		Untouched: []string{"vault-kv:secret/crm"},
+		Error:     "health check https://crm/healthz: 503",
 		Transitions: []rotation.Transition{
 			{Phase: rotation.Planned, At: t0},
 			{Phase: rotation.Minted, At: t0.Add(time.Second)},
@@ -163,7 +175,7 @@ func dbFiles(t *testing.T, path string) map[string][]byte {
 	out := map[string][]byte{}
 	for _, m := range matches {
 		fi, err := os.Stat(m)
-		if err != nil || fi.IsDir() {
+		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
 		b, err := os.ReadFile(m)
@@ -302,28 +314,27 @@ func tamper(t *testing.T, path, credential, id, column string, f func(b []byte) 
 func TestTamperedOrMovedValuesFail(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name      string
-		mutate    func(t *testing.T, path string)
-		wantField string
+		name   string
+		mutate func(t *testing.T, path string)
 	}{
 		{"flipped byte in new value", func(t *testing.T, path string) {
 			tamper(t, path, "production-api", "r-01", "new_value_enc", func(b []byte) []byte { b[20] ^= 1; return b })
-		}, "new value"},
+		}},
 		{"flipped nonce byte in old value", func(t *testing.T, path string) {
 			tamper(t, path, "production-api", "r-01", "old_value_enc", func(b []byte) []byte { b[0] ^= 0x80; return b })
-		}, "old value"},
+		}},
 		{"truncated old value", func(t *testing.T, path string) {
 			tamper(t, path, "production-api", "r-01", "old_value_enc", func(b []byte) []byte { return b[:10] })
-		}, "old value"},
+		}},
 		{"old and new swapped", func(t *testing.T, path string) {
 			rawExec(t, path, `UPDATE rotations SET old_value_enc = new_value_enc, new_value_enc = old_value_enc WHERE id = 'r-01'`)
-		}, "old value"},
+		}},
 		{"value moved from another rotation", func(t *testing.T, path string) {
 			rawExec(t, path, `UPDATE rotations SET new_value_enc = (SELECT new_value_enc FROM rotations WHERE id = 'r-02') WHERE id = 'r-01'`)
-		}, "new value"},
+		}},
 		{"value moved from another credential", func(t *testing.T, path string) {
 			rawExec(t, path, `UPDATE rotations SET old_value_enc = (SELECT old_value_enc FROM rotations WHERE credential = 'other') WHERE id = 'r-01'`)
-		}, "old value"},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := statePath(t)
@@ -341,22 +352,42 @@ func TestTamperedOrMovedValuesFail(t *testing.T) {
 			}
 			tc.mutate(t, path)
 
-			_, err := s.Get(ctx, "production-api", "r-01")
-			want := "sqlite: decrypt rotation r-01 of production-api: " + tc.wantField
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Fatalf("Get after tampering: %v, want %q", err, want)
+			assertUnreadable(t, s, "production-api", "r-01")
+			// Listing returns the row as unreadable rather than failing or
+			// skipping it.
+			h, err := s.History(ctx, "production-api", 0)
+			if err != nil {
+				t.Fatalf("History after tampering: %v", err)
 			}
-			assertNoValue(t, err.Error())
-			// Listing fails the same way rather than skipping the row.
-			if _, err := s.History(ctx, "production-api", 0); err == nil {
-				t.Error("History after tampering succeeded")
+			if got, want := ids(h), []string{"production-api/r-02", "production-api/r-01"}; !reflect.DeepEqual(got, want) && !reflect.DeepEqual(got, []string{want[1], want[0]}) {
+				t.Errorf("History = %v, want both rows", got)
 			}
 			// Untouched rows still read.
-			if _, err := s.Get(ctx, "production-api", "r-02"); err != nil {
-				t.Errorf("Get untouched row: %v", err)
+			if r, err := s.Get(ctx, "production-api", "r-02"); err != nil || r.Unreadable != "" {
+				t.Errorf("Get untouched row: %v %q", err, r.Unreadable)
 			}
 		})
 	}
+}
+
+// assertUnreadable checks that Get returns (credential, id) as an unreadable
+// record naming the credential and rotation and nothing else, and returns
+// its reason.
+func assertUnreadable(t *testing.T, s *Store, credential, id string) string {
+	t.Helper()
+	got, err := s.Get(context.Background(), credential, id)
+	if err != nil {
+		t.Fatalf("Get %s/%s: %v, want an unreadable record", credential, id, err)
+	}
+	if got.Unreadable == "" {
+		t.Fatalf("Get %s/%s: readable (phase %s), want unreadable", credential, id, got.Phase)
+	}
+	want := &rotation.Record{Credential: credential, ID: id, Unreadable: got.Unreadable}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("unreadable record has fields beyond credential, ID and reason: %+v", got)
+	}
+	assertNoValue(t, got.Unreadable)
+	return got.Unreadable
 }
 
 func assertNoValue(t *testing.T, s string) {
@@ -699,5 +730,517 @@ func TestDurabilitySettings(t *testing.T) {
 	}
 	if mode != "wal" || sync != 2 || busy != int(busyTimeout.Milliseconds()) {
 		t.Errorf("journal_mode=%s synchronous=%d busy_timeout=%d, want wal, 2 (FULL), %d", mode, sync, busy, busyTimeout.Milliseconds())
+	}
+}
+
+// threeRotations saves three rotations of production-api an hour apart
+// (r-01 oldest) and one of another credential, and returns them by ID.
+func threeRotations(t *testing.T, s *Store) map[string]*rotation.Record {
+	t.Helper()
+	out := map[string]*rotation.Record{}
+	for i, tc := range []struct {
+		cred, id string
+		phase    rotation.Phase
+	}{
+		{"production-api", "r-01", rotation.Done},
+		{"production-api", "r-02", rotation.Monitoring},
+		{"production-api", "r-03", rotation.Done},
+		{"other", "r-09", rotation.Deployed},
+	} {
+		r := fullRecord()
+		r.Credential, r.ID, r.Phase = tc.cred, tc.id, tc.phase
+		r.StartedAt = r.StartedAt.Add(time.Duration(i) * time.Hour)
+		for j := range r.Receipts {
+			r.Receipts[j].RotationID = tc.id
+		}
+		if err := s.Save(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		out[tc.cred+"/"+tc.id] = r
+	}
+	return out
+}
+
+// readable returns the IDs of rs's readable records, and fails t if one of
+// them differs from what was saved.
+func readable(t *testing.T, rs []*rotation.Record, saved map[string]*rotation.Record) (ids, unreadable []string) {
+	t.Helper()
+	for _, r := range rs {
+		key := r.Credential + "/" + r.ID
+		if r.Unreadable != "" {
+			unreadable = append(unreadable, key)
+			continue
+		}
+		ids = append(ids, key)
+		if !reflect.DeepEqual(r, saved[key]) {
+			t.Errorf("%s read back differs:\n got %+v\nwant %+v", key, r, saved[key])
+		}
+	}
+	return ids, unreadable
+}
+
+func TestEditedRowIsUnreadable(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, set string
+		reason    string // part of the Unreadable reason
+	}{
+		{"phase", `phase = 'done'`, "fails authentication"},
+		{"phase to an unfinished one", `phase = 'revoking'`, "fails authentication"},
+		{"old key ID", `record = json_set(record, '$.old_key_id', 'key_someone_elses')`, "fails authentication"},
+		{"new key ID", `record = json_set(record, '$.new_key_id', 'key_other')`, "fails authentication"},
+		{"receipt", `record = json_set(record, '$.receipts[0].previous', 'sha256:other')`, "fails authentication"},
+		{"receipts dropped", `record = json_remove(record, '$.receipts')`, "fails authentication"},
+		{"setup", `record = json_set(record, '$.setup', 'issuer=elsewhere;sinks=file:/tmp/x')`, "fails authentication"},
+		{"left keys", `record = json_remove(record, '$.left')`, "fails authentication"},
+		{"staged", `record = json_set(record, '$.staged', json('false'))`, "fails authentication"},
+		{"record made unparsable", `record = 'not json'`, "fails authentication"},
+		{"started at", `started_at = started_at + 1`, "fails authentication"},
+		{"finished at cleared", `finished_at = NULL`, "fails authentication"},
+		{"updated at as text", `updated_at = 'yesterday'`, "wrong type"},
+		{"new value", `new_value_enc = old_value_enc`, "fails authentication"},
+		{"mac flipped", `mac = zeroblob(32)`, "fails authentication"},
+		{"mac removed", `mac = x''`, "not authenticated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := statePath(t)
+			s := openTest(t, path)
+			saved := threeRotations(t, s)
+			rawExec(t, path, `UPDATE rotations SET `+tc.set+` WHERE credential = 'production-api' AND id = 'r-02'`)
+
+			if reason := assertUnreadable(t, s, "production-api", "r-02"); !strings.Contains(reason, tc.reason) {
+				t.Errorf("reason %q, want it to say %q", reason, tc.reason)
+			}
+			h, err := s.History(ctx, "production-api", 0)
+			if err != nil {
+				t.Fatalf("History: %v", err)
+			}
+			ok, bad := readable(t, h, saved)
+			if want := []string{"production-api/r-03", "production-api/r-01"}; !reflect.DeepEqual(ok, want) {
+				t.Errorf("History readable = %v, want the newer and the older row %v", ok, want)
+			}
+			if !reflect.DeepEqual(bad, []string{"production-api/r-02"}) {
+				t.Errorf("History unreadable = %v, want r-02", bad)
+			}
+			// The limit counts readable records only, so the newest
+			// readable one is always within reach.
+			h, err = s.History(ctx, "production-api", 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, _ := readable(t, h, saved); !reflect.DeepEqual(ok, []string{"production-api/r-03", "production-api/r-01"}) {
+				t.Errorf("History(2) readable = %v", ok)
+			}
+			// Whatever phase the row claims, Unfinished reports it.
+			un, err := s.Unfinished(ctx)
+			if err != nil {
+				t.Fatalf("Unfinished: %v", err)
+			}
+			ok, bad = readable(t, un, saved)
+			if !reflect.DeepEqual(ok, []string{"other/r-09"}) || !reflect.DeepEqual(bad, []string{"production-api/r-02"}) {
+				t.Errorf("Unfinished = readable %v, unreadable %v; want other/r-09 and production-api/r-02", ok, bad)
+			}
+			// An unreadable record cannot be saved over its row.
+			r, _ := s.Get(ctx, "production-api", "r-02")
+			if err := s.Save(ctx, r); err == nil {
+				t.Error("Save of an unreadable record succeeded")
+			}
+		})
+	}
+}
+
+func TestHistoryLimitSkipsUnreadable(t *testing.T) {
+	ctx := context.Background()
+	path := statePath(t)
+	s := openTest(t, path)
+	saved := threeRotations(t, s)
+	rawExec(t, path, `UPDATE rotations SET phase = 'failed' WHERE id = 'r-03'`) // the newest
+	h, err := s.History(ctx, "production-api", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, bad := readable(t, h, saved)
+	if !reflect.DeepEqual(ok, []string{"production-api/r-02"}) || !reflect.DeepEqual(bad, []string{"production-api/r-03"}) {
+		t.Errorf("History(1) = readable %v, unreadable %v; want r-02 after the unreadable r-03", ok, bad)
+	}
+}
+
+func TestRowsMovedOrSwappedAreUnreadable(t *testing.T) {
+	ctx := context.Background()
+	t.Run("record columns swapped", func(t *testing.T) {
+		path := statePath(t)
+		s := openTest(t, path)
+		saved := threeRotations(t, s)
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec1, rec2 string
+		if err := raw.QueryRow(`SELECT record FROM rotations WHERE id = 'r-01'`).Scan(&rec1); err != nil {
+			t.Fatal(err)
+		}
+		if err := raw.QueryRow(`SELECT record FROM rotations WHERE id = 'r-02'`).Scan(&rec2); err != nil {
+			t.Fatal(err)
+		}
+		raw.Close()
+		rawExec(t, path, `UPDATE rotations SET record = ? WHERE id = 'r-01'`, rec2)
+		rawExec(t, path, `UPDATE rotations SET record = ? WHERE id = 'r-02'`, rec1)
+		assertUnreadable(t, s, "production-api", "r-01")
+		assertUnreadable(t, s, "production-api", "r-02")
+		if r, err := s.Get(ctx, "production-api", "r-03"); err != nil || !reflect.DeepEqual(r, saved["production-api/r-03"]) {
+			t.Errorf("untouched r-03: %v", err)
+		}
+	})
+	t.Run("whole row moved to another rotation ID", func(t *testing.T) {
+		path := statePath(t)
+		s := openTest(t, path)
+		threeRotations(t, s)
+		rawExec(t, path, `UPDATE rotations SET id = 'r-04' WHERE id = 'r-02'`)
+		assertUnreadable(t, s, "production-api", "r-04")
+		if _, err := s.Get(ctx, "production-api", "r-02"); !errors.Is(err, rotation.ErrNotFound) {
+			t.Errorf("Get r-02 after the move: %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("whole row moved to another credential", func(t *testing.T) {
+		path := statePath(t)
+		s := openTest(t, path)
+		threeRotations(t, s)
+		rawExec(t, path, `UPDATE rotations SET credential = 'other' WHERE credential = 'production-api' AND id = 'r-02'`)
+		assertUnreadable(t, s, "other", "r-02")
+	})
+}
+
+// v1Record is schema 1's plainRecord.
+type v1Record struct {
+	Label       string                `json:"label,omitempty"`
+	OldKeyID    string                `json:"old_key_id,omitempty"`
+	NewKeyID    string                `json:"new_key_id,omitempty"`
+	Receipts    []sinks.Receipt       `json:"receipts,omitempty"`
+	Staged      bool                  `json:"staged,omitempty"`
+	Forced      bool                  `json:"forced,omitempty"`
+	Error       string                `json:"error,omitempty"`
+	Transitions []rotation.Transition `json:"transitions,omitempty"`
+}
+
+// writeV1Journal writes a schema 1 journal as the rekey of schema 1 did:
+// migration 1, the v1 key check, and each record with its values sealed
+// under the v1 additional data.
+func writeV1Journal(t *testing.T, path string, key []byte, recs []*rotation.Record) {
+	t.Helper()
+	seal, err := newSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(migrations[0] + `; PRAGMA user_version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	check, err := seal.seal(keyCheckPlain, keyCheckAAD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`INSERT INTO meta (name, value) VALUES ('key_check', ?)`, check); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		plain, err := json.Marshal(v1Record{Label: r.Label, OldKeyID: r.OldKeyID, NewKeyID: r.NewKeyID, Receipts: r.Receipts,
+			Staged: r.Staged, Forced: r.Forced, Error: r.Error, Transitions: r.Transitions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldEnc, err := seal.seal([]byte(r.OldValue.Reveal()), []byte("rekey/v1|"+r.Credential+"|"+r.ID+"|old"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		newEnc, err := seal.seal([]byte(r.NewValue.Reveal()), []byte("rekey/v1|"+r.Credential+"|"+r.ID+"|new"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(`INSERT INTO rotations (credential, id, phase, started_at, updated_at, finished_at, record, old_value_enc, new_value_enc)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Credential, r.ID, string(r.Phase),
+			timeToDB(r.StartedAt), timeToDB(r.UpdatedAt), timeToDB(r.FinishedAt), string(plain), oldEnc, newEnc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func schemaVersion(t *testing.T, path string) int {
+	t.Helper()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var v int
+	if err := raw.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestUpgradeFromV1(t *testing.T) {
+	ctx := context.Background()
+	path := statePath(t)
+	var recs []*rotation.Record
+	saved := map[string]*rotation.Record{}
+	for i, id := range []string{"r-01", "r-02", "r-03", "r-04"} {
+		r := fullRecord()
+		r.ID = id
+		r.StartedAt = r.StartedAt.Add(time.Duration(i) * time.Hour)
+		r.Setup, r.Kept, r.Reverts, r.Left, r.Untouched = "", false, 0, nil, nil // not in schema 1
+		recs = append(recs, r)
+		saved[r.Credential+"/"+id] = r
+	}
+	empty := &rotation.Record{Credential: "other", ID: "1", Phase: rotation.Planned} // zero times, empty values
+	recs = append(recs, empty)
+	saved["other/1"] = empty
+	writeV1Journal(t, path, testKey(1), recs)
+	// r-03's value was altered while the journal was at schema 1: the
+	// upgrade must not bless it.
+	tamper(t, path, "production-api", "r-03", "new_value_enc", func(b []byte) []byte { b[15] ^= 1; return b })
+
+	s := openTest(t, path)
+	if v := schemaVersion(t, path); v != SchemaVersion || v < 2 {
+		t.Fatalf("schema version after upgrade %d, want %d", v, SchemaVersion)
+	}
+	for key, want := range saved {
+		if key == "production-api/r-03" {
+			continue
+		}
+		got, err := s.Get(ctx, want.Credential, want.ID)
+		if err != nil {
+			t.Fatalf("Get %s: %v", key, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s after upgrade:\n got %+v\nwant %+v", key, got, want)
+		}
+	}
+	assertUnreadable(t, s, "production-api", "r-03")
+	h, err := s.History(ctx, "production-api", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, bad := readable(t, h, saved); !reflect.DeepEqual(ok, []string{"production-api/r-04", "production-api/r-02", "production-api/r-01"}) ||
+		!reflect.DeepEqual(bad, []string{"production-api/r-03"}) {
+		t.Errorf("History after upgrade: readable %v, unreadable %v", ok, bad)
+	}
+	// The upgraded journal is a schema 2 journal like any other: writes
+	// work, edits are caught, and it reopens.
+	r := saved["production-api/r-04"]
+	r.Setup = "issuer=apexverify-prod"
+	if err := s.Save(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	rawExec(t, path, `UPDATE rotations SET phase = 'done' WHERE id = 'r-02'`)
+	assertUnreadable(t, s, "production-api", "r-02")
+	s.Close()
+	s = openTest(t, path)
+	if got, err := s.Get(ctx, r.Credential, r.ID); err != nil || !reflect.DeepEqual(got, r) {
+		t.Errorf("after reopen: %v\n got %+v\nwant %+v", err, got, r)
+	}
+	assertUnreadable(t, s, "production-api", "r-02")
+	s.Close()
+
+	// Dressing the journal up as schema 1 again, to have an edited row
+	// authenticated by a second upgrade, is refused.
+	rawExec(t, path, `ALTER TABLE rotations DROP COLUMN mac; PRAGMA user_version = 1`)
+	_, err = Open(ctx, path, testKey(1))
+	if err == nil || !strings.Contains(err.Error(), "does not match its key check") {
+		t.Fatalf("Open of a journal downgraded to schema 1: %v, want a refusal", err)
+	}
+}
+
+func TestUpgradeFromV1WrongKey(t *testing.T) {
+	path := statePath(t)
+	writeV1Journal(t, path, testKey(1), []*rotation.Record{fullRecord()})
+	_, err := Open(context.Background(), path, testKey(2))
+	if err == nil || !strings.Contains(err.Error(), "wrong encryption key") {
+		t.Fatalf("Open of a schema 1 journal with another key: %v", err)
+	}
+	if v := schemaVersion(t, path); v != 1 {
+		t.Errorf("schema version %d after a refused open, want 1 (untouched)", v)
+	}
+}
+
+func TestOpenRefusesNonJournalFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, path string)
+		want string
+	}{
+		{"empty file", func(t *testing.T, path string) {
+			writeFile(t, path, nil)
+		}, "is empty (0 bytes), not a rekey journal; move it away to start a new journal"},
+		{"text file", func(t *testing.T, path string) {
+			writeFile(t, path, bytes.Repeat([]byte("not a database "), 100))
+		}, "not an SQLite database, so not a rekey journal; move it away"},
+		{"short file", func(t *testing.T, path string) {
+			writeFile(t, path, []byte("SQLite"))
+		}, "not an SQLite database"},
+		{"another program's SQLite database", func(t *testing.T, path string) {
+			rawExec(t, path, `CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hello')`)
+			os.Chmod(path, 0o600)
+		}, "an SQLite database but not a rekey journal (no rekey schema); move it away"},
+		{"rekey's tables without a key check", func(t *testing.T, path string) {
+			rawExec(t, path, migrations[0]+`; PRAGMA user_version = 1`)
+			os.Chmod(path, 0o600)
+		}, "not a rekey journal (no key check); move it away"},
+		{"named pipe", func(t *testing.T, path string) {
+			if err := unix.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a named pipe, not a regular file"},
+		{"directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := statePath(t)
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			tc.make(t, path)
+			before := dbFiles(t, path)
+			done := make(chan error, 1)
+			go func() {
+				s, err := Open(context.Background(), path, testKey(1))
+				if err == nil {
+					s.Close()
+				}
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Open hangs")
+			}
+			if err == nil {
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Open: %v\nwant the path and %q", err, tc.want)
+			}
+			if after := dbFiles(t, path); !reflect.DeepEqual(after, before) {
+				t.Errorf("the refused file changed: %v -> %v", keys(before), keys(after))
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentCreate: stores opened at once on a missing path all share
+// one journal, and the directory holds nothing but that journal after.
+func TestConcurrentCreate(t *testing.T) {
+	ctx := context.Background()
+	path := statePath(t)
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	stores := make([]*Store, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(ctx, path, testKey(1))
+			if err == nil {
+				err = s.Save(ctx, &rotation.Record{Credential: "c", ID: fmt.Sprint(i), Phase: rotation.Planned})
+			}
+			errs[i], stores[i] = err, s
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	for i, s := range stores {
+		h, err := s.History(ctx, "c", 0)
+		if err != nil || len(h) != n {
+			t.Errorf("store %d sees %d rotations (%v), want %d", i, len(h), err, n)
+		}
+	}
+	assertOnlyJournal(t, path)
+}
+
+func assertOnlyJournal(t *testing.T, path string) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if name := e.Name(); !strings.HasPrefix(name, filepath.Base(path)) {
+			t.Errorf("left behind in the state directory: %s", name)
+		}
+	}
+}
+
+// TestConcurrentCreateAcrossProcesses: processes creating the journal at
+// once all succeed and write to one journal.
+func TestConcurrentCreateAcrossProcesses(t *testing.T) {
+	if os.Getenv("REKEY_TEST_CREATE") != "" {
+		return // in a child: TestHelperCreate does the work
+	}
+	path := statePath(t)
+	const n = 4
+	cmds := make([]*exec.Cmd, n)
+	outs := make([]bytes.Buffer, n)
+	for i := range cmds {
+		cmds[i] = exec.Command(os.Args[0], "-test.run=^TestHelperCreate$", "-test.count=1")
+		cmds[i].Env = append(os.Environ(), "REKEY_TEST_CREATE="+path, "REKEY_TEST_ID="+fmt.Sprint(i))
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
+	}
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Errorf("process %d: %v\n%s", i, err, outs[i].String())
+		}
+	}
+	s := openTest(t, path)
+	h, err := s.History(context.Background(), "c", 0)
+	if err != nil || len(h) != n {
+		t.Errorf("journal holds %d rotations (%v), want %d", len(h), err, n)
+	}
+	assertOnlyJournal(t, path)
+}
+
+func TestHelperCreate(t *testing.T) {
+	path := os.Getenv("REKEY_TEST_CREATE")
+	if path == "" {
+		t.Skip("run by TestConcurrentCreateAcrossProcesses")
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, path, testKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Save(ctx, &rotation.Record{Credential: "c", ID: os.Getenv("REKEY_TEST_ID"), Phase: rotation.Planned}); err != nil {
+		t.Fatal(err)
 	}
 }
