@@ -1,4 +1,4 @@
-// Package rotation runs the safe rotation sequence of DESIGN §1: mint,
+// Package rotation runs the safe rotation sequence (ARCHITECTURE.md): mint,
 // verify, deploy, monitor, drain, revoke — or roll back. Every phase change
 // is journaled durably before the side effect that follows it, and every
 // step is safe to repeat, so an interrupted rotation resumes where the

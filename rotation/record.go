@@ -9,7 +9,7 @@ import (
 	"github.com/rekeyhq/rekey/sinks"
 )
 
-// Phase is a step of the rotation sequence (DESIGN §1).
+// Phase is a step of the rotation sequence (ARCHITECTURE.md §1).
 type Phase string
 
 const (

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Exit codes of the CLI contract (DESIGN §3).
+// Exit codes of the CLI contract (README, "CLI").
 const (
 	exitOK     = 0
 	exitFailed = 1

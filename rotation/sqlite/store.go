@@ -143,7 +143,7 @@ func Open(ctx context.Context, path string, key []byte) (*Store, error) {
 //
 // Journal mode WAL with synchronous=FULL: every commit fsyncs the WAL before
 // it returns, so a Save is durable when it returns (rotation.Store's
-// contract, DESIGN §2: "every phase change is durable before the side effect
+// contract, ARCHITECTURE.md §1: "every phase change is durable before the side effect
 // that follows it"), and readers (`rekey status` while the daemon writes)
 // never block the writer or each other. WAL needs every process on one
 // machine with the file on a local disk, which the embedded store requires
