@@ -1,13 +1,10 @@
 package config
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/robfig/cron/v3"
 )
 
 // LabelFor returns the label of the key a rotation creates: the template
@@ -29,20 +26,6 @@ func (c *Credential) Location() *time.Location {
 		return time.UTC
 	}
 	return loc
-}
-
-// Schedule returns the parsed window, or nil when the credential has none
-// (a due rotation may start at any time). The schedule's times are in
-// Location.
-func (c *Credential) Schedule() (cron.Schedule, error) {
-	if strings.TrimSpace(c.Window) == "" {
-		return nil, nil
-	}
-	s, err := cron.ParseStandard(strings.TrimSpace(c.Window))
-	if err != nil {
-		return nil, fmt.Errorf("config: credential %s: window: %w", c.Name, err)
-	}
-	return s, nil
 }
 
 // CredentialNames returns the names of all credentials, sorted.

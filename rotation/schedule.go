@@ -39,11 +39,6 @@ func (w *Window) Next(t time.Time) time.Time {
 	return w.sched.Next(t.In(w.loc).Truncate(time.Minute).Add(-time.Second))
 }
 
-// Allows reports whether t falls in an allowed minute.
-func (w *Window) Allows(t time.Time) bool {
-	return w.Next(t).Equal(t.In(w.loc).Truncate(time.Minute))
-}
-
 // Due says whether, and from when, a credential should rotate.
 type Due struct {
 	Due bool
