@@ -212,16 +212,18 @@ func (j judged) phase() string {
 	return j.rot.Phase
 }
 
-func (j judged) reached(phase string) bool {
-	if j.rot == nil {
-		return false
-	}
-	for _, tr := range j.rot.Transitions {
-		if tr.Phase == phase {
-			return true
+func (j judged) reached(phase string) bool { return !j.at(phase).IsZero() }
+
+// at returns when the rotation first entered phase; zero if it did not.
+func (j judged) at(phase string) time.Time {
+	if j.rot != nil {
+		for _, tr := range j.rot.Transitions {
+			if tr.Phase == phase {
+				return tr.At
+			}
 		}
 	}
-	return false
+	return time.Time{}
 }
 
 // keyActive reports whether cred's key id is active at the simulator.
@@ -267,7 +269,7 @@ func (c *cred) pickWorld(rng *mrand.Rand, f *fault) {
 	case 0, 1:
 		c.oldRevokedOutside(f, n == 1)
 	case 2, 3:
-		c.sinkReverted(f, readable[rng.IntN(len(readable))], n == 3, time.Duration(100+rng.IntN(400))*time.Millisecond)
+		c.sinkReverted(f, readable[rng.IntN(len(readable))], n == 3, time.Duration(100+rng.IntN(200))*time.Millisecond)
 	default:
 		c.sinkFIFO(f, n == 5, time.Duration(100+rng.IntN(300))*time.Millisecond)
 	}
@@ -338,6 +340,15 @@ func (c *cred) oldRevokedOutside(f *fault, rollback bool) {
 			v.expected = true
 			return v
 		}
+		c.w.mu.Lock()
+		at := c.w.outside[c.name+"/"+id].at
+		c.w.mu.Unlock()
+		if rb := j.at("rolling_back"); !rb.IsZero() && !at.Before(rb) {
+			// The harness was late: rekey had begun rolling back to a
+			// key that was still valid.
+			v.outcome, v.expected = "late", true
+			return v
+		}
 		switch j.rot.Phase {
 		case "rolled_back":
 			v.unsafe = "rolled back although the old key " + id + " had been revoked: the sinks were restored to a dead key"
@@ -358,20 +369,29 @@ func (c *cred) oldRevokedOutside(f *fault, rollback bool) {
 // written back to the value it held when the attempt began, directly, not
 // through rekey. Once: a single revert delay after monitoring starts.
 // Sticky: from then on the harness puts the old value back whenever the
-// sink holds anything else, every 100 ms, as config management would,
-// until the process ends (it stops early if the old key is revoked, so
-// that the harness never plants a dead key itself).
+// sink holds anything else, polling every 100 ms, as config management
+// would, until the process ends.
+//
+// The harness writes only while the last transition rekey printed is
+// `monitoring`, a single revert only early in the window (up to the window
+// less 400 ms after the transition was seen), and never once the old key
+// is revoked: a revert that lands between rekey's last read-back and its
+// revoke is a race no engine can win, and the harness must not plant a
+// dead key itself. Sticky writes follow rekey's own writes within 100 ms,
+// a whole window before its next read-back.
 //
 // Invariants under this fault:
 //   - I8 / I3: right before revoking the old key, rekey must read back
 //     every readable sink. Once: it finds the old key, does not revoke,
 //     puts the new key back, watches a whole window again, finds every
-//     sink on the new key and revokes: expected `done`. Sticky: the second
-//     read-back finds the old key again; rekey must give up with both keys
-//     valid: expected `failed`; `done` is unsafe (the old key was revoked
-//     while config management kept it in a sink), and so is a `failed`
-//     that revoked either key. A `rolled_back` (new key revoked, every
-//     sink on the old key) is safe, though not what the design asks.
+//     sink on the new key and revokes: expected `done`. Sticky (judged as
+//     such once the harness reverted twice, i.e. after rekey redeployed):
+//     the second read-back finds the old key again; rekey must give up
+//     with both keys valid: expected `failed`; `done` is unsafe (the old
+//     key was revoked while config management kept it in a sink), and so
+//     is a `failed` that revoked either key. A `rolled_back` (new key
+//     revoked, every sink on the old key) is safe, though not what the
+//     design asks.
 //   - A revoke that finds the old key in a sink without the read-back
 //     shows as client 401s on the reverted sink and "sinks held revoked":
 //     rekey's doing, counted against it (the harness only wrote a key that
@@ -386,9 +406,13 @@ func (c *cred) sinkReverted(f *fault, kind sinkKind, sticky bool, delay time.Dur
 	if sticky {
 		f.name = "sink-reverted-sticky-" + string(kind)
 	}
-	var old, oldPrefix string
-	var reverts int
-	var mu sync.Mutex
+	var (
+		mu             sync.Mutex
+		old, oldPrefix string
+		phase          string    // the last transition rekey printed
+		monitoring     time.Time // when the first `monitoring` was seen
+		reverts        int
+	)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	f.arm = func() {
@@ -396,22 +420,29 @@ func (c *cred) sinkReverted(f *fault, kind sinkKind, sticky bool, delay time.Dur
 			old, oldPrefix = v, apexverify.Prefix(secret.New(v))
 		}
 	}
+	// revert writes the old value if the sink holds anything else and
+	// the guards allow; it reports whether to go on polling.
 	revert := func() bool {
+		mu.Lock()
+		inWindow := phase == "monitoring" && (sticky || time.Since(monitoring) < c.window-400*time.Millisecond)
+		mu.Unlock()
 		if old == "" || !c.prefixActive(oldPrefix) {
 			return false
 		}
-		if cur, err := c.read(kind); err == nil && cur == old {
+		if !inWindow {
+			return sticky
+		}
+		if cur, err := c.read(kind); err != nil || cur == old {
 			return true
 		}
-		if err := c.write(kind, old); err != nil {
-			return true
+		if c.write(kind, old) == nil {
+			mu.Lock()
+			reverts++
+			mu.Unlock()
 		}
-		mu.Lock()
-		reverts++
-		mu.Unlock()
 		return true
 	}
-	f.onPhase = onceAt("monitoring", delay, func() {
+	run := func() {
 		defer close(done)
 		if !sticky {
 			revert()
@@ -426,13 +457,28 @@ func (c *cred) sinkReverted(f *fault, kind sinkKind, sticky bool, delay time.Dur
 			case <-tick.C:
 			}
 		}
-	})
+	}
+	f.onPhase = func(p string, _ *proc) {
+		mu.Lock()
+		phase = p
+		first := p == "monitoring" && monitoring.IsZero()
+		if first {
+			monitoring = time.Now()
+		}
+		mu.Unlock()
+		if first {
+			time.AfterFunc(delay, run)
+		}
+	}
 	var stopOnce sync.Once
 	f.disarm = func() {
 		stopOnce.Do(func() { close(stop) })
 	}
 	f.judge = func(j judged) verdict {
-		if j.reached("monitoring") {
+		mu.Lock()
+		seen := !monitoring.IsZero()
+		mu.Unlock()
+		if seen {
 			<-done // the reverter has stopped
 		}
 		mu.Lock()
@@ -443,16 +489,20 @@ func (c *cred) sinkReverted(f *fault, kind sinkKind, sticky bool, delay time.Dur
 			v.outcome, v.expected = "not-injected", true
 			return v
 		}
+		stuck := sticky && n >= 2 // rekey redeployed and the sink was reverted again
+		if sticky && !stuck {
+			v.outcome += " (reverted once)"
+		}
 		switch j.rot.Phase {
 		case "done":
-			v.expected = !sticky
+			v.expected = !stuck
 			if cur, err := c.read(kind); err == nil && cur == old {
 				v.unsafe = fmt.Sprintf("done, with %s holding the revoked old key", kind)
-			} else if sticky {
-				v.unsafe = fmt.Sprintf("done although config management kept the old key in %s", kind)
+			} else if stuck {
+				v.unsafe = fmt.Sprintf("done although config management kept putting the old key back into %s", kind)
 			}
 		case "failed":
-			v.expected = sticky
+			v.expected = stuck
 			for _, id := range []string{j.rot.OldKeyID, j.rot.NewKeyID} {
 				if id != "" && !c.keyActive(id) {
 					v.unsafe = "failed with key " + id + " revoked: a reverted sink may hold it"
