@@ -26,14 +26,32 @@ type clients struct {
 	reads  int // sink reads that failed
 	refuse []refusal
 	// seen maps credential/sink/prefix to when a client last read that
-	// key from that sink.
-	seen map[seenKey]time.Time
+	// key from that sink, and since when the sink had held it then.
+	seen map[seenKey]seenAt
+	// streak is, per credential and sink, the key the client read last and
+	// the first read of the run of reads that found that same key: a
+	// sink that held key K continuously from before time T shows a streak
+	// of K that began before T.
+	streak map[credSink]seenAt
 }
 
 type seenKey struct {
 	cred   string
 	sink   sinkKind
 	prefix string
+}
+
+type credSink struct {
+	cred string
+	sink sinkKind
+}
+
+// seenAt is a read of a key from a sink: when (last) and since when the
+// sink had held that key without a different one read in between.
+type seenAt struct {
+	prefix string
+	since  time.Time
+	last   time.Time
 }
 
 // refusal is one 401 a client got; it names the key by prefix only.
@@ -43,6 +61,9 @@ type refusal struct {
 	prefix string
 	read   time.Time
 	at     time.Time
+	// since is when this sink's client first read this key in the run of
+	// reads that ended with this one.
+	since time.Time
 }
 
 func (r refusal) String() string {
@@ -50,7 +71,7 @@ func (r refusal) String() string {
 }
 
 func startClients(w *world, pause time.Duration) *clients {
-	cl := &clients{w: w, stop: make(chan struct{}), seen: map[seenKey]time.Time{},
+	cl := &clients{w: w, stop: make(chan struct{}), seen: map[seenKey]seenAt{}, streak: map[credSink]seenAt{},
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
 	for _, c := range w.creds {
 		for _, kind := range c.kinds {
@@ -93,7 +114,14 @@ func (cl *clients) once(c *cred, kind sinkKind) {
 	c.w.remember(v)
 	prefix := apexverify.Prefix(secret.New(v))
 	cl.mu.Lock()
-	cl.seen[seenKey{c.name, kind, prefix}] = read
+	cs := credSink{c.name, kind}
+	st := cl.streak[cs]
+	if st.prefix != prefix {
+		st = seenAt{prefix: prefix, since: read}
+	}
+	st.last = read
+	cl.streak[cs] = st
+	cl.seen[seenKey{c.name, kind, prefix}] = st
 	cl.mu.Unlock()
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, c.simURL+"/v1/verify", bytes.NewReader([]byte(`{"email":"soak@example.com"}`)))
 	req.Header.Set("Authorization", "Bearer "+v)
@@ -106,7 +134,7 @@ func (cl *clients) once(c *cred, kind sinkKind) {
 	case err != nil:
 		cl.other++
 	case resp.StatusCode == http.StatusUnauthorized:
-		cl.refuse = append(cl.refuse, refusal{cred: c.name, sink: kind, prefix: prefix, read: read, at: time.Now()})
+		cl.refuse = append(cl.refuse, refusal{cred: c.name, sink: kind, prefix: prefix, read: read, at: time.Now(), since: st.since})
 	case resp.StatusCode == http.StatusOK:
 		cl.ok++
 	default:

@@ -41,6 +41,13 @@ type fault struct {
 	onPhase func(phase string, p *proc)
 	killIn  time.Duration // > 0: SIGKILL after this long
 	disarm  func()
+	// watchdog > 0: an attempt still running after this long is killed
+	// and counted hung.
+	watchdog time.Duration
+	// judge, if set, reads the attempt's rotation (after any resume) and
+	// says whether the outcome is what the fault expects, and whether it
+	// is safe; world faults (outside_test.go) have one.
+	judge func(j judged) verdict
 }
 
 func (f *fault) kills() bool { return strings.HasPrefix(f.name, "kill") }
@@ -69,6 +76,10 @@ func (c *cred) pick(rng *mrand.Rand) *fault {
 	f := &fault{mode: "rotate", arm: func() {}, disarm: func() {}}
 	if rng.IntN(4) == 0 {
 		f.mode = "run" // rotate_every 1s: the credential is due
+	}
+	if rng.IntN(10) == 0 {
+		c.pickWorld(rng, f)
+		return f
 	}
 	other := c.kinds[1+rng.IntN(len(c.kinds)-1)] // a non-file sink
 	sink := c.kinds[rng.IntN(len(c.kinds))]
@@ -221,11 +232,22 @@ type stats struct {
 	started  atomic.Int64 // rotations journaled as planned
 	bad      []string     // unexpected exits, with their log file
 	timeline strings.Builder
+	// World faults: outcomes by fault, and what their judges found.
+	outcomes  map[string]int
+	hung      []string // attempts killed by their watchdog
+	unsafe    []string
+	unclear   []string
+	offExpect []string // safe, but not the outcome the fault predicts
+}
+
+func newStats() *stats {
+	return &stats{faults: map[string]int{}, exits: map[string]int{}, outcomes: map[string]int{}}
 }
 
 // attempt runs one rotation attempt of c with fault f.
 func (c *cred) attempt(f *fault, st *stats) {
 	w := c.w
+	armed := time.Now() // the judge looks at rotations journaled from here on
 	f.arm()
 	var cmdArgs []string
 	if f.mode == "run" {
@@ -250,14 +272,21 @@ func (c *cred) attempt(f *fault, st *stats) {
 		}
 	}, cmdArgs...)
 	ready.Done()
-	var timer *time.Timer
+	var timer, watchdog *time.Timer
 	if f.killIn > 0 {
 		timer = time.AfterFunc(f.killIn, func() { p.cmd.Process.Kill() })
+	}
+	var hung atomic.Bool
+	if f.watchdog > 0 {
+		watchdog = time.AfterFunc(f.watchdog, func() { hung.Store(true); p.cmd.Process.Kill() })
 	}
 	begin := time.Now()
 	code, _ := p.wait()
 	if timer != nil {
 		timer.Stop()
+	}
+	if watchdog != nil {
+		watchdog.Stop()
 	}
 	f.disarm()
 	st.mu.Lock()
@@ -265,10 +294,18 @@ func (c *cred) attempt(f *fault, st *stats) {
 	st.attempts++
 	st.faults[f.name]++
 	st.exits[fmt.Sprintf("%s:%d", f.mode, code)]++
-	if code != 0 && code != 1 && !(code == -1 && f.kills()) {
+	switch {
+	case hung.Load():
+		st.hung = append(st.hung, fmt.Sprintf("%s %s (%s): still running after %s, killed; log %s", c.name, f.mode, f.name, f.watchdog, p.log))
+	case code != 0 && code != 1 && !(code == -1 && f.kills()):
 		st.bad = append(st.bad, fmt.Sprintf("%s %s (%s): exit %d, log %s", c.name, f.mode, f.name, code, p.log))
 	}
 	st.mu.Unlock()
+	defer func() {
+		if f.judge != nil {
+			c.judge(f, armed, hung.Load(), p.log, st)
+		}
+	}()
 	if code == -1 {
 		// The process died: `rekey run` resumes what it left.
 		code, _ := w.cli(c.config, "run")
@@ -296,7 +333,7 @@ func TestSoak(t *testing.T) {
 	w := newWorld(t, worldOptions{credentials: ncred})
 	keep(t, w)
 	cl := startClients(w, 60*time.Millisecond)
-	st := &stats{faults: map[string]int{}, exits: map[string]int{}}
+	st := newStats()
 
 	var wg sync.WaitGroup
 	for i, c := range w.creds {
@@ -329,15 +366,31 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak figures (%s, %d rekey processes):", elapsed.Round(time.Second), w.procs.Load())
 	t.Logf("  rotations            %d done, %d rolled back, %d failed (needs a person), %d total", r.done, r.rolledBack, r.failed, r.done+r.rolledBack+r.failed)
 	t.Logf("  client requests      %d (%d ok, %d other errors such as injected 5xx/429, %d failed sink reads)", cl.calls, cl.ok, cl.other, cl.reads)
-	t.Logf("  refused with 401     %d", len(cl.refuse))
+	t.Logf("  refused with 401     %d (and %d the harness's doing: a key it revoked behind rekey's back, read from a sink that held it since before)", r.refused, r.refusedOutside)
 	t.Logf("  orphan keys          %d (keys left valid by failed rotations: %d)", r.orphans, r.leftByFailed)
-	t.Logf("  early revocations    %d", r.early)
-	t.Logf("  sinks held revoked   %d", r.heldRevoked)
+	t.Logf("  early revocations    %d (old keys revoked by the harness itself, not judged: %d)", r.early, r.revokedOutside)
+	t.Logf("  sinks held revoked   %d (and %d reads the harness's doing, as above)", r.heldRevoked, r.heldOutside)
 	t.Logf("  leaked key values    %d (scanned %d values over %d files, %d bytes)", r.leaks, r.valuesScanned, r.filesScanned, r.bytesScanned)
+	t.Logf("  unsafe outcomes      %d (world faults: the judge found an invariant broken)", len(st.unsafe))
+	t.Logf("  hung attempts        %d", len(st.hung))
+	t.Logf("  unclear errors       %d", len(st.unclear))
 	t.Logf("  injected faults      %s", formatCounts(st.faults))
+	t.Logf("  world-fault outcomes %s", formatCounts(st.outcomes))
 	t.Logf("  exits                %s", formatCounts(st.exits))
+	for _, o := range st.offExpect {
+		t.Logf("  safe, not the expected outcome: %s", o)
+	}
 	for _, b := range st.bad {
 		t.Errorf("unexpected exit: %s", b)
+	}
+	for _, u := range st.unsafe {
+		t.Errorf("unsafe: %s", u)
+	}
+	for _, h := range st.hung {
+		t.Errorf("hung: %s", h)
+	}
+	for _, u := range st.unclear {
+		t.Errorf("unclear error: %s", u)
 	}
 	if total := r.done + r.rolledBack + r.failed; total < target {
 		t.Errorf("only %d rotations, want at least %d", total, target)
@@ -346,8 +399,8 @@ func TestSoak(t *testing.T) {
 		t.Errorf("the fault mix produced %d done and %d rolled back: both must occur", r.done, r.rolledBack)
 	}
 	if out := os.Getenv("REKEY_SOAK_REPORT"); out != "" {
-		os.WriteFile(out, []byte(fmt.Sprintf("elapsed=%s done=%d rolled_back=%d failed=%d requests=%d refused=%d orphans=%d left_by_failed=%d early=%d held_revoked=%d leaks=%d\n",
-			elapsed.Round(time.Second), r.done, r.rolledBack, r.failed, cl.calls, len(cl.refuse), r.orphans, r.leftByFailed, r.early, r.heldRevoked, r.leaks)), 0o644)
+		os.WriteFile(out, []byte(fmt.Sprintf("elapsed=%s done=%d rolled_back=%d failed=%d requests=%d refused=%d refused_outside=%d orphans=%d left_by_failed=%d early=%d held_revoked=%d held_outside=%d leaks=%d unsafe=%d hung=%d unclear=%d\n",
+			elapsed.Round(time.Second), r.done, r.rolledBack, r.failed, cl.calls, r.refused, r.refusedOutside, r.orphans, r.leftByFailed, r.early, r.heldRevoked, r.heldOutside, r.leaks, len(st.unsafe), len(st.hung), len(st.unclear))), 0o644)
 	}
 }
 
@@ -369,7 +422,7 @@ func excluded(name string) bool {
 func TestRollbackOfWriteOnlySinkIsConfirmed(t *testing.T) {
 	w := newWorld(t, worldOptions{credentials: 1, kinds: []sinkKind{kindGH}})
 	c := w.creds[0]
-	st := &stats{faults: map[string]int{}, exits: map[string]int{}}
+	st := newStats()
 	c.attempt(&fault{name: "rollback-github-dropped", mode: "rotate",
 		arm: func() { c.healthy.Store(false) },
 		onPhase: func(phase string, _ *proc) {
@@ -429,10 +482,16 @@ type result struct {
 	done, rolledBack, failed int
 	orphans, leftByFailed    int
 	early, heldRevoked       int
+	refused                  int
 	leaks                    int
 	valuesScanned            int
 	filesScanned             int
 	bytesScanned             int
+
+	// The harness's own doing under fault old-revoked-outside: 401s and
+	// sink reads of a key it revoked, from a sink that had held that key
+	// since before; done rotations whose old key it revoked.
+	refusedOutside, heldOutside, revokedOutside int
 }
 
 // check asserts the invariants against the simulators' records, the
@@ -440,9 +499,16 @@ type result struct {
 // byte of output.
 func (w *world) check(t *testing.T, cl *clients) result {
 	var r result
-	// I3 for clients: not a single 401.
-	for i, ref := range cl.refuse {
-		if i < 20 {
+	// I3 for clients: not a single 401 of rekey's doing. A 401 on a key
+	// the harness revoked behind rekey's back is the fault's doing if the
+	// sink had held that key since before the harness revoked it; if the
+	// sink came to hold it afterwards, rekey put a dead key there.
+	for _, ref := range cl.refuse {
+		if at, ok := w.outsideAt(ref.cred, ref.prefix); ok && ref.since.Before(at) {
+			r.refusedOutside++
+			continue
+		}
+		if r.refused++; r.refused <= 20 {
 			t.Errorf("I3: a client was refused: %s", ref)
 		}
 	}
@@ -475,6 +541,12 @@ func (w *world) check(t *testing.T, cl *clients) result {
 				t.Errorf("I2: %s rotation %s ended in %s", c.name, h.ID, h.Phase)
 			}
 			if h.Phase != "done" || h.OldKeyID == "" {
+				continue
+			}
+			if w.outsideByID(c.name, h.OldKeyID) {
+				// The harness revoked it during the window: the revocation
+				// time is not rekey's to judge.
+				r.revokedOutside++
 				continue
 			}
 			// I1: the old key was revoked only after the new one passed
@@ -528,9 +600,13 @@ func (w *world) check(t *testing.T, cl *clients) result {
 			if sk.cred != c.name {
 				continue
 			}
-			if k, ok := byPrefix[sk.prefix]; ok && !k.Revoked.IsZero() && at.After(k.Revoked) {
+			if k, ok := byPrefix[sk.prefix]; ok && !k.Revoked.IsZero() && at.last.After(k.Revoked) {
+				if o, ok := w.outsideAt(c.name, sk.prefix); ok && at.since.Before(o) {
+					r.heldOutside++
+					continue
+				}
 				r.heldRevoked++
-				t.Errorf("I3: %s: %s was read holding key %s at %v, revoked at %v", c.name, sk.sink, sk.prefix, at, k.Revoked)
+				t.Errorf("I3: %s: %s was read holding key %s at %v (since %v), revoked at %v", c.name, sk.sink, sk.prefix, at.last, at.since, k.Revoked)
 			}
 		}
 		cl.mu.Unlock()
@@ -554,10 +630,10 @@ func (w *world) scanLeaks(t *testing.T) (leaks, values, files, size int) {
 		sinkFiles[c.file] = true
 	}
 	filepath.Walk(w.dir, func(path string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() || sinkFiles[path] || strings.HasPrefix(filepath.Base(path), ".app.env") {
+		if err != nil || !info.Mode().IsRegular() || sinkFiles[path] || strings.HasPrefix(filepath.Base(path), ".app.env") {
 			return nil
 		}
-		b, err := os.ReadFile(path)
+		b, err := readRegular(path)
 		if err != nil {
 			return nil
 		}

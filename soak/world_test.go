@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,7 +111,11 @@ type world struct {
 
 	mu     sync.Mutex
 	values map[string]struct{} // every key value the harness saw
-	procs  atomic.Int64
+	// outside holds the keys the harness itself revoked behind rekey's
+	// back (fault old-revoked-outside), by credential and key ID, with the
+	// simulator's revocation time.
+	outside map[string]outsideRevoke
+	procs   atomic.Int64
 }
 
 type sinkKind string
@@ -147,7 +153,7 @@ type worldOptions struct {
 
 func newWorld(t *testing.T, o worldOptions) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), values: map[string]struct{}{}}
+	w := &world{t: t, dir: t.TempDir(), values: map[string]struct{}{}, outside: map[string]outsideRevoke{}}
 	for _, d := range []string{"state", "logs", "secrets", "creds"} {
 		if err := os.MkdirAll(filepath.Join(w.dir, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -231,6 +237,25 @@ func (w *world) secretFile(name, value string) string {
 	return p
 }
 
+// readRegular reads path like os.ReadFile, but refuses anything that is
+// not a regular file without blocking: a FIFO put in a sink's place (fault
+// sink-fifo) must not wedge a client or the leak scan.
+func readRegular(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	return io.ReadAll(f)
+}
+
 func (w *world) remember(v string) {
 	if v == "" {
 		return
@@ -277,7 +302,7 @@ func (c *cred) ghScope() string   { return ghtest.EnvScope(ghRepo, c.name) }
 func (c *cred) read(kind sinkKind) (string, error) {
 	switch kind {
 	case kindFile:
-		b, err := os.ReadFile(c.file)
+		b, err := readRegular(c.file)
 		if err != nil {
 			return "", err
 		}
@@ -443,11 +468,12 @@ func (w *world) cli(config string, args ...string) (int, string) {
 }
 
 type historyEntry struct {
-	ID          string `json:"rotation_id"`
-	Phase       string `json:"phase"`
-	OldKeyID    string `json:"old_key_id"`
-	NewKeyID    string `json:"new_key_id"`
-	Error       string `json:"error"`
+	ID          string    `json:"rotation_id"`
+	Phase       string    `json:"phase"`
+	OldKeyID    string    `json:"old_key_id"`
+	NewKeyID    string    `json:"new_key_id"`
+	Error       string    `json:"error"`
+	StartedAt   time.Time `json:"started_at"`
 	Transitions []struct {
 		Phase string    `json:"phase"`
 		At    time.Time `json:"at"`
@@ -455,14 +481,23 @@ type historyEntry struct {
 }
 
 func (c *cred) history() []historyEntry {
-	t := c.w.t
+	h, err := c.historyE()
+	if err != nil {
+		c.w.t.Fatal(err)
+	}
+	return h
+}
+
+// historyE is history for goroutines other than the test's: it returns
+// its error.
+func (c *cred) historyE() ([]historyEntry, error) {
 	code, out := c.w.cli(c.config, "history", c.name, "-o", "json")
 	if code != 0 {
-		t.Fatalf("history %s: exit %d", c.name, code)
+		return nil, fmt.Errorf("history %s: exit %d", c.name, code)
 	}
 	var h []historyEntry
 	if err := json.Unmarshal([]byte(out), &h); err != nil {
-		t.Fatalf("history %s: %v", c.name, err)
+		return nil, fmt.Errorf("history %s: %w", c.name, err)
 	}
-	return h
+	return h, nil
 }
