@@ -1,0 +1,118 @@
+package rotation
+
+// Mint and verify: the first two steps, and the clean-up of keys whose
+// values were lost.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/issuers"
+)
+
+// mint creates the new key. A rotation resumed in Planned may have created
+// a key whose value was lost with the crash: those are revoked first (I2),
+// with any key an earlier mint of unknown outcome may have left. A mint
+// that fails changed nothing, so the rotation ends at once in RolledBack
+// with nothing to undo; if the issuer could not be asked whether a key was
+// made after all, the label is carried forward for the next mint to clean.
+func (e *Engine) mint(ctx context.Context, c *Credential, rec *Record) error {
+	if err := e.revokeOrphans(ctx, c, rec); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return e.abandon(ctx, rec, fmt.Errorf("clean up before mint: %w", err))
+	}
+	var key issuers.Key
+	value, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) {
+		k, v, err := c.Issuer.Create(ctx, rec.Label)
+		key = k
+		return v, err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		if cerr := e.revokeOrphans(ctx, c, rec); cerr != nil && !slices.Contains(rec.Unsure, rec.Label) {
+			rec.Unsure = append(rec.Unsure, rec.Label)
+		}
+		return e.abandon(ctx, rec, fmt.Errorf("mint: %w", err))
+	}
+	rec.NewKeyID, rec.NewValue = key.ID, value
+	e.emit(rec, "", fmt.Sprintf("new key %s (%s)", key.ID, key.Label), nil)
+	return e.advance(ctx, rec, Minted, nil)
+}
+
+// abandon ends a rotation that changed nothing: no key was minted, no sink
+// written. There is nothing to roll back.
+func (e *Engine) abandon(ctx context.Context, rec *Record, cause error) error {
+	rec.Error = cause.Error() + " (nothing was changed)"
+	rec.FinishedAt = e.Clock.Now().UTC()
+	e.emit(rec, "", "failed before mint: nothing to undo", cause)
+	return e.advance(ctx, rec, RolledBack, cause)
+}
+
+// revokeOrphans revokes every active key labelled like this rotation, or
+// like an earlier mint of unknown outcome, except the current key. On
+// success the unsure labels are cleared.
+func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record) error {
+	for _, label := range append([]string{rec.Label}, rec.Unsure...) {
+		keys, err := call(e, ctx, func(ctx context.Context) ([]issuers.Key, error) { return c.Issuer.Find(ctx, label) })
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.Status != issuers.Active || k.ID == rec.OldKeyID || k.ID == rec.NewKeyID {
+				continue
+			}
+			e.emit(rec, "", "revoking orphan key "+k.ID+" left by an interrupted mint", nil)
+			if err := callErr(e, ctx, func(ctx context.Context) error { return c.Issuer.Revoke(ctx, k.ID) }); err != nil {
+				return err
+			}
+		}
+	}
+	rec.Unsure = nil
+	return nil
+}
+
+// verify waits until the new key authenticates at the issuer.
+func (e *Engine) verify(ctx context.Context, c *Credential, rec *Record) error {
+	deadline := e.Clock.Now().Add(c.VerifyTimeout)
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 500*time.Millisecond, 15*time.Second
+	for {
+		err := callErr(e, ctx, func(ctx context.Context) error { return c.Issuer.Verify(ctx, rec.NewValue) })
+		if err == nil {
+			e.emit(rec, "", "new key authenticates", nil)
+			return e.advance(ctx, rec, Verified, nil)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		wait := b.NextBackOff()
+		if !errors.Is(err, issuers.ErrUnauthorized) && isPermanent(err) || e.Clock.Now().Add(wait).After(deadline) {
+			return e.fail(ctx, rec, fmt.Errorf("verify new key: %w", err))
+		}
+		if err := e.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// newID returns a short random rotation ID: 8 lowercase base32 characters.
+func newID() string {
+	var b [5]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
