@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,33 +20,11 @@ import (
 	"github.com/rekeyhq/rekey/rotation"
 	"github.com/rekeyhq/rekey/sinks"
 	"github.com/rekeyhq/rekey/sinks/file"
+	"github.com/rekeyhq/rekey/sinks/sinktest"
 )
 
 // The tests in this file try to break invariant I8: every irreversible step
 // looks at the world first.
-
-// fakeSink is a sink built from function fields; a nil field is a no-op.
-type fakeSink struct {
-	name string
-	put  func(ctx context.Context, v secret.Value, id string) (sinks.Receipt, error)
-}
-
-func (f *fakeSink) Name() string { return f.name }
-func (f *fakeSink) Put(ctx context.Context, v secret.Value, id string) (sinks.Receipt, error) {
-	if f.put == nil {
-		return sinks.Receipt{Sink: f.name, RotationID: id}, nil
-	}
-	return f.put(ctx, v, id)
-}
-
-// failingReader is a readable sink whose every call fails: it can neither
-// be written nor read, as an unreachable back-end.
-type failingReader struct {
-	fakeSink
-	err error
-}
-
-func (f *failingReader) Get(context.Context) (secret.Value, error) { return secret.Value{}, f.err }
 
 func (w *world) addFileSink(name string) *file.Sink {
 	w.t.Helper()
@@ -99,11 +78,11 @@ func TestRollbackSkipsSinkThatNeverChanged(t *testing.T) {
 	w := newWorld(t)
 	w.seed()
 	before, _ := os.ReadFile(w.path)
-	w.cred.Sinks = append(w.cred.Sinks, &failingReader{
-		fakeSink: fakeSink{name: "impossible", put: func(context.Context, secret.Value, string) (sinks.Receipt, error) {
-			return sinks.Receipt{}, backoff.Permanent(errors.New("parent is a regular file"))
+	w.cred.Sinks = append(w.cred.Sinks, &sinktest.FakeReader{
+		Fake: &sinktest.Fake{SinkName: "impossible", PutFunc: func(context.Context, secret.Value, string) error {
+			return backoff.Permanent(errors.New("parent is a regular file"))
 		}},
-		err: backoff.Permanent(errors.New("not a directory")),
+		GetFunc: func(context.Context) error { return backoff.Permanent(errors.New("not a directory")) },
 	})
 	out := w.rotate(rotation.Options{Force: true})
 	if out.Phase != rotation.RolledBack {
@@ -125,21 +104,19 @@ func TestRollbackRestoresEverySinkItCan(t *testing.T) {
 	second := w.addFileSink("second.key")
 	oldValue := w.seen[0]
 	must(t, os.WriteFile(filepath.Join(filepath.Dir(w.path), "second.key"), []byte(oldValue.Reveal()), 0o600))
-	broken := &failingReader{fakeSink: fakeSink{name: "flaky"}}
-	w.cred.Sinks = append(w.cred.Sinks, broken)
-	// Deploy succeeds everywhere (the fake accepts the put and, having no
-	// Get yet, reads back as...): make the health check fail, then make the
-	// fake unreadable for the rollback.
-	broken.err = nil
-	w.healthy = func() error { broken.err = backoff.Permanent(errors.New("unreachable")); return errors.New("503") }
-	// Until the health check fails, the fake reads back what was put.
-	var held secret.Value
-	broken.put = func(_ context.Context, v secret.Value, id string) (sinks.Receipt, error) {
-		held = v
-		return sinks.Receipt{Sink: "flaky", RotationID: id}, nil
-	}
-	brokenGet := &heldReader{failingReader: broken, held: &held}
-	w.cred.Sinks[2] = brokenGet
+	// The third sink takes the new key, then becomes unreachable when the
+	// health check fails, so it cannot be restored.
+	var unreachable atomic.Bool
+	w.cred.Sinks = append(w.cred.Sinks, &sinktest.FakeReader{
+		Fake: &sinktest.Fake{SinkName: "flaky"},
+		GetFunc: func(context.Context) error {
+			if unreachable.Load() {
+				return backoff.Permanent(errors.New("unreachable"))
+			}
+			return nil
+		},
+	})
+	w.healthy = func() error { unreachable.Store(true); return errors.New("503") }
 	out := w.rotate(rotation.Options{Force: true})
 	if out.Phase != rotation.Failed {
 		t.Fatalf("phase %s (%v), want failed", out.Phase, out.Err)
@@ -157,22 +134,6 @@ func TestRollbackRestoresEverySinkItCan(t *testing.T) {
 	if !strings.Contains(rec.Error, "flaky") {
 		t.Errorf("error %q does not name the sink", rec.Error)
 	}
-}
-
-// heldReader reads back the last value put, until err is set.
-type heldReader struct {
-	*failingReader
-	held *secret.Value
-}
-
-func (h *heldReader) Get(context.Context) (secret.Value, error) {
-	if h.err != nil {
-		return secret.Value{}, h.err
-	}
-	if h.held.IsZero() {
-		return secret.Value{}, sinks.ErrNotFound
-	}
-	return *h.held, nil
 }
 
 // Item 2: the old key revoked behind rekey's back during the window; the
@@ -463,40 +424,28 @@ func phaseNames(r *rotation.Record) []string {
 	return out
 }
 
-// confirmer is a write-only sink that holds what was put; Confirm refuses
-// the new key, as a back-end that took the write but will not show it.
-type confirmer struct {
-	fakeSink
-	held, refuse secret.Value
-}
-
-func (c *confirmer) Confirm(context.Context, sinks.Receipt) error {
-	if c.held.Equal(c.refuse) {
-		return backoff.Permanent(errors.New("updated_at did not move"))
-	}
-	return nil
-}
-
 // A write-only sink whose Put landed but whose Confirm failed permanently
 // did change: the rollback must restore it before revoking the new key.
 func TestRollbackRestoresSinkWhoseConfirmFailed(t *testing.T) {
 	w := newWorld(t)
 	w.seed()
-	c := &confirmer{}
-	c.fakeSink = fakeSink{name: "write-only", put: func(_ context.Context, v secret.Value, id string) (sinks.Receipt, error) {
-		if c.refuse.IsZero() && !v.Equal(w.seen[0]) {
-			c.refuse = v
-		}
-		c.held = v
-		return sinks.Receipt{Sink: "write-only", RotationID: id}, nil
-	}}
+	oldValue := w.seen[0]
+	c := &sinktest.FakeConfirmer{
+		Fake: &sinktest.Fake{SinkName: "write-only"},
+		ConfirmFunc: func(_ context.Context, held secret.Value, _ sinks.Receipt) error {
+			if !held.Equal(oldValue) {
+				return backoff.Permanent(errors.New("updated_at did not move"))
+			}
+			return nil
+		},
+	}
 	w.cred.Sinks = append(w.cred.Sinks, c)
 	out := w.rotate(rotation.Options{Force: true})
 	if out.Phase != rotation.RolledBack {
 		t.Fatalf("phase %s (%v), want rolled_back", out.Phase, out.Err)
 	}
-	if !c.held.Equal(w.seen[0]) {
-		t.Errorf("the write-only sink still holds %s, not the old key, after the new key was revoked", c.held.Fingerprint())
+	if !c.Value().Equal(oldValue) {
+		t.Errorf("the write-only sink still holds %s, not the old key, after the new key was revoked", c.Value().Fingerprint())
 	}
 }
 
@@ -572,4 +521,71 @@ func TestRollbackWithImpossibleFileSink(t *testing.T) {
 	}
 	w.cred.Sinks = w.cred.Sinks[:1]
 	w.invariants(rotation.RolledBack)
+}
+
+// A write-only sink whose writes are never confirmed on deploy fails the
+// deploy after a few tries; the rollback restores it and confirms that.
+func TestUnconfirmedDeployRollsBack(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	oldValue := w.seen[0]
+	tries := 0
+	c := &sinktest.FakeConfirmer{
+		Fake: &sinktest.Fake{SinkName: "write-only"},
+		ConfirmFunc: func(_ context.Context, held secret.Value, _ sinks.Receipt) error {
+			if held.Equal(oldValue) {
+				return nil
+			}
+			tries++
+			return errors.New("updated_at did not move") // transient: retried
+		},
+	}
+	w.cred.Sinks = append(w.cred.Sinks, c)
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.RolledBack || !strings.Contains(out.Err.Error(), "write-only") {
+		t.Fatalf("phase %s (%v), want rolled_back naming the sink", out.Phase, out.Err)
+	}
+	if tries != 3 {
+		t.Errorf("%d confirm tries on deploy, want 3", tries)
+	}
+	if !c.Value().Equal(oldValue) {
+		t.Errorf("the write-only sink was not restored")
+	}
+	w.cred.Sinks = w.cred.Sinks[:1]
+	w.invariants(rotation.RolledBack)
+}
+
+// Item 2: when the old key is dead and a sink cannot be given the new key
+// either, the rotation still keeps the new key and names that sink.
+func TestKeepNewNamesSinkItCannotWrite(t *testing.T) {
+	w := newWorld(t)
+	old := w.seed()
+	var broken atomic.Bool
+	stuck := &sinktest.FakeReader{Fake: &sinktest.Fake{SinkName: "stuck", PutFunc: func(context.Context, secret.Value, string) error {
+		if broken.Load() {
+			return backoff.Permanent(errors.New("permission denied"))
+		}
+		return nil
+	}}}
+	w.cred.Sinks = append(w.cred.Sinks, stuck)
+	w.healthy = func() error {
+		if !broken.Load() {
+			broken.Store(true)
+			w.revokedOutside = map[string]bool{old.ID: true}
+			must(t, w.iss.Revoke(context.Background(), old.ID))
+			stuck.Set(w.seen[0]) // someone put the old key back, too
+		}
+		return errors.New("503")
+	}
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.Failed {
+		t.Fatalf("phase %s (%v), want failed", out.Phase, out.Err)
+	}
+	rec := w.latest()
+	if !rec.Kept || !strings.Contains(rec.Error, "could not be given the new key: stuck") {
+		t.Errorf("kept %v, error %q", rec.Kept, rec.Error)
+	}
+	if !w.fileHolds(w.sink, rec.NewValue) || w.keyStatus(rec.NewKeyID) != issuers.Active {
+		t.Errorf("the file must keep the new, valid key")
+	}
 }
