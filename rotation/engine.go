@@ -124,6 +124,11 @@ type Engine struct {
 	// RetryFor bounds how long a failing revoke or rollback step is
 	// retried before the engine gives up for this run (default 5m).
 	RetryFor time.Duration
+
+	// OnTransition observers receive each phase change once it is durable
+	// (see TransitionEvent), synchronously and in order, at most once per
+	// transition across processes. Set them before the first rotation.
+	OnTransition []func(TransitionEvent)
 }
 
 // Options change one call to Rotate.
@@ -833,6 +838,7 @@ func (e *Engine) advance(ctx context.Context, rec *Record, p Phase, cause error)
 		t.Error = cause.Error()
 	}
 	rec.Transitions = append(rec.Transitions, t)
+	rec.unreported++
 	if err := e.save(ctx, rec); err != nil {
 		return err
 	}
@@ -865,6 +871,7 @@ func (e *Engine) save(ctx context.Context, rec *Record) error {
 	if err := e.Store.Save(context.WithoutCancel(ctx), rec); err != nil {
 		return fmt.Errorf("rotation: journal %s/%s: %w", rec.Credential, rec.ID, err)
 	}
+	e.transitioned(rec)
 	if h := e.Hooks.AfterSave; h != nil {
 		if err := h(rec); err != nil {
 			return fmt.Errorf("%w: %w", errHook, err)

@@ -115,6 +115,10 @@ type Record struct {
 	StartedAt   time.Time
 	UpdatedAt   time.Time
 	FinishedAt  time.Time
+
+	// unreported counts the newest Transitions not yet passed to the
+	// engine's OnTransition observers: appended, but not yet durable.
+	unreported int
 }
 
 // LeftKey is a key rekey left valid at the issuer for a person to look at.
