@@ -46,21 +46,11 @@ func (a *app) daemon(ctx context.Context) error {
 	defer rt.Close()
 
 	m := metrics.New(a.clock)
-	rt.journal.observe(func(pc phaseChange) {
-		var prev string
-		var prevAt time.Time
-		if pc.Prev != nil {
-			prev, prevAt = string(pc.Prev.Phase), pc.Prev.At
-		}
-		m.Transition(pc.Rec.Credential, string(pc.T.Phase), pc.T.At, prev, prevAt)
-	})
+	rt.engine.OnTransition = append(rt.engine.OnTransition, m.Transition)
 	sched := &rotation.Scheduler{
 		Engine:      rt.engine,
 		Concurrency: rt.cfg.Daemon.Concurrency,
-		OnSchedule: func(s rotation.Status) {
-			m.SetSchedule(s.Credential, metrics.Schedule{NextDue: s.Due.At, LastSuccess: s.Due.LastRotated,
-				Overdue: s.Overdue, InFlight: s.InFlight != "" || s.Running})
-		},
+		OnSchedule:  m.Scheduled,
 		OnOverdue: func(s rotation.Status) {
 			msg := "no successful rotation within rotate_every plus grace (overdue since " + s.OverdueAt.UTC().Format(time.RFC3339) + ")"
 			if s.Due.Failures > 0 {
