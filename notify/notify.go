@@ -23,16 +23,17 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/neterr"
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/rotation"
 )
 
 // Kind is what happened; notifiers subscribe to kinds.
 type Kind string
 
 const (
-	Success  Kind = "success"  // a rotation finished: new key live, old key revoked
-	Rollback Kind = "rollback" // a rotation failed and every sink was restored
-	Failure  Kind = "failure"  // a rotation failed and needs a person
-	Overdue  Kind = "overdue"  // a key is older than rotate_every plus the grace period
+	Success  Kind = rotation.OutcomeSuccess  // a rotation finished: new key live, old key revoked
+	Rollback Kind = rotation.OutcomeRollback // a rotation failed and every sink was restored
+	Failure  Kind = rotation.OutcomeFailure  // a rotation failed and needs a person
+	Overdue  Kind = "overdue"                // a key is older than rotate_every plus the grace period
 )
 
 // Event is one notification. It holds key IDs, never key values.
@@ -45,6 +46,23 @@ type Event struct {
 	Time       time.Time
 	OldKeyID   string
 	NewKeyID   string
+}
+
+// EventFor is the notification of a durable phase change that ends a
+// rotation, of the kind its outcome names (rotation.Phase.Outcome); ok is
+// false for a phase that does not end one. A rotation that did not succeed
+// is reported in the phase where it went wrong.
+func EventFor(tr rotation.TransitionEvent) (ev Event, ok bool) {
+	kind := tr.Transition.Phase.Outcome()
+	if kind == "" {
+		return Event{}, false
+	}
+	phase := tr.Transition.Phase
+	if tr.Prev != nil && phase != rotation.Done {
+		phase = tr.Prev.Phase
+	}
+	return Event{Kind: Kind(kind), Credential: tr.Credential, RotationID: tr.RotationID, Phase: string(phase),
+		Error: tr.Error, Time: tr.Transition.At, OldKeyID: tr.OldKeyID, NewKeyID: tr.NewKeyID}, true
 }
 
 // Summary is a one-line human description of ev.

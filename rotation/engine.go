@@ -77,6 +77,11 @@ type Engine struct {
 	// RetryFor bounds how long a failing revoke or rollback step is
 	// retried before the engine gives up for this run (default 5m).
 	RetryFor time.Duration
+
+	// OnTransition observers receive each phase change once it is durable
+	// (see TransitionEvent), synchronously and in order, at most once per
+	// transition across processes. Set them before the first rotation.
+	OnTransition []func(TransitionEvent)
 }
 
 // Options change one call to Rotate.

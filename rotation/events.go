@@ -66,6 +66,7 @@ func (e *Engine) advance(ctx context.Context, rec *Record, p Phase, cause error)
 		t.Error = cause.Error()
 	}
 	rec.Transitions = append(rec.Transitions, t)
+	rec.unreported++
 	if err := e.save(ctx, rec); err != nil {
 		return err
 	}
@@ -98,6 +99,7 @@ func (e *Engine) save(ctx context.Context, rec *Record) error {
 	if err := e.Store.Save(context.WithoutCancel(ctx), rec); err != nil {
 		return fmt.Errorf("rotation: journal %s/%s: %w", rec.Credential, rec.ID, err)
 	}
+	e.transitioned(rec)
 	if h := e.Hooks.AfterSave; h != nil {
 		if err := h(rec); err != nil {
 			return fmt.Errorf("%w: %w", errHook, err)

@@ -29,6 +29,29 @@ const (
 // Terminal reports whether no further step follows p.
 func (p Phase) Terminal() bool { return p == Done || p == RolledBack || p == Failed }
 
+// Outcomes of a finished rotation, as Phase.Outcome names them: the values
+// of the audit log's outcome, the metrics' outcome label and the
+// notification kinds.
+const (
+	OutcomeSuccess  = "success"  // Done: new key live, old key revoked
+	OutcomeRollback = "rollback" // RolledBack: every sink restored, the old key still in use
+	OutcomeFailure  = "failure"  // Failed: needs a person
+)
+
+// Outcome names how a rotation that ended in p ended: OutcomeSuccess,
+// OutcomeRollback or OutcomeFailure; empty for a phase that is not terminal.
+func (p Phase) Outcome() string {
+	switch p {
+	case Done:
+		return OutcomeSuccess
+	case RolledBack:
+		return OutcomeRollback
+	case Failed:
+		return OutcomeFailure
+	}
+	return ""
+}
+
 // Transition is one journaled phase change.
 type Transition struct {
 	Phase Phase     `json:"phase"`
@@ -92,6 +115,10 @@ type Record struct {
 	StartedAt   time.Time
 	UpdatedAt   time.Time
 	FinishedAt  time.Time
+
+	// unreported counts the newest Transitions not yet passed to the
+	// engine's OnTransition observers: appended, but not yet durable.
+	unreported int
 }
 
 // LeftKey is a key rekey left valid at the issuer for a person to look at.

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -105,9 +104,6 @@ type runtime struct {
 	creds   map[string]*rotation.Credential
 	names   []string // sorted
 	closers []sinks.Closer
-	// journal wraps store for the engine: every durable phase change goes
-	// to the audit log, notifications and onPhase.
-	journal *journaled
 	audit   *audit.Log
 	notify  *notify.Dispatcher
 }
@@ -170,10 +166,10 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 	}
 	rt.audit = audit.New(auditPath(cfg))
 	rt.notify = notify.NewDispatcher(targets, notify.Retry{}, a.clock, a.log.Named("notify"))
-	rt.journal = &journaled{Store: rt.store, seen: map[string]int{}}
-	rt.journal.observe(a.auditPhase(rt.audit))
-	rt.journal.observe(notifyPhase(rt.notify))
-	rt.engine = &rotation.Engine{Store: rt.journal, Clock: a.clock, Log: a.log}
+	// Every durable phase change goes to the audit log and notifications,
+	// whichever command runs the engine and whatever it sets as Observe.
+	rt.engine = &rotation.Engine{Store: rt.store, Clock: a.clock, Log: a.log,
+		OnTransition: []func(rotation.TransitionEvent){a.auditPhase(rt.audit), notifyPhase(rt.notify)}}
 	ok = true
 	return rt, nil
 }
@@ -253,126 +249,22 @@ func notifyTargets(cfg *config.Config) ([]notify.Target, error) {
 	return targets, nil
 }
 
-// phaseChange is one journaled phase transition of a rotation.
-type phaseChange struct {
-	Rec  *rotation.Record
-	T    rotation.Transition
-	Prev *rotation.Transition // the phase it ended; nil for planned
-}
-
-func (p phaseChange) sinks() []string {
-	out := make([]string, 0, len(p.Rec.Receipts))
-	for _, r := range p.Rec.Receipts {
-		out = append(out, r.Sink)
-	}
-	return out
-}
-
-// outcome names how a rotation ended: success, rollback or failure; empty
-// before its last phase.
-func outcome(p rotation.Phase) string {
-	switch p {
-	case rotation.Done:
-		return "success"
-	case rotation.RolledBack:
-		return "rollback"
-	case rotation.Failed:
-		return "failure"
-	}
-	return ""
-}
-
-// journaled is the engine's view of the journal: after each Save that
-// records a new phase, it passes the change to its observers. Driving the
-// audit log and notifications from the journal itself means each line
-// stands for a durable transition, whichever command runs the engine and
-// whatever that command sets as Engine.Observe.
-type journaled struct {
-	rotation.Store
-	mu        sync.Mutex
-	seen      map[string]int // "credential/id" → transitions already reported
-	observers []func(phaseChange)
-}
-
-func (j *journaled) observe(f func(phaseChange)) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.observers = append(j.observers, f)
-}
-
-// Save implements rotation.Store.
-func (j *journaled) Save(ctx context.Context, r *rotation.Record) error {
-	id := r.Credential + "/" + r.ID
-	j.mu.Lock()
-	reported, known := j.seen[id]
-	j.mu.Unlock()
-	if !known {
-		// First write of this rotation in this process: a resumed rotation
-		// has transitions reported by an earlier process.
-		switch prev, err := j.Store.Get(ctx, r.Credential, r.ID); {
-		case err == nil && prev.Unreadable != "":
-			reported = max(len(r.Transitions)-1, 0)
-		case err == nil:
-			reported = len(prev.Transitions)
-		case errors.Is(err, rotation.ErrNotFound):
-			reported = 0
-		default:
-			reported = max(len(r.Transitions)-1, 0)
-		}
-	}
-	if err := j.Store.Save(ctx, r); err != nil {
-		return err
-	}
-	j.mu.Lock()
-	if r.Phase.Terminal() {
-		delete(j.seen, id)
-	} else {
-		j.seen[id] = len(r.Transitions)
-	}
-	observers := j.observers
-	j.mu.Unlock()
-	for i := reported; i < len(r.Transitions); i++ {
-		pc := phaseChange{Rec: r, T: r.Transitions[i]}
-		if i > 0 {
-			pc.Prev = &r.Transitions[i-1]
-		}
-		for _, f := range observers {
-			f(pc)
-		}
-	}
-	return nil
-}
-
 // auditPhase writes one audit line per phase change. A failed write is
 // logged: the journal, which holds the same facts, has already landed.
-func (a *app) auditPhase(l *audit.Log) func(phaseChange) {
-	return func(pc phaseChange) {
-		e := audit.Entry{Time: pc.T.At, Credential: pc.Rec.Credential, RotationID: pc.Rec.ID, Phase: string(pc.T.Phase),
-			OldKeyID: pc.Rec.OldKeyID, NewKeyID: pc.Rec.NewKeyID, Sinks: pc.sinks(), Outcome: outcome(pc.T.Phase), Error: pc.T.Error}
-		if e.Outcome == "" {
-			e.Outcome = "in_progress"
-		} else if e.Error == "" {
-			e.Error = pc.Rec.Error
-		}
-		if err := l.Write(e); err != nil {
-			a.log.Error("audit log", zap.String("credential", e.Credential), zap.String("rotation_id", e.RotationID), zap.Error(err))
+func (a *app) auditPhase(l *audit.Log) func(rotation.TransitionEvent) {
+	return func(ev rotation.TransitionEvent) {
+		if err := l.Write(audit.EntryFor(ev)); err != nil {
+			a.log.Error("audit log", zap.String("credential", ev.Credential), zap.String("rotation_id", ev.RotationID), zap.Error(err))
 		}
 	}
 }
 
 // notifyPhase queues a notification for each rotation that ends.
-func notifyPhase(d *notify.Dispatcher) func(phaseChange) {
-	return func(pc phaseChange) {
-		kind := outcome(pc.T.Phase)
-		if kind == "" {
-			return
+func notifyPhase(d *notify.Dispatcher) func(rotation.TransitionEvent) {
+	return func(ev rotation.TransitionEvent) {
+		if n, ok := notify.EventFor(ev); ok {
+			d.Notify(n)
 		}
-		phase := pc.T.Phase
-		if pc.Prev != nil && phase != rotation.Done {
-			phase = pc.Prev.Phase // where it went wrong
-		}
-		d.Notify(notify.Event{Kind: notify.Kind(kind), Credential: pc.Rec.Credential, RotationID: pc.Rec.ID, Phase: string(phase),
-			Error: pc.Rec.Error, Time: pc.T.At, OldKeyID: pc.Rec.OldKeyID, NewKeyID: pc.Rec.NewKeyID})
 	}
 }
 

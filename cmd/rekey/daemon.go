@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/internal/server"
 	"github.com/rekeyhq/rekey/notify"
 	"github.com/rekeyhq/rekey/rotation"
 )
@@ -46,21 +43,11 @@ func (a *app) daemon(ctx context.Context) error {
 	defer rt.Close()
 
 	m := metrics.New(a.clock)
-	rt.journal.observe(func(pc phaseChange) {
-		var prev string
-		var prevAt time.Time
-		if pc.Prev != nil {
-			prev, prevAt = string(pc.Prev.Phase), pc.Prev.At
-		}
-		m.Transition(pc.Rec.Credential, string(pc.T.Phase), pc.T.At, prev, prevAt)
-	})
+	rt.engine.OnTransition = append(rt.engine.OnTransition, m.Transition)
 	sched := &rotation.Scheduler{
 		Engine:      rt.engine,
 		Concurrency: rt.cfg.Daemon.Concurrency,
-		OnSchedule: func(s rotation.Status) {
-			m.SetSchedule(s.Credential, metrics.Schedule{NextDue: s.Due.At, LastSuccess: s.Due.LastRotated,
-				Overdue: s.Overdue, InFlight: s.InFlight != "" || s.Running})
-		},
+		OnSchedule:  m.Scheduled,
 		OnOverdue: func(s rotation.Status) {
 			msg := "no successful rotation within rotate_every plus grace (overdue since " + s.OverdueAt.UTC().Format(time.RFC3339) + ")"
 			if s.Due.Failures > 0 {
@@ -70,29 +57,11 @@ func (a *app) daemon(ctx context.Context) error {
 		},
 	}
 
-	var ready atomic.Bool
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.Handle("GET /metrics", m.Handler())
-	ln, err := net.Listen("tcp", rt.cfg.Daemon.Listen)
+	srv, err := server.Start(rt.cfg.Daemon.Listen, m.Handler())
 	if err != nil {
 		return fail(exitFailed, fmt.Errorf("daemon: %w", err))
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
+	defer srv.Close()
 
 	reload := a.reload
 	if reload == nil {
@@ -120,8 +89,8 @@ func (a *app) daemon(ctx context.Context) error {
 		defer close(stopped)
 		sched.Run(ctx, creds)
 	}()
-	ready.Store(true)
-	addr := ln.Addr().String()
+	srv.SetReady(true)
+	addr := srv.Addr()
 	a.log.Info("daemon started", zap.String("listen", addr), zap.Int("credentials", len(creds)), zap.String("config", rt.cfg.File))
 	if a.listening != nil {
 		a.listening(addr)
@@ -130,15 +99,12 @@ func (a *app) daemon(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			ready.Store(false)
+			srv.SetReady(false)
 			a.log.Info("stopping: rotations in flight finish their current step")
 			<-stopped
 			a.log.Info("daemon stopped")
 			return nil
-		case err := <-served:
-			if errors.Is(err, http.ErrServerClosed) {
-				err = nil
-			}
+		case err := <-srv.Done():
 			return fail(exitFailed, fmt.Errorf("daemon: http server: %w", err))
 		case <-reload:
 			a.reloadConfig(rt, sched, m)

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/rekeyhq/rekey/rotation"
 )
 
 // Entry is one line of the audit log.
@@ -27,10 +29,26 @@ type Entry struct {
 	NewKeyID   string    `json:"new_key_id,omitempty"`
 	// Sinks names the sinks written so far in this rotation.
 	Sinks []string `json:"sinks"`
-	// Outcome is "success", "rollback" or "failure" for a rotation's last
-	// phase and "in_progress" before it.
+	// Outcome is the rotation's outcome (rotation.Phase.Outcome: "success",
+	// "rollback" or "failure") for its last phase and InProgress before it.
 	Outcome string `json:"outcome"`
 	Error   string `json:"error,omitempty"`
+}
+
+// InProgress is the Outcome of an entry for a phase that is not the last.
+const InProgress = "in_progress"
+
+// EntryFor is the audit line of one durable phase change. Its Error is the
+// transition's cause, or for the last phase, the rotation's recorded error.
+func EntryFor(ev rotation.TransitionEvent) Entry {
+	e := Entry{Time: ev.Transition.At, Credential: ev.Credential, RotationID: ev.RotationID, Phase: string(ev.Transition.Phase),
+		OldKeyID: ev.OldKeyID, NewKeyID: ev.NewKeyID, Sinks: ev.Sinks, Outcome: ev.Transition.Phase.Outcome(), Error: ev.Transition.Error}
+	if e.Outcome == "" {
+		e.Outcome = InProgress
+	} else if e.Error == "" {
+		e.Error = ev.Error
+	}
+	return e
 }
 
 // Log appends entries to one file. It opens the file on the first Write,

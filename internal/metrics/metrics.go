@@ -12,13 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-)
 
-// Outcomes of a finished rotation, the values of the outcome label.
-const (
-	Success  = "success"
-	Rollback = "rollback"
-	Failure  = "failure"
+	"github.com/rekeyhq/rekey/rotation"
 )
 
 // Metrics is the set of rekey metrics. It is safe for concurrent use.
@@ -81,31 +76,26 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Transition records a journaled phase change: prevPhase, entered at
-// prevAt, ended at at when phase began. A zero prevAt observes no
-// duration. A terminal phase (done, rolled_back, failed) counts the
-// rotation and clears the in-flight flag.
-func (m *Metrics) Transition(credential, phase string, at time.Time, prevPhase string, prevAt time.Time) {
-	if prevPhase != "" && !prevAt.IsZero() && !at.Before(prevAt) {
-		m.phases.WithLabelValues(credential, prevPhase).Observe(at.Sub(prevAt).Seconds())
+// Transition records a durable phase change (an Engine.OnTransition
+// observer): the time spent in the phase it ended, if known, and for a
+// phase that ends the rotation (done, rolled_back, failed) the rotation's
+// outcome; it sets the in-flight flag until then.
+func (m *Metrics) Transition(ev rotation.TransitionEvent) {
+	credential, at := ev.Credential, ev.Transition.At
+	if p := ev.Prev; p != nil && !p.At.IsZero() && !at.Before(p.At) {
+		m.phases.WithLabelValues(credential, string(p.Phase)).Observe(at.Sub(p.At).Seconds())
 	}
-	outcome := ""
-	switch phase {
-	case "done":
-		outcome = Success
-		m.lastSuccess.WithLabelValues(credential).Set(float64(at.UnixNano()) / 1e9)
-		m.age.set(credential, at)
-	case "rolled_back":
-		outcome = Rollback
-	case "failed":
-		outcome = Failure
-	}
-	if outcome != "" {
-		m.rotations.WithLabelValues(credential, outcome).Inc()
-		m.inFlight.WithLabelValues(credential).Set(0)
+	outcome := ev.Transition.Phase.Outcome()
+	if outcome == "" {
+		m.inFlight.WithLabelValues(credential).Set(1)
 		return
 	}
-	m.inFlight.WithLabelValues(credential).Set(1)
+	if ev.Transition.Phase == rotation.Done {
+		m.lastSuccess.WithLabelValues(credential).Set(float64(at.UnixNano()) / 1e9)
+		m.age.set(credential, at)
+	}
+	m.rotations.WithLabelValues(credential, outcome).Inc()
+	m.inFlight.WithLabelValues(credential).Set(0)
 }
 
 // Schedule is what the scheduler knows of one credential.
@@ -127,6 +117,13 @@ func (m *Metrics) SetSchedule(credential string, s Schedule) {
 	}
 	m.overdue.WithLabelValues(credential).Set(b2f(s.Overdue))
 	m.inFlight.WithLabelValues(credential).Set(b2f(s.InFlight))
+}
+
+// Scheduled records what the scheduler reports of a credential (a
+// Scheduler.OnSchedule observer).
+func (m *Metrics) Scheduled(s rotation.Status) {
+	m.SetSchedule(s.Credential, Schedule{NextDue: s.Due.At, LastSuccess: s.Due.LastRotated,
+		Overdue: s.Overdue, InFlight: s.InFlight != "" || s.Running})
 }
 
 // Forget drops every series of a credential no longer in the config.

@@ -10,6 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/rotation"
 )
 
 func scrape(t *testing.T, m *metrics.Metrics) string {
@@ -20,12 +21,22 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 	return string(b)
 }
 
+// transition is the event of credential entering phase at at, ending
+// prev (entered at prevAt); an empty prev ends nothing.
+func transition(credential string, phase rotation.Phase, at time.Time, prev rotation.Phase, prevAt time.Time) rotation.TransitionEvent {
+	ev := rotation.TransitionEvent{Credential: credential, Transition: rotation.Transition{Phase: phase, At: at}}
+	if prev != "" {
+		ev.Prev = &rotation.Transition{Phase: prev, At: prevAt}
+	}
+	return ev
+}
+
 func TestTransitionsAndSchedule(t *testing.T) {
 	clock := clockwork.NewFakeClockAt(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC))
 	m := metrics.New(clock)
 	t0 := clock.Now()
-	m.Transition("prod", "planned", t0, "", time.Time{})
-	m.Transition("prod", "monitoring", t0.Add(time.Second), "deployed", t0)
+	m.Transition(transition("prod", "planned", t0, "", time.Time{}))
+	m.Transition(transition("prod", "monitoring", t0.Add(time.Second), "deployed", t0))
 	body := scrape(t, m)
 	for _, want := range []string{
 		`rekey_rotation_in_flight{credential="prod"} 1`,
@@ -35,8 +46,8 @@ func TestTransitionsAndSchedule(t *testing.T) {
 			t.Errorf("missing %s", want)
 		}
 	}
-	m.Transition("prod", "done", t0.Add(11*time.Minute), "revoking", t0.Add(10*time.Minute))
-	m.Transition("other", "rolled_back", t0, "rolling_back", t0)
+	m.Transition(transition("prod", "done", t0.Add(11*time.Minute), "revoking", t0.Add(10*time.Minute)))
+	m.Transition(transition("other", "rolled_back", t0, "rolling_back", t0))
 	m.SetSchedule("other", metrics.Schedule{NextDue: t0.Add(time.Minute), Overdue: true})
 	clock.Advance(time.Hour)
 	body = scrape(t, m)
