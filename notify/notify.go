@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rekeyhq/rekey/internal/neterr"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/rotation"
 )
@@ -227,25 +228,12 @@ func (d *Dispatcher) loop() {
 // early on a permanent error: one marked backoff.Permanent, or a local one
 // no retry fixes (neterr.Permanent: an untrusted certificate, say).
 func (d *Dispatcher) deliver(ctx context.Context, n Notifier, ev Event) error {
-	wait := d.retry.Initial
-	var err error
-	for attempt := 1; ; attempt++ {
-		if err = n.Notify(ctx, ev); err == nil {
-			return nil
-		}
-		var perm *backoff.PermanentError
-		if errors.As(err, &perm) || neterr.Permanent(err) || attempt >= d.retry.Attempts || ctx.Err() != nil {
-			return fmt.Errorf("after %d attempts: %w", attempt, err)
-		}
-		t := d.clock.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("after %d attempts: %w", attempt, err)
-		case <-t.Chan():
-		}
-		wait = min(wait*2, d.retry.Max)
+	attempts, err := retry.Policy{Initial: d.retry.Initial, Max: d.retry.Max, Tries: d.retry.Attempts, Clock: d.clock}.
+		Do(ctx, func(ctx context.Context) error { return n.Notify(ctx, ev) })
+	if err != nil {
+		return fmt.Errorf("after %d attempts: %w", attempts, err)
 	}
+	return nil
 }
 
 // Post sends body as JSON to u, once. A 2xx answer is success; 408, 429

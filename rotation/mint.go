@@ -13,8 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 )
@@ -86,26 +85,21 @@ func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record) 
 
 // verify waits until the new key authenticates at the issuer.
 func (e *Engine) verify(ctx context.Context, c *Credential, rec *Record) error {
-	deadline := e.Clock.Now().Add(c.VerifyTimeout)
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval = 500*time.Millisecond, 15*time.Second
-	for {
-		err := callErr(e, ctx, func(ctx context.Context) error { return c.Issuer.Verify(ctx, rec.NewValue) })
-		if err == nil {
-			e.emit(rec, "", "new key authenticates", nil)
-			return e.advance(ctx, rec, Verified, nil)
-		}
+	_, err := retry.Policy{
+		Initial: 500 * time.Millisecond, Max: 15 * time.Second, Jitter: 0.5, For: c.VerifyTimeout, Clock: e.Clock,
+		// A refusal is what a key not yet active gets: keep trying.
+		Permanent: func(err error) bool { return !errors.Is(err, issuers.ErrUnauthorized) && isPermanent(err) },
+	}.Do(ctx, func(ctx context.Context) error {
+		return callErr(e, ctx, func(ctx context.Context) error { return c.Issuer.Verify(ctx, rec.NewValue) })
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
-		wait := b.NextBackOff()
-		if !errors.Is(err, issuers.ErrUnauthorized) && isPermanent(err) || e.Clock.Now().Add(wait).After(deadline) {
-			return e.fail(ctx, rec, fmt.Errorf("verify new key: %w", err))
-		}
-		if err := e.sleep(ctx, wait); err != nil {
-			return err
-		}
+		return e.fail(ctx, rec, fmt.Errorf("verify new key: %w", err))
 	}
+	e.emit(rec, "", "new key authenticates", nil)
+	return e.advance(ctx, rec, Verified, nil)
 }
 
 // newID returns a short random rotation ID: 8 lowercase base32 characters.

@@ -4,12 +4,9 @@ package rotation
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-
-	"github.com/rekeyhq/rekey/internal/neterr"
+	"github.com/rekeyhq/rekey/internal/retry"
 )
 
 // call runs one issuer or sink call with the step timeout.
@@ -34,33 +31,13 @@ func (e *Engine) retry(ctx context.Context, f func(context.Context) error) error
 
 // retryN is retry bounded to tries attempts as well (0: no bound).
 func (e *Engine) retryN(ctx context.Context, tries int, f func(context.Context) error) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval = time.Second, 30*time.Second
-	deadline := e.Clock.Now().Add(e.retryFor())
-	for n := 1; ; n++ {
-		err := callErr(e, ctx, f)
-		if err == nil || isPermanent(err) || ctx.Err() != nil || n == tries {
-			return err
-		}
-		wait := b.NextBackOff()
-		if e.Clock.Now().Add(wait).After(deadline) {
-			return err
-		}
-		if err := e.sleep(ctx, wait); err != nil {
-			return err
-		}
-	}
+	_, err := retry.Policy{Initial: time.Second, Max: 30 * time.Second, Jitter: 0.5, Tries: tries, For: e.retryFor(),
+		Clock: e.Clock, Permanent: isPermanent}.Do(ctx, func(ctx context.Context) error { return callErr(e, ctx, f) })
+	return err
 }
 
 func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
-	t := e.Clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.Chan():
-		return nil
-	}
+	return retry.Sleep(ctx, e.Clock, d)
 }
 
 func (e *Engine) stepTimeout() time.Duration {
@@ -80,7 +57,4 @@ func (e *Engine) retryFor() time.Duration {
 // isPermanent reports whether retrying err is pointless: marked permanent
 // by a back-end, or a local error no retry can fix (an untrusted
 // certificate, a header that cannot be sent).
-func isPermanent(err error) bool {
-	var p *backoff.PermanentError
-	return errors.As(err, &p) || neterr.Permanent(err)
-}
+func isPermanent(err error) bool { return retry.IsPermanent(err) }
