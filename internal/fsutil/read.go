@@ -29,26 +29,13 @@ var ErrTooLarge = errors.New("file too large")
 // size, as in /proc) is refused too. Errors never hold the file's contents;
 // a missing file gives an error matching fs.ErrNotExist.
 func ReadRegular(path string, max int64) ([]byte, error) {
-	// A stat before the open keeps device nodes from being opened at all
-	// (opening some has side effects); the fstat after it catches a path
-	// swapped in between.
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkRegular(path, fi, max); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	f, fi, err := OpenRegular(path, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if fi, err = f.Stat(); err != nil {
-		return nil, err
-	}
-	if err := checkRegular(path, fi, max); err != nil {
-		return nil, err
+	if fi.Size() > max {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: tooLarge(max)}
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(min(fi.Size(), max)) + 1)
@@ -61,14 +48,35 @@ func ReadRegular(path string, max int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func checkRegular(path string, fi fs.FileInfo, max int64) error {
+// OpenRegular opens the regular file at path, following symlinks, with
+// flag (os.O_RDONLY, os.O_RDWR; never O_CREATE), and refuses anything else
+// without blocking: a stat before the open keeps device nodes from being
+// opened at all (opening some has side effects), the open is non-blocking
+// so a named pipe with no writer cannot hang it, and the fstat after it
+// catches a path swapped in between. A FIFO, device, directory or socket
+// gives an *fs.PathError matching ErrNotRegular that names what the path is.
+// The file's descriptor is left non-blocking, which regular files ignore.
+func OpenRegular(path string, flag int) (*os.File, fs.FileInfo, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	if !fi.Mode().IsRegular() {
-		return &fs.PathError{Op: "read", Path: path, Err: notRegular(fi.Mode())}
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: notRegular(fi.Mode())}
 	}
-	if fi.Size() > max {
-		return &fs.PathError{Op: "read", Path: path, Err: tooLarge(max)}
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil
+	if fi, err = f.Stat(); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: notRegular(fi.Mode())}
+	}
+	return f, fi, nil
 }
 
 // unwrapPath drops the *fs.PathError a read error already is, so the path is

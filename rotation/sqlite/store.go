@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -177,21 +176,14 @@ const sqliteHeader = "SQLite format 3\x00"
 // non-blocking, so a named pipe at path cannot hang it, and never creates.
 // SQLite creates its -wal and -shm files with the database file's mode.
 func checkFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, syscall.EISDIR) {
-		return errors.New("the state path is a directory, not a rekey journal")
+	f, fi, err := fsutil.OpenRegular(path, os.O_RDWR)
+	if pe := (*fs.PathError)(nil); errors.Is(err, fsutil.ErrNotRegular) && errors.As(err, &pe) {
+		return fmt.Errorf("the state path %w", pe.Err) // the caller names the path
 	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("the state path is a %s, not a regular file", fileType(fi.Mode()))
-	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("state file has mode %04o, but group and others must have no access; run: chmod 600 %s", perm, path)
 	}
@@ -212,21 +204,6 @@ func checkFile(path string) error {
 		return errors.New("the state file is not an SQLite database, so not a rekey journal" + moveAway)
 	}
 	return nil
-}
-
-func fileType(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	default:
-		return "special file"
-	}
 }
 
 // create makes a new journal at path unless one appears there first: it

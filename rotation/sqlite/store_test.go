@@ -1099,7 +1099,7 @@ func TestOpenRefusesNonJournalFiles(t *testing.T) {
 			if err := unix.Mkfifo(path, 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, "is a named pipe, not a regular file"},
+		}, "is a named pipe (FIFO), not a regular file"},
 		{"directory", func(t *testing.T, path string) {
 			if err := os.Mkdir(path, 0o700); err != nil {
 				t.Fatal(err)
