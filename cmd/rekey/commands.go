@@ -89,9 +89,9 @@ func (a *app) rotateCommand() *cobra.Command {
 				return err
 			}
 			defer rt.Close()
-			c, ok := rt.creds[args[0]]
-			if !ok {
-				return fail(exitUsage, fmt.Errorf("no credential %q in %s", args[0], rt.cfg.File))
+			c, err := rt.credential(args[0])
+			if err != nil {
+				return err
 			}
 			rt.engine.Observe = a.progress()
 			if !opt.Finish {
@@ -265,6 +265,16 @@ func statusRow(name string, hist []*rotation.Record, due rotation.Due, now time.
 	return row
 }
 
+// credential returns the credential named on the command line, or a usage
+// error naming the config.
+func (rt *runtime) credential(name string) (*rotation.Credential, error) {
+	c, ok := rt.creds[name]
+	if !ok {
+		return nil, fail(exitUsage, fmt.Errorf("no credential %q in %s", name, rt.cfg.File))
+	}
+	return c, nil
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -284,8 +294,8 @@ func (a *app) historyCommand() *cobra.Command {
 				return err
 			}
 			defer rt.Close()
-			if _, ok := rt.creds[args[0]]; !ok {
-				return fail(exitUsage, fmt.Errorf("no credential %q in %s", args[0], rt.cfg.File))
+			if _, err := rt.credential(args[0]); err != nil {
+				return err
 			}
 			hist, err := rt.store.History(cmd.Context(), args[0], 0)
 			if err != nil {

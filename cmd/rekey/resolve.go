@@ -34,9 +34,9 @@ after changing a credential's issuer or sinks on purpose.`,
 				return err
 			}
 			defer rt.Close()
-			c, ok := rt.creds[args[0]]
-			if !ok {
-				return fail(exitUsage, fmt.Errorf("no credential %q in %s", args[0], rt.cfg.File))
+			c, err := rt.credential(args[0])
+			if err != nil {
+				return err
 			}
 			left, err := rt.engine.Resolve(cmd.Context(), c, args[1:], acceptSetup)
 			if err != nil {
