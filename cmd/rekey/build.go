@@ -77,7 +77,7 @@ func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, error) {
 	case "vault-kv":
 		return build(spec, log, vaultkv.New)
 	case "github-actions":
-		return build(spec, log, ghactions.New)
+		return build(spec, log, func(c ghactions.Config, l *zap.Logger) (*ghactions.Sink, error) { return ghactions.New(c, l) })
 	}
 	return nil, &config.Error{File: spec.File, Line: spec.Line, Field: spec.Field + ".type", Msg: fmt.Sprintf("unknown sink type %q", spec.Type)}
 }
