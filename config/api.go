@@ -23,12 +23,32 @@ type Secret struct {
 // SinkSpec is one entry of a credential's sinks list. Its type-specific
 // fields are decoded by the sink's own package through Decode.
 type SinkSpec struct {
+	entry
+}
+
+// IssuerSpec is one entry of the issuers mapping. Its type-specific fields
+// are decoded by the issuer's own package through Decode.
+type IssuerSpec struct {
+	// Name is the entry's key in issuers, which credentials name.
+	Name string
+	entry
+}
+
+// entry is what SinkSpec and IssuerSpec share: a back-end's entry, kept as
+// YAML until the back-end's package decodes it (Decode). Only cmd/rekey
+// knows which package a Type belongs to.
+type entry struct {
+	// Type is the entry's type key, e.g. "file" or "apexverify".
 	Type string
-	// Field is the entry's path, e.g. "credentials.prod.sinks[1]".
+	// Field is the entry's path, e.g. "credentials.prod.sinks[1]" or
+	// "issuers.apexverify-prod".
 	Field string
 	File  string
 	Line  int
-	node  *yaml.Node
+
+	kind     string // "sink" or "issuer", for messages
+	typeLine int    // where type is, for UnknownType
+	node     *yaml.Node
 	// secretEnv is the loaded Config's SecretEnv.
 	secretEnv []string
 }

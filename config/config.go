@@ -3,8 +3,9 @@
 // and env:/file: secret references. Every error names file:line and the
 // field path, e.g. "rekey.yaml:14: credentials.production-api.monitor.window: ...".
 //
-// Sink entries are decoded by the sink packages themselves through
-// SinkSpec.Decode, so that only cmd/rekey knows every sink type.
+// Issuer and sink entries are decoded by the back-end packages themselves
+// through IssuerSpec.Decode and SinkSpec.Decode, so that only cmd/rekey
+// knows every issuer and sink type (see Backends).
 package config
 
 import (
@@ -15,7 +16,7 @@ import (
 type Config struct {
 	Version     int                    `yaml:"version"`
 	State       State                  `yaml:"state"`
-	Issuers     map[string]*Issuer     `yaml:"issuers"`
+	Issuers     map[string]*IssuerSpec `yaml:"issuers"`
 	Credentials map[string]*Credential `yaml:"credentials"`
 	Notify      []*Notifier            `yaml:"notify"`
 	Daemon      Daemon                 `yaml:"daemon"`
@@ -30,16 +31,6 @@ type State struct {
 	Path string `yaml:"path"`
 	// EncryptionKey resolves to 32 bytes, base64-encoded (AES-256-GCM).
 	EncryptionKey Secret `yaml:"encryption_key"`
-}
-
-// Issuer is one account at a key issuer.
-type Issuer struct {
-	Name string `yaml:"-"`
-	// Type is "apexverify".
-	Type            string   `yaml:"type"`
-	BaseURL         string   `yaml:"base_url"`
-	ManagementToken Secret   `yaml:"management_token"`
-	Timeout         Duration `yaml:"timeout"` // per request; default 10s
 }
 
 // Credential is one key rekey keeps rotated.

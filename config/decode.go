@@ -163,7 +163,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if isNull(n) {
-		v.Set(reflect.Zero(v.Type()))
+		// Null is absent: v keeps its zero value, or the default
+		// SetDefaults gave it (see SinkSpec.Decode).
 		return
 	}
 	d.set[path] = true
@@ -178,7 +179,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if v.CanAddr() {
 		switch p := v.Addr(); {
 		case p.Type() == reflect.TypeFor[*SinkSpec]():
-			d.decodeSinkSpec(n, p.Interface().(*SinkSpec), path)
+			d.decodeSpec(n, &p.Interface().(*SinkSpec).entry, "sink", path, d.lineOf(n, path))
+			return
+		case p.Type() == reflect.TypeFor[*IssuerSpec]():
+			// Reported at its key, "NAME:", as every mapping entry is.
+			d.decodeSpec(n, &p.Interface().(*IssuerSpec).entry, "issuer", path, d.line(path))
 			return
 		case p.Type().Implements(unmarshalerType):
 			if err := p.Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,8 +22,6 @@ import (
 // Defaults applied by Load when a field is absent (or null).
 const (
 	DefaultStatePath        = "/var/lib/rekey/state.db"
-	DefaultBaseURL          = "https://api.apexverify.com"
-	DefaultIssuerTimeout    = Duration(10 * time.Second)
 	DefaultVerifyTimeout    = Duration(2 * time.Minute)
 	DefaultMonitorWindow    = Duration(10 * time.Minute)
 	DefaultMonitorInterval  = Duration(30 * time.Second)
@@ -40,23 +40,43 @@ var DefaultExpectStatus = []int{200}
 // even 10,000 credentials fit in a few MiB.
 const MaxConfigSize = 64 << 20
 
-// Load reads, decodes and validates the configuration at path. A file that
-// cannot be read gives a plain error, as does one that is not a regular
-// file (a FIFO, a device: the read never blocks) or is larger than
-// MaxConfigSize; every problem in the file's contents comes back together
-// as Errors, each with file:line and field (see MaxErrors).
-// Secrets are not resolved; sink entries are checked only for their type
-// (each sink package decodes its entry with SinkSpec.Decode).
-func Load(path string) (*Config, error) {
+// Backends decodes the entries whose fields only the back-end packages
+// know: cmd/rekey passes the one switch that knows every issuer and sink
+// type. LoadWith calls Issuer for every issuer entry and Sink for every
+// sink entry that is a mapping with a type, and reports their problems
+// with its own, sorted by line. Each returns nil, the errors of
+// IssuerSpec.Decode or SinkSpec.Decode, or UnknownType; any other error is
+// reported at the entry. A nil func checks nothing.
+type Backends struct {
+	Issuer func(*IssuerSpec) error
+	Sink   func(*SinkSpec) error
+}
+
+// Load reads, decodes and validates the configuration at path, except what
+// only the back-ends know: it is LoadWith with no Backends, so an issuer or
+// sink entry is checked only for being a mapping with a type.
+func Load(path string) (*Config, error) { return LoadWith(path, Backends{}) }
+
+// LoadWith reads, decodes and validates the configuration at path, each
+// issuer and sink entry through b. A file that cannot be read gives a
+// plain error, as does one that is not a regular file (a FIFO, a device:
+// the read never blocks) or is larger than MaxConfigSize; every problem in
+// the file's contents comes back together as Errors, each with file:line
+// and field (see MaxErrors). Secrets are not resolved.
+func LoadWith(path string, b Backends) (*Config, error) {
 	data, err := fsutil.ReadRegular(path, MaxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	return ParseWith(path, data, b)
 }
 
 // Parse is Load for contents already read; file names them in errors.
-func Parse(file string, data []byte) (*Config, error) {
+func Parse(file string, data []byte) (*Config, error) { return ParseWith(file, data, Backends{}) }
+
+// ParseWith is LoadWith for contents already read; file names them in
+// errors.
+func ParseWith(file string, data []byte, b Backends) (*Config, error) {
 	root, perr := parseYAML(file, data)
 	if perr != nil {
 		return nil, Errors{perr}
@@ -72,16 +92,38 @@ func Parse(file string, data []byte) (*Config, error) {
 
 	v := &validator{d: d}
 	v.config(cfg)
+	env := cfg.SecretEnv()
+	for _, name := range slices.Sorted(maps.Keys(cfg.Issuers)) {
+		is := cfg.Issuers[name]
+		is.secretEnv = env
+		if b.Issuer != nil && is.node != nil && is.Type != "" {
+			d.merge(&is.entry, b.Issuer(is))
+		}
+	}
+	for _, name := range cfg.CredentialNames() {
+		for i := range cfg.Credentials[name].Sinks {
+			s := &cfg.Credentials[name].Sinks[i]
+			s.secretEnv = env
+			if b.Sink != nil && s.node != nil && s.Type != "" {
+				d.merge(&s.entry, b.Sink(s))
+			}
+		}
+	}
 	if !d.errs.empty() {
 		return nil, d.errs.result()
 	}
-	env := cfg.SecretEnv()
-	for _, cr := range cfg.Credentials {
-		for i := range cr.Sinks {
-			cr.Sinks[i].secretEnv = env
-		}
-	}
 	return cfg, nil
+}
+
+// merge adds a back-end's problems with an entry to d's.
+func (d *decoder) merge(e *entry, err error) {
+	for _, err := range flatten(err) {
+		if ce, ok := err.(*Error); ok && ce.more > 0 {
+			d.errs.more += ce.more
+			continue
+		}
+		d.errs.addError(d.place(e, err))
+	}
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

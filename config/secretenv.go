@@ -11,10 +11,10 @@ import (
 // SecretEnv returns the name of every environment variable c reads a
 // secret from, sorted and without duplicates: each env:NAME reference in a
 // secret-valued field (state.encryption_key, issuer tokens, check headers,
-// notifier URLs) and each string starting with "env:" anywhere in a sink
-// entry, whose fields only the sink's package knows. A sink's default
-// (a variable it reads when its entry names none) is not in the file and
-// so not in the list. Processes rekey starts (on_change) should not
+// notifier URLs) and each string starting with "env:" anywhere in an issuer
+// or sink entry, whose fields only the back-end's package knows. A
+// back-end's default (a variable it reads when its entry names none) is not
+// in the file and so not in the list. Processes rekey starts (on_change) should not
 // inherit these variables.
 func (c *Config) SecretEnv() []string {
 	seen := map[string]bool{}
@@ -34,17 +34,18 @@ func (c *Config) SecretEnv() []string {
 }
 
 // SecretEnv is Config.SecretEnv of the configuration the entry was loaded
-// from (nil for an entry that Load or Parse did not produce), for a sink
-// that starts processes: they should not inherit these variables.
-func (s *SinkSpec) SecretEnv() []string { return slices.Clone(s.secretEnv) }
+// from (nil for an entry that Load or Parse did not produce), for a
+// back-end that starts processes: they should not inherit these variables.
+func (e *entry) SecretEnv() []string { return slices.Clone(e.secretEnv) }
 
 var (
-	secretType   = reflect.TypeFor[Secret]()
-	sinkSpecType = reflect.TypeFor[SinkSpec]()
+	secretType     = reflect.TypeFor[Secret]()
+	sinkSpecType   = reflect.TypeFor[SinkSpec]()
+	issuerSpecType = reflect.TypeFor[IssuerSpec]()
 )
 
 // walkSecrets calls add with the reference of every Secret in v, and with
-// every string scalar of every sink entry's YAML.
+// every string scalar of every issuer and sink entry's YAML.
 func walkSecrets(v reflect.Value, add func(string)) {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
@@ -57,8 +58,10 @@ func walkSecrets(v reflect.Value, add func(string)) {
 			add(v.Field(0).String())
 			return
 		case sinkSpecType:
-			spec, _ := v.Interface().(SinkSpec)
-			walkNode(spec.node, add, map[*yaml.Node]bool{})
+			walkNode(v.Interface().(SinkSpec).node, add, map[*yaml.Node]bool{})
+			return
+		case issuerSpecType:
+			walkNode(v.Interface().(IssuerSpec).node, add, map[*yaml.Node]bool{})
 			return
 		}
 		for i := range v.NumField() {

@@ -54,12 +54,12 @@ func (v *validator) config(c *Config) {
 	for _, name := range slices.Sorted(maps.Keys(c.Issuers)) {
 		p := "issuers." + name
 		if c.Issuers[name] == nil {
-			c.Issuers[name] = &Issuer{}
+			c.Issuers[name] = &IssuerSpec{entry: entry{kind: "issuer", Field: p, File: v.d.file, Line: v.d.line(p)}}
 		}
 		is := c.Issuers[name]
 		is.Name = name
 		v.name(p, name)
-		v.issuer(p, is)
+		v.entry(p, &is.entry)
 	}
 
 	if len(c.Credentials) == 0 {
@@ -94,21 +94,16 @@ func (v *validator) name(p, name string) {
 	}
 }
 
-func (v *validator) issuer(p string, is *Issuer) {
-	switch is.Type {
-	case "":
-		v.errorf(p+".type", "required (apexverify)")
-	case "apexverify":
-	default:
-		v.errorf(p+".type", "unknown issuer type %q (supported: apexverify)", is.Type)
+// entry checks what config knows of an issuer or sink entry: that it is a
+// mapping with a type. Whether the type exists, and what its other fields
+// mean, only its back-end knows (Backends).
+func (v *validator) entry(p string, e *entry) {
+	switch {
+	case e.node == nil:
+		v.errorf(p, "expected a mapping with a type")
+	case e.Type == "":
+		v.errorf(p+".type", "required")
 	}
-	if is.BaseURL == "" && !v.has(p+".base_url") {
-		is.BaseURL = DefaultBaseURL
-	} else if err := checkHTTPURL(is.BaseURL); err != nil {
-		v.errorf(p+".base_url", "%v", err)
-	}
-	v.secret(p+".management_token", is.ManagementToken, false)
-	v.positive(p+".timeout", &is.Timeout, DefaultIssuerTimeout)
 }
 
 func (v *validator) credential(c *Config, p string, cr *Credential) {
@@ -151,16 +146,7 @@ func (v *validator) credential(c *Config, p string, cr *Credential) {
 		v.errorf(p+".sinks", "at least one sink is required")
 	}
 	for i := range cr.Sinks {
-		s := &cr.Sinks[i]
-		sp := fmt.Sprintf("%s.sinks[%d]", p, i)
-		switch {
-		case s.node == nil:
-			v.errorf(sp, "expected a mapping with a type (one of %s)", listOr(SinkTypes))
-		case s.Type == "":
-			v.errorf(sp+".type", "required (one of %s)", listOr(SinkTypes))
-		case !slices.Contains(SinkTypes, s.Type):
-			v.errorf(sp+".type", "unknown sink type %q (supported: %s)", s.Type, listOr(SinkTypes))
-		}
+		v.entry(fmt.Sprintf("%s.sinks[%d]", p, i), &cr.Sinks[i].entry)
 	}
 
 	v.positive(p+".verify.timeout", &cr.Verify.Timeout, DefaultVerifyTimeout)
@@ -374,7 +360,7 @@ const maxListed = 10
 // defined lists the issuers' names for a message: at most maxListed of
 // them, so that a message stays short however many there are. It is
 // computed once: every credential with a bad issuer asks for it.
-func (v *validator) defined(issuers map[string]*Issuer) string {
+func (v *validator) defined(issuers map[string]*IssuerSpec) string {
 	if v.issuers != "" {
 		return v.issuers
 	}
@@ -388,4 +374,22 @@ func (v *validator) defined(issuers map[string]*Issuer) string {
 		v.issuers = strings.Join(names, ", ")
 	}
 	return v.issuers
+}
+
+// listOr formats "a, b or c".
+func listOr(items []string) string {
+	switch len(items) {
+	case 0:
+		return ""
+	case 1:
+		return items[0]
+	}
+	out := ""
+	for i, it := range items[:len(items)-1] {
+		if i > 0 {
+			out += ", "
+		}
+		out += it
+	}
+	return out + " or " + items[len(items)-1]
 }

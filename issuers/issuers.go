@@ -80,3 +80,20 @@ type UsageReporter interface {
 	// LastUsed returns when the key last authenticated; zero if never.
 	LastUsed(ctx context.Context, id string) (time.Time, error)
 }
+
+// KeyLimiter is an issuer whose account holds at most MaxActiveKeys active
+// keys at once. A rotation needs one free slot: the new key is minted while
+// the old one is still active. An issuer without a known limit does not
+// implement it.
+type KeyLimiter interface {
+	MaxActiveKeys() int
+}
+
+// Account is an issuer that names the account it acts on, e.g.
+// "apexverify https://api.apexverify.com". The journal binds a credential's
+// history to it (invariant I8), so the name must stay the same, byte for
+// byte, for the same account across versions of rekey: a changed name makes
+// every existing history another setup's.
+type Account interface {
+	Account() string
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -28,57 +30,72 @@ import (
 	"github.com/rekeyhq/rekey/sinks/vaultkv"
 )
 
-// loadConfig reads and fully validates the config, including every sink
-// entry; a problem is a usage error (exit 2).
+// loadConfig reads and fully validates the config, every issuer and sink
+// entry included, without reading a secret; a problem is a usage error
+// (exit 2).
 func (a *app) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(a.configPath)
+	cfg, err := config.LoadWith(a.configPath, config.Backends{
+		Issuer: func(spec *config.IssuerSpec) error { _, err := decodeIssuer(spec, nil); return err },
+		Sink:   func(spec *config.SinkSpec) error { _, err := decodeSink(spec, nil); return err },
+	})
 	if err != nil {
 		return nil, fail(exitUsage, err)
-	}
-	var errs config.Errors
-	for _, name := range cfg.CredentialNames() {
-		for i := range cfg.Credentials[name].Sinks {
-			if _, err := decodeSink(&cfg.Credentials[name].Sinks[i], nil); err != nil {
-				errs = append(errs, asConfigErrors(err)...)
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fail(exitUsage, errs)
 	}
 	return cfg, nil
 }
 
-func asConfigErrors(err error) config.Errors {
-	var es config.Errors
-	if errors.As(err, &es) {
-		return es
+// decodeIssuer and decodeSink are the one place that knows every issuer
+// and every sink type: adding a back-end adds a case here.
+
+// decodeIssuer decodes one issuer entry and, if log is not nil, constructs
+// the issuer (reading its secrets); with a nil log it only validates and
+// returns a nil Issuer.
+func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger) (issuers.Issuer, error) {
+	switch spec.Type {
+	case apexverify.Type:
+		return buildIssuer(spec, log, apexverify.FileConfig.Resolve, apexverify.New)
 	}
-	var e *config.Error
-	if errors.As(err, &e) {
-		return config.Errors{e}
-	}
-	return config.Errors{{Msg: err.Error()}}
+	return nil, spec.UnknownType()
 }
 
 // decodeSink decodes one sink entry and, if log is not nil, constructs
-// the sink; with a nil log it only validates and returns a nil Sink. This
-// switch is the one place that knows every sink type.
+// the sink; with a nil log it only validates and returns a nil Sink.
 func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, error) {
 	switch spec.Type {
-	case "file":
+	case file.Type:
 		// on_change must not inherit rekey's secrets: the config's env:
 		// references and the variables sinks read a token from by default.
 		hide := file.WithoutEnv(append(spec.SecretEnv(), strings.TrimPrefix(ghactions.DefaultToken, "env:"), "VAULT_TOKEN")...)
 		return build(spec, log, func(c file.Config, l *zap.Logger) (*file.Sink, error) { return file.New(c, l, hide) })
-	case "aws-secretsmanager":
+	case awssm.Type:
 		return build(spec, log, func(c awssm.Config, l *zap.Logger) (*awssm.Sink, error) { return awssm.New(c, l) })
-	case "vault-kv":
+	case vaultkv.Type:
 		return build(spec, log, vaultkv.New)
-	case "github-actions":
-		return build(spec, log, ghactions.New)
+	case ghactions.Type:
+		return build(spec, log, func(c ghactions.Config, l *zap.Logger) (*ghactions.Sink, error) { return ghactions.New(c, l) })
 	}
-	return nil, &config.Error{File: spec.File, Line: spec.Line, Field: spec.Field + ".type", Msg: fmt.Sprintf("unknown sink type %q", spec.Type)}
+	return nil, spec.UnknownType()
+}
+
+// buildIssuer decodes spec into the issuer's file config F and, if log is
+// not nil, resolves F's secrets into the issuer's Config C and builds it.
+func buildIssuer[F, C any, I issuers.Issuer](spec *config.IssuerSpec, log *zap.Logger, resolve func(F) (C, error), newIssuer func(C, *zap.Logger) (I, error)) (issuers.Issuer, error) {
+	var f F
+	if err := spec.Decode(&f); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		return nil, nil
+	}
+	c, err := resolve(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", spec.Field, err)
+	}
+	iss, err := newIssuer(c, log.With(zap.String("issuer", spec.Name)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", spec.Field, err)
+	}
+	return iss, nil
 }
 
 func build[C any, S sinks.Sink](spec *config.SinkSpec, log *zap.Logger, newSink func(C, *zap.Logger) (S, error)) (sinks.Sink, error) {
@@ -178,15 +195,12 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 // and returns them with their sorted names and the sinks to close.
 func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, []string, []sinks.Closer, error) {
 	iss := map[string]issuers.Issuer{}
-	for name, ic := range cfg.Issuers {
-		token, err := ic.ManagementToken.Resolve()
+	for _, name := range slices.Sorted(maps.Keys(cfg.Issuers)) {
+		i, err := decodeIssuer(cfg.Issuers[name], a.log)
 		if err != nil {
-			return nil, nil, nil, fail(exitUsage, fmt.Errorf("issuers.%s.management_token: %w", name, err))
+			return nil, nil, nil, fail(exitUsage, err)
 		}
-		iss[name], err = apexverify.New(apexverify.Config{BaseURL: ic.BaseURL, ManagementToken: token, Timeout: ic.Timeout.Std()}, a.log.With(zap.String("issuer", name)))
-		if err != nil {
-			return nil, nil, nil, fail(exitUsage, fmt.Errorf("issuers.%s: %w", name, err))
-		}
+		iss[name] = i
 	}
 	creds := map[string]*rotation.Credential{}
 	var names []string
@@ -200,8 +214,7 @@ func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, 
 			}
 			return nil, nil, nil, err
 		}
-		ic := cfg.Issuers[cc.Issuer]
-		c.Setup = setupOf(ic.Type, ic.BaseURL, c.Sinks)
+		c.Setup = setupOf(c.Issuer, cfg.Issuers[cc.Issuer].Type, c.Sinks)
 		creds[name] = c
 		names = append(names, name)
 	}
@@ -210,16 +223,21 @@ func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, 
 }
 
 // setupOf names a credential's setup for the journal (I8): the issuer's
-// type and address, and the sorted names of its sinks. A history written for
-// another setup is refused, so that one config can never revoke another
-// config's keys through a shared state file.
-func setupOf(issuerType, baseURL string, ss []sinks.Sink) string {
+// account (issuers.Account, e.g. "apexverify https://api.apexverify.com";
+// its type when it names none), and the sorted names of its sinks. A
+// history written for another setup is refused, so that one config can
+// never revoke another config's keys through a shared state file.
+func setupOf(iss issuers.Issuer, issuerType string, ss []sinks.Sink) string {
+	account := issuerType
+	if a, ok := iss.(issuers.Account); ok {
+		account = a.Account()
+	}
 	names := make([]string, 0, len(ss))
 	for _, s := range ss {
 		names = append(names, s.Name())
 	}
 	sort.Strings(names)
-	return issuerType + " " + strings.TrimRight(baseURL, "/") + "; sinks: " + strings.Join(names, ", ")
+	return account + "; sinks: " + strings.Join(names, ", ")
 }
 
 // notifyTargets builds the notifiers of cfg.notify; only here are their

@@ -409,7 +409,10 @@ func TestRotateUnknownCredential(t *testing.T) {
 }
 
 // TestValidateBadFixtures runs `rekey validate` on every bad config
-// fixture: exit 2, with file:line and the field in the message.
+// fixture: exit 2, with file:line and the field in the message, every
+// problem config.Load sees ("# want:") and every problem only an issuer's
+// or sink's package sees ("# back-end want:") reported together, and no
+// secret ("# secret:") in the output.
 func TestValidateBadFixtures(t *testing.T) {
 	files, _ := filepath.Glob("../../config/testdata/bad/*.yaml")
 	if len(files) < 20 {
@@ -429,8 +432,15 @@ func TestValidateBadFixtures(t *testing.T) {
 			}
 			body, _ := os.ReadFile(f)
 			for _, line := range strings.Split(string(body), "\n") {
-				if want, ok := strings.CutPrefix(line, "# want: "); ok && !strings.Contains(errOut.String(), strings.TrimSpace(want)) {
+				want, ok := strings.CutPrefix(line, "# want: ")
+				if !ok {
+					want, ok = strings.CutPrefix(line, "# back-end want: ")
+				}
+				if ok && !strings.Contains(errOut.String(), strings.TrimSpace(want)) {
 					t.Errorf("error lacks %q:\n%s", want, errOut.String())
+				}
+				if s, ok := strings.CutPrefix(line, "# secret: "); ok && strings.Contains(errOut.String()+out.String(), s) {
+					t.Errorf("output leaks %q:\n%s", s, errOut.String())
 				}
 			}
 		})

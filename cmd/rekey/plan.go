@@ -19,12 +19,6 @@ import (
 	"github.com/rekeyhq/rekey/sinks"
 )
 
-// maxActiveKeys is the number of active keys an ApexVerify account may
-// hold by default (the API's key_limit_reached; apexsim models it as
-// DefaultMaxActiveKeys). A rotation needs one free slot: the new key is
-// minted while the old one is still active.
-const maxActiveKeys = 10
-
 // planTimeout bounds each preflight call.
 const planTimeout = 15 * time.Second
 
@@ -155,14 +149,23 @@ func checkIssuer(ctx context.Context, name string, iss issuers.Issuer) planCheck
 		pc.Status, pc.Detail = checkProblem, "unreachable or management token refused: "+err.Error()
 		return pc
 	}
-	free := maxActiveKeys - len(keys)
+	// A rotation needs one free key slot: the new key is minted while the
+	// old one is still active.
+	limiter, ok := iss.(issuers.KeyLimiter)
+	if !ok {
+		pc.Status = checkOK
+		pc.Detail = fmt.Sprintf("reachable, management token valid, %d keys active", len(keys))
+		return pc
+	}
+	limit := limiter.MaxActiveKeys()
+	free := limit - len(keys)
 	if free < 1 {
 		pc.Status = checkProblem
-		pc.Detail = fmt.Sprintf("no free key slot: %d of %d keys active; revoke unused keys", len(keys), maxActiveKeys)
+		pc.Detail = fmt.Sprintf("no free key slot: %d of %d keys active; revoke unused keys", len(keys), limit)
 		return pc
 	}
 	pc.Status = checkOK
-	pc.Detail = fmt.Sprintf("reachable, management token valid, %d of %d keys active (%d free)", len(keys), maxActiveKeys, free)
+	pc.Detail = fmt.Sprintf("reachable, management token valid, %d of %d keys active (%d free)", len(keys), limit, free)
 	return pc
 }
 

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rekeyhq/rekey/issuers"
 )
 
 func (e *env) plan(args ...string) (int, planReport, string) {
@@ -182,4 +184,34 @@ func TestPlanHealthCheckExpectations(t *testing.T) {
 			t.Errorf("health check %+v", c)
 		}
 	})
+}
+
+// The key-slot check uses the issuer's own limit (issuers.KeyLimiter),
+// here apexverify's max_active_keys.
+func TestPlanKeyLimitFromConfig(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	cfg, _ := os.ReadFile(e.config)
+	writeFile(t, e.config, strings.Replace(string(cfg), "    type: apexverify\n", "    type: apexverify\n    max_active_keys: 2\n", 1))
+	if code, r, errOut := e.plan(); code != exitOK || !strings.Contains(checksByKind(r, "issuer")[0].Detail, "1 of 2 keys active (1 free)") {
+		t.Fatalf("plan with one key of two: exit %d %+v %s", code, r, errOut)
+	}
+	if _, _, err := e.iss.Create(context.Background(), "other"); err != nil {
+		t.Fatal(err)
+	}
+	code, r, _ := e.plan()
+	iss := checksByKind(r, "issuer")
+	if code != exitFailed || len(iss) != 1 || iss[0].Status != checkProblem || !strings.Contains(iss[0].Detail, "no free key slot: 2 of 2 keys active") {
+		t.Errorf("plan with two keys of two: exit %d, issuer check %+v", code, iss)
+	}
+}
+
+// An issuer without a known key limit gets its active keys counted, and
+// no limit is made up.
+func TestPlanIssuerWithoutKeyLimit(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	unlimited := struct{ issuers.Issuer }{e.iss} // hides MaxActiveKeys
+	pc := checkIssuer(context.Background(), "sim", unlimited)
+	if pc.Status != checkOK || pc.Detail != "reachable, management token valid, 1 keys active" {
+		t.Errorf("check = %+v", pc)
+	}
 }

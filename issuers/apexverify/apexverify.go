@@ -32,6 +32,11 @@ const PrefixLen = 12
 // DefaultTimeout bounds each HTTP request when Config.Timeout is 0.
 const DefaultTimeout = 10 * time.Second
 
+// DefaultMaxActiveKeys is how many active keys an ApexVerify account may
+// hold unless the account's plan says otherwise (the API answers
+// key_limit_reached past it); used when Config.MaxActiveKeys is 0.
+const DefaultMaxActiveKeys = 10
+
 // ErrManagementToken: ApexVerify refused the management token. It wraps
 // issuers.ErrUnauthorized and is always permanent.
 var ErrManagementToken = fmt.Errorf("management token refused: %w", issuers.ErrUnauthorized)
@@ -44,6 +49,9 @@ type Config struct {
 	ManagementToken secret.Value
 	// Timeout bounds each HTTP request; DefaultTimeout when 0.
 	Timeout time.Duration
+	// MaxActiveKeys is the account's limit of active keys;
+	// DefaultMaxActiveKeys when 0.
+	MaxActiveKeys int
 	// HTTPClient is used for every call; when nil, a client that does not
 	// follow redirects (so no bearer is ever sent elsewhere).
 	HTTPClient *http.Client
@@ -52,8 +60,10 @@ type Config struct {
 // Issuer talks to one ApexVerify account. It is safe for concurrent use.
 type Issuer struct {
 	base    *url.URL
+	account string // Account's answer
 	token   secret.Value
 	timeout time.Duration
+	maxKeys int
 	hc      *http.Client
 	log     *zap.Logger
 
@@ -71,6 +81,8 @@ var (
 	_ issuers.Issuer        = (*Issuer)(nil)
 	_ issuers.Identifier    = (*Issuer)(nil)
 	_ issuers.UsageReporter = (*Issuer)(nil)
+	_ issuers.KeyLimiter    = (*Issuer)(nil)
+	_ issuers.Account       = (*Issuer)(nil)
 )
 
 // New checks c and returns an Issuer. It makes no network call.
@@ -88,6 +100,12 @@ func New(c Config, log *zap.Logger) (*Issuer, error) {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.MaxActiveKeys < 0 {
+		return nil, errors.New("apexverify: max_active_keys must not be negative")
+	}
+	if c.MaxActiveKeys == 0 {
+		c.MaxActiveKeys = DefaultMaxActiveKeys
+	}
 	hc := c.HTTPClient
 	if hc == nil {
 		hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -97,8 +115,10 @@ func New(c Config, log *zap.Logger) (*Issuer, error) {
 	}
 	return &Issuer{
 		base:           u,
+		account:        Type + " " + strings.TrimRight(c.BaseURL, "/"),
 		token:          c.ManagementToken,
 		timeout:        c.Timeout,
+		maxKeys:        c.MaxActiveKeys,
 		hc:             hc,
 		log:            log,
 		maxTries:       6,
@@ -110,6 +130,14 @@ func New(c Config, log *zap.Logger) (*Issuer, error) {
 		now:            time.Now,
 	}, nil
 }
+
+// MaxActiveKeys is the account's limit of active keys (issuers.KeyLimiter).
+func (i *Issuer) MaxActiveKeys() int { return i.maxKeys }
+
+// Account is "apexverify " and the base URL without a trailing slash, as
+// configured (issuers.Account). Journals written since rekey first bound
+// histories to their setup carry this string: keep it as it is.
+func (i *Issuer) Account() string { return i.account }
 
 // Prefix returns the public prefix of a key value: its first PrefixLen
 // characters, or "" if the value is not longer than that (so a prefix is

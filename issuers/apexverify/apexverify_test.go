@@ -75,6 +75,7 @@ func TestNew(t *testing.T) {
 		"query":            {BaseURL: "https://x/?a=b", ManagementToken: tok},
 		"no token":         {BaseURL: "https://x"},
 		"negative timeout": {BaseURL: "https://x", ManagementToken: tok, Timeout: -time.Second},
+		"negative limit":   {BaseURL: "https://x", ManagementToken: tok, MaxActiveKeys: -1},
 	} {
 		if _, err := apexverify.New(c, nil); err == nil {
 			t.Errorf("%s: New accepted %+v", name, c)
@@ -82,6 +83,27 @@ func TestNew(t *testing.T) {
 	}
 	if _, err := apexverify.New(apexverify.Config{BaseURL: "https://api.apexverify.com/", ManagementToken: tok}, nil); err != nil {
 		t.Errorf("New(valid config): %v", err)
+	}
+}
+
+// The key limit defaults to the API's, and the account's name is the one
+// journals are bound to: "apexverify " and the base URL without a
+// trailing slash, exactly as configured.
+func TestKeyLimitAndAccount(t *testing.T) {
+	tok := secret.New("tok")
+	iss, err := apexverify.New(apexverify.Config{BaseURL: "https://API.example:8443/v1//", ManagementToken: tok}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := iss.MaxActiveKeys(); got != 10 {
+		t.Errorf("MaxActiveKeys = %d, want 10", got)
+	}
+	if got, want := iss.Account(), "apexverify https://API.example:8443/v1"; got != want {
+		t.Errorf("Account = %q, want %q", got, want)
+	}
+	iss, err = apexverify.New(apexverify.Config{BaseURL: "https://x", ManagementToken: tok, MaxActiveKeys: 3}, nil)
+	if err != nil || iss.MaxActiveKeys() != 3 {
+		t.Errorf("MaxActiveKeys with a limit of 3: %v, %v", iss, err)
 	}
 }
 

@@ -11,6 +11,9 @@ import (
 	"github.com/rekeyhq/rekey/config"
 )
 
+// Type is the sink's type in configuration.
+const Type = "file"
+
 // Formats a file sink writes.
 const (
 	FormatDotenv = "dotenv"

@@ -10,6 +10,9 @@ import (
 	"github.com/rekeyhq/rekey/config"
 )
 
+// Type is the sink's type in configuration.
+const Type = "github-actions"
+
 // Config is one `type: github-actions` sink entry.
 //
 // GitHub secrets are write-only: GitHub never returns a value. rekey

@@ -85,13 +85,14 @@ func WithSleep(f func(ctx context.Context, d time.Duration) error) Option {
 // rate-limit handling (default http.DefaultTransport).
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
 
+// NewWithOptions is New; it remains for callers written before New took
+// options.
+func NewWithOptions(c Config, log *zap.Logger, opts ...Option) (*Sink, error) { return New(c, log, opts...) }
+
 // New builds a sink from a validated config. It reads the token or the
 // App's private key but makes no network call; access problems surface in
 // Preflight or Put.
-func New(c Config, log *zap.Logger) (*Sink, error) { return NewWithOptions(c, log) }
-
-// NewWithOptions is New with options, for tests.
-func NewWithOptions(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
+func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("ghactions: invalid config: %w", err)
 	}

@@ -7,6 +7,9 @@ import (
 	"github.com/rekeyhq/rekey/config"
 )
 
+// Type is the sink's type in configuration.
+const Type = "vault-kv"
+
 // Auth methods.
 const (
 	MethodToken      = "token"

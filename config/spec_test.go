@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // vaultish is a sink config of the shape sink packages use.
@@ -162,5 +163,128 @@ func TestSinkSpecInline(t *testing.T) {
 	data := strings.Replace(sinkYAML, "        path: /x\n", "        path: /x\n        key: K\n", 1)
 	if err := loadSinks(t, data)[0].Decode(&c); err != nil || c.Key != "K" || c.Path != "/x" {
 		t.Fatalf("Decode = %+v, %v", c, err)
+	}
+}
+
+// issuerish is an issuer config of the shape issuer packages use.
+type issuerish struct {
+	URL     string   `yaml:"url"`
+	Token   Secret   `yaml:"token"`
+	Timeout Duration `yaml:"timeout"`
+	Limit   int      `yaml:"limit"`
+}
+
+func (c *issuerish) SetDefaults() {
+	c.URL, c.Timeout, c.Limit = "https://default", Duration(time.Second), 7
+}
+
+func (c *issuerish) Validate() error {
+	var errs []error
+	if c.Limit < 1 {
+		errs = append(errs, Invalid("limit", "must be at least 1"))
+	}
+	if err := c.Token.Check(false); err != nil {
+		errs = append(errs, Invalid("token", "%v", err))
+	}
+	return errors.Join(errs...)
+}
+
+const issuerYAML = `version: 1
+state:
+  encryption_key: env:K
+issuers:
+  a:
+    type: acme
+    token: env:A_TOKEN
+  b:
+    type: acme
+    url: https://b
+    timeout: null
+    limit: 0
+  c: {type: other}
+credentials:
+  api:
+    issuer: a
+    label: api
+    rotate_every: 1d
+    sinks:
+      - {type: file, path: /x}
+      - {type: s3, bucket: b}
+`
+
+func TestIssuerSpecDecode(t *testing.T) {
+	cfg, err := Parse("rekey.yaml", []byte(issuerYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Issuers["a"], cfg.Issuers["b"]
+	if a.Name != "a" || a.Type != "acme" || a.Field != "issuers.a" || a.File != "rekey.yaml" || a.Line != 5 {
+		t.Fatalf("spec a = %+v", a)
+	}
+	var ca issuerish
+	if err := a.Decode(&ca); err != nil {
+		t.Fatal(err)
+	}
+	if ca != (issuerish{URL: "https://default", Token: Secret{Ref: "env:A_TOKEN"}, Timeout: Duration(time.Second), Limit: 7}) {
+		t.Errorf("a decoded %+v: absent keys should keep their defaults", ca)
+	}
+	var cb issuerish
+	err = b.Decode(&cb)
+	want := "rekey.yaml:8: issuers.b.token: required\nrekey.yaml:12: issuers.b.limit: must be at least 1"
+	if err == nil || err.Error() != want {
+		t.Errorf("b: Decode error:\n%v\nwant:\n%s", err, want)
+	}
+	if cb.URL != "https://b" || cb.Timeout != Duration(time.Second) {
+		t.Errorf("b decoded %+v: a null key should keep its default", cb)
+	}
+	if got := fmt.Sprint(a.SecretEnv()); got != "[A_TOKEN K]" {
+		t.Errorf("SecretEnv = %s", got)
+	}
+	if err := cfg.Issuers["c"].UnknownType(); err.Error() != `rekey.yaml:13: issuers.c.type: unknown issuer type "other"` {
+		t.Errorf("UnknownType = %v", err)
+	}
+}
+
+// ParseWith reports what the back-ends find with its own problems, one
+// list sorted by line.
+func TestParseWithBackends(t *testing.T) {
+	var asked []string
+	b := Backends{
+		Issuer: func(s *IssuerSpec) error {
+			asked = append(asked, s.Field)
+			switch s.Type {
+			case "acme":
+				var c issuerish
+				return s.Decode(&c)
+			}
+			return s.UnknownType()
+		},
+		Sink: func(s *SinkSpec) error {
+			asked = append(asked, s.Field)
+			if s.Type == "file" {
+				return errors.New("plain error")
+			}
+			return s.UnknownType()
+		},
+	}
+	data := strings.Replace(issuerYAML, "rotate_every: 1d", "rotate_every: soon", 1)
+	_, err := ParseWith("rekey.yaml", []byte(data), b)
+	want := strings.Join([]string{
+		"rekey.yaml:8: issuers.b.token: required",
+		"rekey.yaml:12: issuers.b.limit: must be at least 1",
+		`rekey.yaml:13: issuers.c.type: unknown issuer type "other"`,
+		`rekey.yaml:18: credentials.api.rotate_every: invalid duration "soon" (use e.g. 30s, 10m, 12h, 90d, 1d12h)`,
+		"rekey.yaml:20: credentials.api.sinks[0]: plain error",
+		`rekey.yaml:21: credentials.api.sinks[1].type: unknown sink type "s3"`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("ParseWith error:\n%v\nwant:\n%s", err, want)
+	}
+	if got := strings.Join(asked, " "); got != "issuers.a issuers.b issuers.c credentials.api.sinks[0] credentials.api.sinks[1]" {
+		t.Errorf("asked about %s", got)
+	}
+	// Without back-ends only config's own problem is found.
+	if _, err := Parse("rekey.yaml", []byte(data)); err == nil || strings.Count(err.Error(), "\n") != 0 {
+		t.Errorf("Parse error: %v", err)
 	}
 }

@@ -9,64 +9,89 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// SinkTypes lists the sink types a configuration may name.
-var SinkTypes = []string{"file", "aws-secretsmanager", "vault-kv", "github-actions"}
-
 // UnmarshalYAML keeps the entry's mapping for Decode and reads its type.
 // Load also sets Field, File and Line.
-func (s *SinkSpec) UnmarshalYAML(n *yaml.Node) error {
+func (s *SinkSpec) UnmarshalYAML(n *yaml.Node) error { return s.unmarshal(n, "sink") }
+
+// UnmarshalYAML keeps the entry's mapping for Decode and reads its type.
+// Load also sets Name, Field, File and Line.
+func (s *IssuerSpec) UnmarshalYAML(n *yaml.Node) error { return s.unmarshal(n, "issuer") }
+
+func (e *entry) unmarshal(n *yaml.Node, kind string) error {
 	d := newDecoder("")
-	s.Type, s.node = "", nil
-	d.readSinkSpec(n, s, "")
+	*e = entry{kind: kind}
+	d.readSpec(n, e, "")
 	if !d.errs.empty() {
 		return errors.New(d.errs.first().Msg)
 	}
 	return nil
 }
 
-// decodeSinkSpec is the decoder's hook for sink entries.
-func (d *decoder) decodeSinkSpec(n *yaml.Node, s *SinkSpec, path string) {
-	s.Field, s.File, s.Line = path, d.file, d.lineOf(n, path)
-	d.readSinkSpec(n, s, path)
+// decodeSpec is the decoder's hook for sink and issuer entries; line is
+// where the entry is reported as a whole.
+func (d *decoder) decodeSpec(n *yaml.Node, e *entry, kind, path string, line int) {
+	e.kind, e.Field, e.File, e.Line = kind, path, d.file, line
+	d.readSpec(n, e, path)
 }
 
-func (d *decoder) readSinkSpec(n *yaml.Node, s *SinkSpec, path string) {
+func (d *decoder) readSpec(n *yaml.Node, e *entry, path string) {
 	for hops := 0; n.Kind == yaml.AliasNode && n.Alias != nil && hops < 100; hops++ {
 		n = n.Alias
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "expected a mapping with a type (one of %s), got %s", listOr(SinkTypes), describe(n))
+		d.fail(n, path, "expected a mapping with a type, got %s", describe(n))
 		return
 	}
-	s.node = n
+	e.node = n
 	for _, p := range d.pairs(n, path) {
 		if p.key.Value != "type" {
 			continue
 		}
 		tp := joinField(path, "type")
 		d.mark(tp, p.key)
+		e.typeLine = d.lineOf(p.key, tp)
 		val := p.val
 		if val.Kind == yaml.AliasNode && val.Alias != nil {
 			val = val.Alias
 		}
 		if val.Kind != yaml.ScalarNode || val.ShortTag() != "!!str" {
-			d.fail(p.key, tp, "expected a string (one of %s), got %s", listOr(SinkTypes), describe(val))
+			d.fail(p.key, tp, "expected a string, got %s", describe(val))
 			return
 		}
 		d.set[tp] = true
-		s.Type = val.Value
+		e.Type = val.Value
 	}
 }
 
+// UnknownType is the error for an entry whose type no back-end has, at the
+// line of its type key, e.g. "rekey.yaml:6: issuers.apex.type: unknown
+// issuer type "apexverify2"".
+func (e *entry) UnknownType() error {
+	line := e.typeLine
+	if line == 0 {
+		line = e.Line
+	}
+	kind := e.kind
+	if kind == "" {
+		kind = "back-end"
+	}
+	return &Error{File: e.File, Line: line, Field: joinField(e.Field, "type"), Msg: fmt.Sprintf("unknown %s type %q", kind, e.Type)}
+}
+
 // Decode strictly decodes the entry, without its type key, into v (a
-// pointer to the sink's config struct): unknown keys and wrong types are
-// errors. If v has a Validate() error method, Decode calls it and places
-// each problem it reports with Invalid (a field relative to v, e.g.
+// pointer to the back-end's config struct): unknown keys and wrong types
+// are errors. If v has a SetDefaults() method, Decode calls it first, so
+// that a key absent from the entry (or null) keeps its default. If v has a
+// Validate() error method, Decode calls it after decoding and places each
+// problem it reports with Invalid (a field relative to v, e.g.
 // "auth.role_id") at its line in the file. The result is nil or Errors.
-func (s *SinkSpec) Decode(v any) error {
+func (s *entry) Decode(v any) error {
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("config: Decode needs a non-nil pointer, got %T", v)
+	}
+	if def, ok := v.(interface{ SetDefaults() }); ok {
+		def.SetDefaults()
 	}
 	d := newDecoder(s.File)
 	d.pos[s.Field] = s.Line
@@ -98,7 +123,7 @@ func (s *SinkSpec) Decode(v any) error {
 
 // place turns an error from a Validate method into an absolute, positioned
 // one.
-func (d *decoder) place(s *SinkSpec, err error) *Error {
+func (d *decoder) place(s *entry, err error) *Error {
 	e, ok := err.(*Error)
 	if !ok {
 		return &Error{File: s.File, Line: s.Line, Field: s.Field, Msg: err.Error()}
@@ -108,22 +133,4 @@ func (d *decoder) place(s *SinkSpec, err error) *Error {
 	}
 	field := joinField(s.Field, e.Field)
 	return &Error{File: s.File, Line: d.line(field), Field: field, Msg: e.Msg}
-}
-
-// listOr formats "a, b or c".
-func listOr(items []string) string {
-	switch len(items) {
-	case 0:
-		return ""
-	case 1:
-		return items[0]
-	}
-	out := ""
-	for i, it := range items[:len(items)-1] {
-		if i > 0 {
-			out += ", "
-		}
-		out += it
-	}
-	return out + " or " + items[len(items)-1]
 }
