@@ -105,7 +105,7 @@ func build[C any, S sinks.Sink](spec *config.SinkSpec, log *zap.Logger, newSink 
 	if log == nil {
 		return nil, nil
 	}
-	s, err := newSink(c, log.With(zap.String("sink", spec.Type)))
+	s, err := newSink(c, log) // each sink names itself in its log lines
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.Field, err)
 	}

@@ -163,7 +163,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 }
 
 func newSink(c Config, api client, log *zap.Logger, now func() time.Time) *Sink {
-	return &Sink{cfg: c, name: c.Name(), api: api, log: log, now: now}
+	return &Sink{cfg: c, name: c.Name(), api: api, log: log.With(zap.String("sink", c.Name())), now: now}
 }
 
 // Name is "aws-secretsmanager:" + secret ID, plus "#" + key in JSON field
@@ -285,7 +285,7 @@ func (s *Sink) put(ctx context.Context, value secret.Value, rotationID string) (
 		}
 	}
 	r.At = s.now()
-	s.log.Debug("secret version written", zap.String("sink", s.name), zap.String("rotation_id", rotationID),
+	s.log.Debug("secret version written", zap.String("rotation_id", rotationID),
 		zap.String("version", token), zap.String("previous", r.Previous))
 	return r, nil
 }
@@ -317,7 +317,7 @@ func (s *Sink) create(ctx context.Context, value secret.Value, token string) (cr
 		}
 		return false, s.fail("create", err, value, secret.New(str))
 	}
-	s.log.Info("secret created", zap.String("sink", s.name), zap.String("version", token))
+	s.log.Info("secret created", zap.String("version", token))
 	return true, nil
 }
 
@@ -377,7 +377,7 @@ func (s *Sink) Rollback(ctx context.Context, r sinks.Receipt) error {
 		if err := s.moveCurrent(ctx, "rollback", r.Previous, r.Version); err != nil {
 			return err
 		}
-		s.log.Info("secret rolled back", zap.String("sink", s.name), zap.String("rotation_id", r.RotationID),
+		s.log.Info("secret rolled back", zap.String("rotation_id", r.RotationID),
 			zap.String("version", r.Previous))
 		return nil
 	default:

@@ -99,8 +99,8 @@ func newConn(c Config, log *zap.Logger, env func(string) string) (*conn, error) 
 	if c.Address == "" {
 		return nil, errors.New("vaultkv: no address: set address or VAULT_ADDR")
 	}
-	// The caller's logger already names the sink.
 	name := "vault-kv:" + c.Mount + "/" + c.Path + "#" + c.Key
+	log = log.With(zap.String("sink", name)) // every sink names itself once
 
 	// Built by hand rather than from api.DefaultConfig, which reads
 	// VAULT_SKIP_VERIFY and friends from the environment: TLS verification
