@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -83,5 +85,43 @@ notify:
 	}
 	if !strings.Contains(env, "\nREKEY_TEST_PLAIN=kept\n") {
 		t.Errorf("on_change did not get the rest of the environment")
+	}
+}
+
+// A sink's JSON log lines carry the sink field once: its name.
+func TestSinkNamedOnceInLogs(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse("rekey.yaml", []byte(fmt.Sprintf(`version: 1
+state: {encryption_key: env:REKEY_TEST_STATE_KEY}
+issuers:
+  apex: {type: apexverify, management_token: env:REKEY_TEST_APEX_TOKEN}
+credentials:
+  api:
+    issuer: apex
+    label: api
+    rotate_every: 90d
+    sinks:
+      - {type: file, path: %s/app.env, key: K, on_change: ["true"]}
+`, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.DebugLevel))
+	s, err := decodeSink(&cfg.Credentials["api"].Sinks[0], log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(context.Background(), secret.New("v-"+rand.Text()), "rot-1"); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("the sink logged nothing: the check would prove nothing")
+	}
+	for _, l := range lines {
+		if n := strings.Count(l, `"sink":`); n != 1 || !strings.Contains(l, `"sink":"`+s.Name()+`"`) {
+			t.Errorf("%d sink fields, want one naming %s: %s", n, s.Name(), l)
+		}
 	}
 }
