@@ -8,6 +8,7 @@ package notify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -232,6 +233,30 @@ func (d *Dispatcher) deliver(ctx context.Context, n Notifier, ev Event) error {
 		Do(ctx, func(ctx context.Context) error { return n.Notify(ctx, ev) })
 	if err != nil {
 		return fmt.Errorf("after %d attempts: %w", attempts, err)
+	}
+	return nil
+}
+
+// JSONPoster is a Notifier that posts the JSON encoding of Body(ev) to one
+// URL with Post; Name prefixes its errors. Each integration (slack,
+// webhook) is one of these with its own body.
+type JSONPoster struct {
+	Name   string
+	URL    secret.Value // a secret: webhook URLs often embed a token
+	Client *http.Client // nil: a 10s timeout
+	Body   func(Event) any
+}
+
+var _ Notifier = (*JSONPoster)(nil)
+
+// Notify implements Notifier.
+func (p *JSONPoster) Notify(ctx context.Context, ev Event) error {
+	body, err := json.Marshal(p.Body(ev))
+	if err != nil {
+		return fmt.Errorf("%s: encode: %w", p.Name, err)
+	}
+	if err := Post(ctx, p.Client, p.URL, body); err != nil {
+		return fmt.Errorf("%s: %w", p.Name, err)
 	}
 	return nil
 }
