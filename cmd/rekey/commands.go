@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,15 +85,11 @@ func (a *app) rotateCommand() *cobra.Command {
 			if opt.Stage && opt.Finish {
 				return fail(exitUsage, errors.New("--stage and --finish exclude each other"))
 			}
-			rt, err := a.open(cmd.Context())
+			rt, c, err := a.openCredential(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer rt.Close()
-			c, err := rt.credential(args[0])
-			if err != nil {
-				return err
-			}
 			rt.engine.Observe = a.progress()
 			if !opt.Finish {
 				opt.Force = true // an explicit rotate is always due
@@ -265,14 +262,20 @@ func statusRow(name string, hist []*rotation.Record, due rotation.Due, now time.
 	return row
 }
 
-// credential returns the credential named on the command line, or a usage
+// openCredential is open for a command about one credential: it returns
+// the runtime and the credential named on the command line, or a usage
 // error naming the config.
-func (rt *runtime) credential(name string) (*rotation.Credential, error) {
+func (a *app) openCredential(ctx context.Context, name string) (*runtime, *rotation.Credential, error) {
+	rt, err := a.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	c, ok := rt.creds[name]
 	if !ok {
-		return nil, fail(exitUsage, fmt.Errorf("no credential %q in %s", name, rt.cfg.File))
+		rt.Close()
+		return nil, nil, fail(exitUsage, fmt.Errorf("no credential %q in %s", name, rt.cfg.File))
 	}
-	return c, nil
+	return rt, c, nil
 }
 
 func dash(s string) string {
@@ -289,14 +292,11 @@ func (a *app) historyCommand() *cobra.Command {
 		Short: "Past rotations of a credential with their phases and times",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := a.open(cmd.Context())
+			rt, _, err := a.openCredential(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer rt.Close()
-			if _, err := rt.credential(args[0]); err != nil {
-				return err
-			}
 			hist, err := rt.store.History(cmd.Context(), args[0], 0)
 			if err != nil {
 				return fail(exitFailed, err)

@@ -29,15 +29,11 @@ after changing a credential's issuer or sinks on purpose.`,
 			if len(args) == 1 && !acceptSetup {
 				return fail(exitUsage, fmt.Errorf("resolve %s: name KEY_IDs to mark as handled, or --accept-setup", args[0]))
 			}
-			rt, err := a.open(cmd.Context())
+			rt, c, err := a.openCredential(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer rt.Close()
-			c, err := rt.credential(args[0])
-			if err != nil {
-				return err
-			}
 			left, err := rt.engine.Resolve(cmd.Context(), c, args[1:], acceptSetup)
 			if err != nil {
 				return fail(exitFailed, err)
