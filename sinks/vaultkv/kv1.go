@@ -73,16 +73,8 @@ func (s *SinkV1) Get(ctx context.Context) (secret.Value, error) {
 // Preflight logs in, checks the mount and its KV version, reads the secret
 // and checks that the token may write it.
 func (s *SinkV1) Preflight(ctx context.Context) error {
-	if err := s.ready(ctx); err != nil {
-		return err
-	}
-	cur, err := s.read(ctx)
-	if err != nil {
-		return err
-	}
-	need := "create"
-	if cur != nil {
-		need = "update"
-	}
-	return s.checkCaps(ctx, s.dataPath(), need)
+	return preflight(ctx, s.conn, s.dataPath(), func(ctx context.Context) (bool, error) {
+		cur, err := s.read(ctx)
+		return cur != nil, err
+	})
 }

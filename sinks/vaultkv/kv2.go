@@ -286,18 +286,27 @@ func (s *Sink) Rollback(ctx context.Context, r sinks.Receipt) error {
 // Preflight logs in, checks the mount and its KV version, reads the secret
 // and checks that the token may write it.
 func (s *Sink) Preflight(ctx context.Context) error {
-	if err := s.ready(ctx); err != nil {
+	return preflight(ctx, s.conn, s.dataPath(), func(ctx context.Context) (bool, error) {
+		cur, err := s.read(ctx, 0)
+		return cur != nil, err
+	})
+}
+
+// preflight logs in, reads the secret and checks that the token may create
+// it (missing) or update it (present) at dataPath.
+func preflight(ctx context.Context, c *conn, dataPath string, exists func(context.Context) (bool, error)) error {
+	if err := c.ready(ctx); err != nil {
 		return err
 	}
-	cur, err := s.read(ctx, 0)
+	found, err := exists(ctx)
 	if err != nil {
 		return err
 	}
 	need := "create"
-	if cur != nil {
+	if found {
 		need = "update"
 	}
-	return s.checkCaps(ctx, s.dataPath(), need)
+	return c.checkCaps(ctx, dataPath, need)
 }
 
 // checkCaps checks the token's capabilities on p with capabilities-self.
