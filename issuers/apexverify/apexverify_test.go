@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,9 +31,36 @@ type env struct {
 	sim   *apexsim.Sim
 	clock *clockwork.FakeClock
 	iss   *apexverify.Issuer
-	waits *apexverify.Waits
+	waits *waitClock
 	logs  *syncBuffer
 	token secret.Value
+}
+
+// waitClock is the issuer's clock in tests: every timer fires at once,
+// moving time forward by its duration, and every wait is recorded. Retries
+// cost no real time and the overall bound still applies.
+type waitClock struct {
+	*clockwork.FakeClock
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func newWaitClock() *waitClock { return &waitClock{FakeClock: clockwork.NewFakeClock()} }
+
+func (c *waitClock) NewTimer(d time.Duration) clockwork.Timer {
+	c.mu.Lock()
+	c.d = append(c.d, d)
+	c.mu.Unlock()
+	t := c.FakeClock.NewTimer(d)
+	c.FakeClock.Advance(d)
+	return t
+}
+
+// All returns every wait asked for so far.
+func (c *waitClock) All() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.d)
 }
 
 func newEnv(t *testing.T, o apexsim.Options, timeout time.Duration) *env {
@@ -45,11 +73,12 @@ func newEnv(t *testing.T, o apexsim.Options, timeout time.Duration) *env {
 	logs := &syncBuffer{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
 	token := secret.New(sim.ManagementToken())
-	iss, err := apexverify.New(apexverify.Config{BaseURL: url, ManagementToken: token, Timeout: timeout}, log)
+	waits := newWaitClock()
+	iss, err := apexverify.New(apexverify.Config{BaseURL: url, ManagementToken: token, Timeout: timeout}, log, apexverify.WithClock(waits))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{sim: sim, clock: clock, iss: iss, waits: apexverify.NoWait(iss), logs: logs, token: token}
+	e := &env{sim: sim, clock: clock, iss: iss, waits: waits, logs: logs, token: token}
 	t.Cleanup(func() { issuertest.AssertNoLeak(t, logs.String(), token) })
 	return e
 }
@@ -394,11 +423,11 @@ func TestTimeouts(t *testing.T) {
 		slow := &slowOnce{next: e.sim.Handler(), delay: 400 * time.Millisecond}
 		srv := httptest.NewServer(slow)
 		t.Cleanup(srv.Close)
-		iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: e.token, Timeout: 200 * time.Millisecond}, nil)
+		iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: e.token, Timeout: 200 * time.Millisecond}, nil,
+			apexverify.WithClock(newWaitClock()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		apexverify.NoWait(iss)
 		k, _, err := iss.Create(context.Background(), "timeout")
 		if err != nil {
 			t.Fatalf("Create after a timed-out attempt: %v", err)
@@ -478,11 +507,11 @@ func TestMalformedAnswers(t *testing.T) {
 				fmt.Fprint(w, body)
 			}))
 			t.Cleanup(srv.Close)
-			iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: secret.New("avm_test_token_0123456789")}, nil)
+			iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: secret.New("avm_test_token_0123456789")}, nil,
+				apexverify.WithClock(newWaitClock()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			apexverify.NoWait(iss)
 			_, err = iss.List(context.Background())
 			if err == nil || !strings.Contains(err.Error(), "decode key list") {
 				t.Errorf("List(%s) = %v, want a decode error", name, err)

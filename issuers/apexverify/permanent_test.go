@@ -49,11 +49,11 @@ func TestUntrustedCertificateIsNotRetried(t *testing.T) {
 
 	token := secret.New("mgmt-token-untrusted-0123456789")
 	key := secret.New("sk_live_untrusted_0123456789abcdef")
-	iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: token}, nil)
+	waits := newWaitClock()
+	iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: token}, nil, apexverify.WithClock(waits))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waits := apexverify.NoWait(iss)
 	for name, call := range calls(iss, key) {
 		before := conns.Load()
 		err := call(context.Background())
@@ -98,12 +98,12 @@ func TestInvalidHeaderValueIsNotRetried(t *testing.T) {
 	rt := &countingTransport{}
 	token := secret.New("mgmt-token-\nbroken-0123456789")
 	key := secret.New("sk_live_\nbroken_0123456789abcdef")
+	waits := newWaitClock()
 	iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: token,
-		HTTPClient: &http.Client{Transport: rt}}, nil)
+		HTTPClient: &http.Client{Transport: rt}}, nil, apexverify.WithClock(waits))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waits := apexverify.NoWait(iss)
 	for name, call := range calls(iss, key) {
 		before := rt.n.Load()
 		err := call(context.Background())
