@@ -1,7 +1,6 @@
 package ghactions
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,37 +26,43 @@ var start = time.Date(2025, 6, 2, 9, 30, 0, 0, time.UTC)
 type env struct {
 	srv   *ghtest.Server
 	clock *clockwork.FakeClock
+	auto  *autoClock // the sinks' clock: clock, its timers firing at once
 	logs  *observer.ObservedLogs
 	log   *zap.Logger
-
-	mu    sync.Mutex
-	slept []time.Duration
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{clock: clockwork.NewFakeClockAt(start)}
+	e.auto = &autoClock{FakeClock: e.clock}
 	e.srv = ghtest.New(t, ghtest.WithClock(e.clock))
 	core, logs := observer.New(zap.DebugLevel)
 	e.log, e.logs = zap.New(core), logs
 	return e
 }
 
-func (e *env) sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	e.mu.Lock()
-	e.slept = append(e.slept, d)
-	e.mu.Unlock()
-	e.clock.Advance(d)
-	return nil
+// autoClock fires every timer at once, moving time forward by its
+// duration, and records the wait.
+type autoClock struct {
+	*clockwork.FakeClock
+	mu    sync.Mutex
+	slept []time.Duration
 }
 
+func (c *autoClock) NewTimer(d time.Duration) clockwork.Timer {
+	c.mu.Lock()
+	c.slept = append(c.slept, d)
+	c.mu.Unlock()
+	t := c.FakeClock.NewTimer(d)
+	c.FakeClock.Advance(d)
+	return t
+}
+
+// waits returns every wait the sinks asked for so far.
 func (e *env) waits() []time.Duration {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]time.Duration(nil), e.slept...)
+	e.auto.mu.Lock()
+	defer e.auto.mu.Unlock()
+	return append([]time.Duration(nil), e.auto.slept...)
 }
 
 // tokenFile writes tok to a file and returns a file: reference to it.
@@ -81,7 +86,7 @@ func (e *env) sink(t *testing.T, c Config, opts ...Option) *Sink {
 		c.Token = tokenFile(t, e.srv.Token())
 	}
 	c.BaseURL = e.srv.URL
-	opts = append([]Option{WithClock(e.clock), WithSleep(e.sleep)}, opts...)
+	opts = append([]Option{WithClock(e.auto)}, opts...)
 	s, err := NewWithOptions(c, e.log, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
