@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/internal/clocktest"
 	"github.com/rekeyhq/rekey/sinks/ghactions/ghtest"
 )
 
@@ -26,7 +26,7 @@ var start = time.Date(2025, 6, 2, 9, 30, 0, 0, time.UTC)
 type env struct {
 	srv   *ghtest.Server
 	clock *clockwork.FakeClock
-	auto  *autoClock // the sinks' clock: clock, its timers firing at once
+	auto  *clocktest.Auto // the sinks' clock: clock, its timers firing at once
 	logs  *observer.ObservedLogs
 	log   *zap.Logger
 }
@@ -34,36 +34,15 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{clock: clockwork.NewFakeClockAt(start)}
-	e.auto = &autoClock{FakeClock: e.clock}
+	e.auto = clocktest.New(e.clock)
 	e.srv = ghtest.New(t, ghtest.WithClock(e.clock))
 	core, logs := observer.New(zap.DebugLevel)
 	e.log, e.logs = zap.New(core), logs
 	return e
 }
 
-// autoClock fires every timer at once, moving time forward by its
-// duration, and records the wait.
-type autoClock struct {
-	*clockwork.FakeClock
-	mu    sync.Mutex
-	slept []time.Duration
-}
-
-func (c *autoClock) NewTimer(d time.Duration) clockwork.Timer {
-	c.mu.Lock()
-	c.slept = append(c.slept, d)
-	c.mu.Unlock()
-	t := c.FakeClock.NewTimer(d)
-	c.FakeClock.Advance(d)
-	return t
-}
-
 // waits returns every wait the sinks asked for so far.
-func (e *env) waits() []time.Duration {
-	e.auto.mu.Lock()
-	defer e.auto.mu.Unlock()
-	return append([]time.Duration(nil), e.auto.slept...)
-}
+func (e *env) waits() []time.Duration { return e.auto.Waits() }
 
 // tokenFile writes tok to a file and returns a file: reference to it.
 func tokenFile(t *testing.T, tok string) config.Secret {
