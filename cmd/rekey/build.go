@@ -52,7 +52,9 @@ func (a *app) loadConfig() (*config.Config, error) {
 func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger) (issuers.Issuer, error) {
 	switch spec.Type {
 	case apexverify.Type:
-		return buildIssuer(spec, log, apexverify.FileConfig.Resolve, apexverify.New)
+		return buildIssuer(spec, log, apexverify.FileConfig.Resolve, func(c apexverify.Config, l *zap.Logger) (*apexverify.Issuer, error) {
+			return apexverify.New(c, l)
+		})
 	}
 	return nil, spec.UnknownType()
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -19,9 +18,11 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 
 	"github.com/rekeyhq/rekey/internal/neterr"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 )
@@ -67,15 +68,22 @@ type Issuer struct {
 	hc      *http.Client
 	log     *zap.Logger
 
-	// Retry policy; tests replace sleep and now to run without waiting.
+	// Retry policy, waiting on clock.
 	maxTries       int           // per GET/DELETE call
 	createTries    int           // create attempts, cleanups in between
 	maxElapsed     time.Duration // overall bound of one call with its retries
 	initialBackoff time.Duration
 	maxBackoff     time.Duration
-	sleep          func(ctx context.Context, d time.Duration) error
-	now            func() time.Time
+	clock          clockwork.Clock
 }
+
+// Option adjusts an Issuer.
+type Option func(*Issuer)
+
+// WithClock sets the clock that retry waits run on and that Retry-After
+// dates are read against (default: the real clock). Per-request timeouts
+// stay on real time: they bound real network calls.
+func WithClock(c clockwork.Clock) Option { return func(i *Issuer) { i.clock = c } }
 
 var (
 	_ issuers.Issuer        = (*Issuer)(nil)
@@ -86,7 +94,7 @@ var (
 )
 
 // New checks c and returns an Issuer. It makes no network call.
-func New(c Config, log *zap.Logger) (*Issuer, error) {
+func New(c Config, log *zap.Logger, opts ...Option) (*Issuer, error) {
 	u, err := url.Parse(strings.TrimRight(c.BaseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("apexverify: base_url must be an http or https URL without query")
@@ -113,7 +121,7 @@ func New(c Config, log *zap.Logger) (*Issuer, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Issuer{
+	i := &Issuer{
 		base:           u,
 		account:        Type + " " + strings.TrimRight(c.BaseURL, "/"),
 		token:          c.ManagementToken,
@@ -126,9 +134,12 @@ func New(c Config, log *zap.Logger) (*Issuer, error) {
 		maxElapsed:     2 * time.Minute,
 		initialBackoff: 250 * time.Millisecond,
 		maxBackoff:     10 * time.Second,
-		sleep:          sleepCtx,
-		now:            time.Now,
-	}, nil
+		clock:          clockwork.NewRealClock(),
+	}
+	for _, opt := range opts {
+		opt(i)
+	}
+	return i, nil
 }
 
 // MaxActiveKeys is the account's limit of active keys (issuers.KeyLimiter).
@@ -165,51 +176,49 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		return issuers.Key{}, secret.Value{}, backoff.Permanent(fmt.Errorf("apexverify: create: label must be 1-64 characters of a-z A-Z 0-9 . _ -: %w", issuers.ErrInvalidLabel))
 	}
 	body, _ := json.Marshal(map[string]string{"label": label})
-	b := i.backoff()
-	start := i.now()
-	var lastErr error
-	for try := 1; ; try++ {
+	var (
+		k             issuers.Key
+		v             secret.Value
+		cleanupFailed bool // ends the attempts
+	)
+	p := i.policy(i.createTries, func(err error) bool { return cleanupFailed || isPermanent(err) })
+	p.OnRetry = func(try int, wait time.Duration, err error) {
+		i.log.Debug("apexverify: retrying create", zap.Int("attempt", try), zap.Duration("wait", wait), zap.Error(err))
+	}
+	err := i.try(ctx, p, func(ctx context.Context) error {
 		res := i.do(ctx, http.MethodPost, "/v1/api-keys", nil, body, i.token)
 		if res.err == nil && res.status/100 == 2 {
-			k, v, err := decodeKey(res.body)
+			var err error
+			k, v, err = decodeKey(res.body)
 			if err == nil && v.IsZero() {
 				err = errors.New("decode key: the create response carries no key value")
 			}
 			if err == nil {
-				return k, v, nil
+				return nil
 			}
 			// Created, but the answer is unusable: the value is lost.
 			res.err = err
 			res.ambiguous = true
 		}
 		err := i.fail("create "+label, res, i.token)
-		if isPermanent(err) {
-			return issuers.Key{}, secret.Value{}, err
+		if isPermanent(err) || !res.ambiguous {
+			return err
 		}
-		lastErr = err
-		if res.ambiguous {
-			cctx, cancel := ctx, context.CancelFunc(func() {})
-			if ctx.Err() != nil {
-				cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), i.timeout)
-			}
-			cerr := i.revokeOrphans(cctx, label)
-			cancel()
-			if cerr != nil {
-				return issuers.Key{}, secret.Value{}, fmt.Errorf("%w; cleanup of keys labelled %s: %v", err, label, cerr)
-			}
-		}
+		cctx, cancel := ctx, context.CancelFunc(func() {})
 		if ctx.Err() != nil {
-			return issuers.Key{}, secret.Value{}, err
+			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), i.timeout)
 		}
-		wait := i.wait(b, res)
-		if try >= i.createTries || i.now().Sub(start)+wait > i.maxElapsed {
-			return issuers.Key{}, secret.Value{}, fmt.Errorf("%w (gave up after %d attempts)", lastErr, try)
+		defer cancel()
+		if cerr := i.revokeOrphans(cctx, label); cerr != nil {
+			cleanupFailed = true
+			return fmt.Errorf("%w; cleanup of keys labelled %s: %v", err, label, cerr)
 		}
-		i.log.Debug("apexverify: retrying create", zap.Int("attempt", try), zap.Duration("wait", wait), zap.Error(err))
-		if err := i.sleep(ctx, wait); err != nil {
-			return issuers.Key{}, secret.Value{}, fmt.Errorf("%w (while waiting to retry: %v)", lastErr, err)
-		}
+		return err
+	})
+	if err != nil {
+		return issuers.Key{}, secret.Value{}, err
 	}
+	return k, v, nil
 }
 
 // revokeOrphans revokes every active key labelled label.
@@ -401,7 +410,7 @@ func (i *Issuer) do(ctx context.Context, method, path string, q url.Values, body
 	return result{
 		status:     resp.StatusCode,
 		body:       data,
-		retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), i.now()),
+		retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), i.clock.Now()),
 		ambiguous:  resp.StatusCode >= 500,
 	}
 }
@@ -441,64 +450,51 @@ func (i *Issuer) fail(op string, res result, secrets ...secret.Value) error {
 
 // retry runs a safe (GET/DELETE) call until it succeeds, fails permanently,
 // runs out of tries or time, or ctx ends, with exponential backoff and
-// jitter, waiting Retry-After where the server names it.
+// jitter, waiting Retry-After where the server names it. A refused API key
+// (issuers.ErrUnauthorized) is returned at once: the caller decides.
 func (i *Issuer) retry(ctx context.Context, op string, call func(context.Context) error) error {
-	b := i.backoff()
-	start := i.now()
-	for try := 1; ; try++ {
-		err := call(ctx)
-		if err == nil || isPermanent(err) || ctx.Err() != nil {
-			return err
-		}
-		if errors.Is(err, issuers.ErrUnauthorized) { // a refused API key: the caller decides
-			return err
-		}
-		var ae *apiError
-		wait := b.NextBackOff()
-		if errors.As(err, &ae) && ae.RetryAfter > 0 {
-			wait = ae.RetryAfter
-		}
-		if try >= i.maxTries || i.now().Sub(start)+wait > i.maxElapsed {
-			return fmt.Errorf("%w (gave up after %d attempts)", err, try)
-		}
+	p := i.policy(i.maxTries, func(err error) bool { return isPermanent(err) || errors.Is(err, issuers.ErrUnauthorized) })
+	p.OnRetry = func(try int, wait time.Duration, err error) {
 		i.log.Debug("apexverify: retrying", zap.String("call", op), zap.Int("attempt", try), zap.Duration("wait", wait), zap.Error(err))
-		if serr := i.sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("%w (while waiting to retry: %v)", err, serr)
-		}
+	}
+	return i.try(ctx, p, call)
+}
+
+// policy is the Issuer's retry policy for a call of at most tries attempts
+// that stops at the errors stop reports.
+func (i *Issuer) policy(tries int, stop func(error) bool) retry.Policy {
+	return retry.Policy{
+		Initial: i.initialBackoff, Max: i.maxBackoff, Jitter: 0.5,
+		Tries: tries, For: i.maxElapsed, Clock: i.clock, Permanent: stop,
+		After: func(err error) time.Duration {
+			var ae *apiError
+			if errors.As(err, &ae) {
+				return ae.RetryAfter
+			}
+			return 0
+		},
 	}
 }
 
-func (i *Issuer) backoff() *backoff.ExponentialBackOff {
-	b := &backoff.ExponentialBackOff{
-		InitialInterval:     i.initialBackoff,
-		RandomizationFactor: 0.5,
-		Multiplier:          2,
-		MaxInterval:         i.maxBackoff,
+// try runs call under p and words its last error: as it is when p.Permanent
+// stopped the attempts or ctx had ended when call returned; naming the
+// interrupted wait when ctx ended during one; otherwise saying how many
+// attempts were made.
+func (i *Issuer) try(ctx context.Context, p retry.Policy, call func(context.Context) error) error {
+	var ended bool // ctx had ended when the last call returned
+	n, err := p.Do(ctx, func(ctx context.Context) error {
+		err := call(ctx)
+		ended = ctx.Err() != nil
+		return err
+	})
+	switch {
+	case err == nil, p.Permanent(err), ended:
+		return err
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w (while waiting to retry: %v)", err, context.Cause(ctx))
+	default:
+		return fmt.Errorf("%w (gave up after %d attempts)", err, n)
 	}
-	b.Reset()
-	return b
-}
-
-// wait is how long to wait before the next create attempt.
-func (i *Issuer) wait(b *backoff.ExponentialBackOff, res result) time.Duration {
-	if res.retryAfter > 0 {
-		return res.retryAfter
-	}
-	return b.NextBackOff()
 }
 
 func isPermanent(err error) bool { return errors.As(err, new(*backoff.PermanentError)) }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	// A little extra jitter so that many clients told the same
-	// Retry-After do not return in lockstep.
-	d += time.Duration(rand.Int64N(int64(d)/10 + 1))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}

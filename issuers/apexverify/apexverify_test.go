@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/rekeyhq/rekey/internal/clocktest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
@@ -30,7 +31,7 @@ type env struct {
 	sim   *apexsim.Sim
 	clock *clockwork.FakeClock
 	iss   *apexverify.Issuer
-	waits *apexverify.Waits
+	auto  *clocktest.Auto // the issuer's clock: waits recorded, not slept
 	logs  *syncBuffer
 	token secret.Value
 }
@@ -45,11 +46,12 @@ func newEnv(t *testing.T, o apexsim.Options, timeout time.Duration) *env {
 	logs := &syncBuffer{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
 	token := secret.New(sim.ManagementToken())
-	iss, err := apexverify.New(apexverify.Config{BaseURL: url, ManagementToken: token, Timeout: timeout}, log)
+	auto := clocktest.New(clockwork.NewFakeClock())
+	iss, err := apexverify.New(apexverify.Config{BaseURL: url, ManagementToken: token, Timeout: timeout}, log, apexverify.WithClock(auto))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{sim: sim, clock: clock, iss: iss, waits: apexverify.NoWait(iss), logs: logs, token: token}
+	e := &env{sim: sim, clock: clock, iss: iss, auto: auto, logs: logs, token: token}
 	t.Cleanup(func() { issuertest.AssertNoLeak(t, logs.String(), token) })
 	return e
 }
@@ -137,7 +139,7 @@ func TestSafeCallsRetry5xxAnd429HonouringRetryAfter(t *testing.T) {
 	if err := e.iss.Revoke(ctx, k.ID); err != nil {
 		t.Fatalf("Revoke through 502: %v", err)
 	}
-	w := e.waits.All()
+	w := e.auto.Waits()
 	if len(w) != 4 {
 		t.Fatalf("waits = %v, want 4 (two 503s, one 429, one 502)", w)
 	}
@@ -162,7 +164,7 @@ func TestSafeCallsGiveUp(t *testing.T) {
 		if err == nil || isPermanent(err) || !strings.Contains(err.Error(), "status 503") || !strings.Contains(err.Error(), "gave up after 6 attempts") {
 			t.Fatalf("List against a failing server = %v, want a retryable 503 after 6 attempts", err)
 		}
-		if n := len(e.waits.All()); n != 5 {
+		if n := len(e.auto.Waits()); n != 5 {
 			t.Errorf("waited %d times, want 5", n)
 		}
 	})
@@ -173,7 +175,7 @@ func TestSafeCallsGiveUp(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "gave up after 1 attempts") {
 			t.Fatalf("List told to come back in an hour = %v, want to give up at once", err)
 		}
-		if n := len(e.waits.All()); n != 0 {
+		if n := len(e.auto.Waits()); n != 0 {
 			t.Errorf("waited %d times, want 0", n)
 		}
 	})
@@ -183,7 +185,7 @@ func TestSafeCallsGiveUp(t *testing.T) {
 		if !errors.Is(err, issuers.ErrNotFound) || !isPermanent(err) {
 			t.Fatalf("Get(unknown) = %v, want permanent ErrNotFound", err)
 		}
-		if n := len(e.waits.All()); n != 0 {
+		if n := len(e.auto.Waits()); n != 0 {
 			t.Errorf("waited %d times for a 404, want 0", n)
 		}
 	})
@@ -249,7 +251,7 @@ func TestCreateRetries429WithoutCleanup(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Create after a 429: %v", err)
 	}
-	if w := e.waits.All(); len(w) != 1 || w[0] != 2*time.Second {
+	if w := e.auto.Waits(); len(w) != 1 || w[0] != 2*time.Second {
 		t.Errorf("waits = %v, want [2s] (Retry-After)", w)
 	}
 	if keys := e.sim.Keys(); len(keys) != 1 || keys[0].ID != k.ID {
@@ -290,8 +292,8 @@ func TestCreateRefusals(t *testing.T) {
 			t.Errorf("Create(%q) = %v, want permanent ErrInvalidLabel", label, err)
 		}
 	}
-	if len(e.waits.All()) != 0 || len(e.sim.Keys()) != 2 {
-		t.Errorf("refused creates waited %v or created keys (%d total)", e.waits.All(), len(e.sim.Keys()))
+	if len(e.auto.Waits()) != 0 || len(e.sim.Keys()) != 2 {
+		t.Errorf("refused creates waited %v or created keys (%d total)", e.auto.Waits(), len(e.sim.Keys()))
 	}
 }
 
@@ -343,7 +345,7 @@ func TestActivationDelayIsTheCallersToWaitFor(t *testing.T) {
 	if !errors.Is(err, issuers.ErrUnauthorized) || isPermanent(err) {
 		t.Fatalf("Verify(not yet active) = %v, want a non-permanent ErrUnauthorized", err)
 	}
-	if n := len(e.waits.All()); n != 0 {
+	if n := len(e.auto.Waits()); n != 0 {
 		t.Errorf("Verify retried a refusal %d times itself", n)
 	}
 	e.clock.Advance(30 * time.Second)
@@ -364,7 +366,7 @@ func TestTimeouts(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer within 20ms") || isPermanent(err) {
 			t.Fatalf("List against a slow server = %v, want a retryable per-request timeout", err)
 		}
-		if n := len(e.waits.All()); n != 5 {
+		if n := len(e.auto.Waits()); n != 5 {
 			t.Errorf("retried %d times, want 5", n)
 		}
 		if d := time.Since(start); d > time.Second {
@@ -383,7 +385,7 @@ func TestTimeouts(t *testing.T) {
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("took %v after ctx ended", d)
 		}
-		if n := len(e.waits.All()); n != 0 {
+		if n := len(e.auto.Waits()); n != 0 {
 			t.Errorf("retried %d times after ctx ended", n)
 		}
 	})
@@ -394,11 +396,11 @@ func TestTimeouts(t *testing.T) {
 		slow := &slowOnce{next: e.sim.Handler(), delay: 400 * time.Millisecond}
 		srv := httptest.NewServer(slow)
 		t.Cleanup(srv.Close)
-		iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: e.token, Timeout: 200 * time.Millisecond}, nil)
+		iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: e.token, Timeout: 200 * time.Millisecond}, nil,
+			apexverify.WithClock(clocktest.New(clockwork.NewFakeClock())))
 		if err != nil {
 			t.Fatal(err)
 		}
-		apexverify.NoWait(iss)
 		k, _, err := iss.Create(context.Background(), "timeout")
 		if err != nil {
 			t.Fatalf("Create after a timed-out attempt: %v", err)
@@ -458,7 +460,7 @@ func TestFlakyServerEndsConsistent(t *testing.T) {
 	if got := e.sim.ActiveCount(); got != len(mine) {
 		t.Errorf("%d active keys, want %d", got, len(mine))
 	}
-	if len(e.waits.All()) == 0 {
+	if len(e.auto.Waits()) == 0 {
 		t.Errorf("no retries happened: the knobs had no effect")
 	}
 }
@@ -478,11 +480,11 @@ func TestMalformedAnswers(t *testing.T) {
 				fmt.Fprint(w, body)
 			}))
 			t.Cleanup(srv.Close)
-			iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: secret.New("avm_test_token_0123456789")}, nil)
+			iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: secret.New("avm_test_token_0123456789")}, nil,
+				apexverify.WithClock(clocktest.New(clockwork.NewFakeClock())))
 			if err != nil {
 				t.Fatal(err)
 			}
-			apexverify.NoWait(iss)
 			_, err = iss.List(context.Background())
 			if err == nil || !strings.Contains(err.Error(), "decode key list") {
 				t.Errorf("List(%s) = %v, want a decode error", name, err)

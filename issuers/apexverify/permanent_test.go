@@ -13,7 +13,9 @@ import (
 	"testing"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/jonboulle/clockwork"
 
+	"github.com/rekeyhq/rekey/internal/clocktest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
 )
@@ -49,11 +51,11 @@ func TestUntrustedCertificateIsNotRetried(t *testing.T) {
 
 	token := secret.New("mgmt-token-untrusted-0123456789")
 	key := secret.New("sk_live_untrusted_0123456789abcdef")
-	iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: token}, nil)
+	auto := clocktest.New(clockwork.NewFakeClock())
+	iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: token}, nil, apexverify.WithClock(auto))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waits := apexverify.NoWait(iss)
 	for name, call := range calls(iss, key) {
 		before := conns.Load()
 		err := call(context.Background())
@@ -75,7 +77,7 @@ func TestUntrustedCertificateIsNotRetried(t *testing.T) {
 			}
 		}
 	}
-	if w := waits.All(); len(w) != 0 {
+	if w := auto.Waits(); len(w) != 0 {
 		t.Errorf("waited %v between attempts; want no retry", w)
 	}
 }
@@ -98,12 +100,12 @@ func TestInvalidHeaderValueIsNotRetried(t *testing.T) {
 	rt := &countingTransport{}
 	token := secret.New("mgmt-token-\nbroken-0123456789")
 	key := secret.New("sk_live_\nbroken_0123456789abcdef")
+	auto := clocktest.New(clockwork.NewFakeClock())
 	iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: token,
-		HTTPClient: &http.Client{Transport: rt}}, nil)
+		HTTPClient: &http.Client{Transport: rt}}, nil, apexverify.WithClock(auto))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waits := apexverify.NoWait(iss)
 	for name, call := range calls(iss, key) {
 		before := rt.n.Load()
 		err := call(context.Background())
@@ -125,7 +127,7 @@ func TestInvalidHeaderValueIsNotRetried(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Errorf("server saw %d requests; want none", n)
 	}
-	if w := waits.All(); len(w) != 0 {
+	if w := auto.Waits(); len(w) != 0 {
 		t.Errorf("waited %v between attempts; want no retry", w)
 	}
 }

@@ -67,19 +67,12 @@ type Option func(*options)
 
 type options struct {
 	clock     clockwork.Clock
-	sleep     func(context.Context, time.Duration) error
 	transport http.RoundTripper
 }
 
 // WithClock sets the clock used for rate-limit waits and, when GitHub sends
 // no Date header, for Receipt.At.
 func WithClock(c clockwork.Clock) Option { return func(o *options) { o.clock = c } }
-
-// WithSleep replaces the wait between rate-limited attempts; it must return
-// ctx's error when ctx ends first.
-func WithSleep(f func(ctx context.Context, d time.Duration) error) Option {
-	return func(o *options) { o.sleep = f }
-}
 
 // WithTransport sets the HTTP transport under authentication and
 // rate-limit handling (default http.DefaultTransport).
@@ -100,9 +93,6 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 	o := options{clock: clockwork.NewRealClock(), transport: http.DefaultTransport}
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.sleep == nil {
-		o.sleep = clockSleep(o.clock)
 	}
 	if log == nil {
 		log = zap.NewNop()
@@ -133,7 +123,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 		}
 		auth = &tokenTransport{token: tok, next: o.transport}
 	}
-	hc := &http.Client{Transport: &rateLimitTransport{next: auth, clock: o.clock, sleep: o.sleep, log: s.log}}
+	hc := &http.Client{Transport: &rateLimitTransport{next: auth, clock: o.clock, log: s.log}}
 	s.gh = github.NewClient(hc)
 	s.gh.BaseURL = base
 	s.gh.UserAgent = "rekey"
@@ -380,19 +370,6 @@ func (s *Sink) scope(ctx context.Context) (secretsAPI, error) {
 		s.api = &repoSecrets{c: s.gh, owner: owner, repo: repo, dependabot: c.Dependabot}
 	}
 	return s.api, nil
-}
-
-func clockSleep(c clockwork.Clock) func(context.Context, time.Duration) error {
-	return func(ctx context.Context, d time.Duration) error {
-		t := c.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.Chan():
-			return nil
-		}
-	}
 }
 
 // tokenTransport authenticates every request with a static token.

@@ -290,8 +290,8 @@ func TestRateLimitWaitHonoursContext(t *testing.T) {
 	e.srv.AddRepo("acme/crm")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fake := clockwork.NewFakeClockAt(start)
-	s := e.sink(t, Config{Repository: "acme/crm"}, WithSleep(clockSleep(fake)))
+	fake := clockwork.NewFakeClockAt(start) // timers never fire by themselves
+	s := e.sink(t, Config{Repository: "acme/crm"}, WithClock(fake))
 	e.srv.SecondaryRateLimit(1, time.Minute, http.StatusTooManyRequests)
 	done := make(chan error, 1)
 	go func() {

@@ -1,11 +1,9 @@
 package ghactions
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/internal/clocktest"
 	"github.com/rekeyhq/rekey/sinks/ghactions/ghtest"
 )
 
@@ -27,38 +26,23 @@ var start = time.Date(2025, 6, 2, 9, 30, 0, 0, time.UTC)
 type env struct {
 	srv   *ghtest.Server
 	clock *clockwork.FakeClock
+	auto  *clocktest.Auto // the sinks' clock: clock, its timers firing at once
 	logs  *observer.ObservedLogs
 	log   *zap.Logger
-
-	mu    sync.Mutex
-	slept []time.Duration
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{clock: clockwork.NewFakeClockAt(start)}
+	e.auto = clocktest.New(e.clock)
 	e.srv = ghtest.New(t, ghtest.WithClock(e.clock))
 	core, logs := observer.New(zap.DebugLevel)
 	e.log, e.logs = zap.New(core), logs
 	return e
 }
 
-func (e *env) sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	e.mu.Lock()
-	e.slept = append(e.slept, d)
-	e.mu.Unlock()
-	e.clock.Advance(d)
-	return nil
-}
-
-func (e *env) waits() []time.Duration {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]time.Duration(nil), e.slept...)
-}
+// waits returns every wait the sinks asked for so far.
+func (e *env) waits() []time.Duration { return e.auto.Waits() }
 
 // tokenFile writes tok to a file and returns a file: reference to it.
 func tokenFile(t *testing.T, tok string) config.Secret {
@@ -81,7 +65,7 @@ func (e *env) sink(t *testing.T, c Config, opts ...Option) *Sink {
 		c.Token = tokenFile(t, e.srv.Token())
 	}
 	c.BaseURL = e.srv.URL
-	opts = append([]Option{WithClock(e.clock), WithSleep(e.sleep)}, opts...)
+	opts = append([]Option{WithClock(e.auto)}, opts...)
 	s, err := NewWithOptions(c, e.log, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)

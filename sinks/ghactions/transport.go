@@ -3,6 +3,7 @@ package ghactions
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
+
+	"github.com/rekeyhq/rekey/internal/retry"
 )
 
 const (
@@ -31,35 +34,75 @@ const (
 type rateLimitTransport struct {
 	next  http.RoundTripper
 	clock clockwork.Clock
-	sleep func(context.Context, time.Duration) error
 	log   *zap.Logger
 }
 
+// rateLimited is a rate-limited answer worth waiting for, and how long.
+type rateLimited time.Duration
+
+func (l rateLimited) Error() string { return "rate limited for " + time.Duration(l).String() }
+
 func (t *rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	try := req
-	for attempt := 1; ; attempt++ {
-		resp, err := t.next.RoundTrip(try)
-		if err != nil {
-			return nil, err
+	var resp *http.Response
+	p := retry.Policy{
+		Tries: maxRateLimitRetries + 1, Clock: t.clock,
+		Permanent: func(err error) bool { return !errors.As(err, new(rateLimited)) },
+		After: func(err error) time.Duration {
+			var l rateLimited
+			errors.As(err, &l)
+			return time.Duration(l)
+		},
+		OnRetry: func(attempt int, wait time.Duration, _ error) {
+			discard(resp)
+			resp = nil
+			t.log.Info("github rate limit: waiting", zap.Duration("wait", wait), zap.Int("attempt", attempt))
+		},
+	}
+	sent := 0
+	attempts, err := p.Do(req.Context(), func(context.Context) error {
+		try := req
+		if sent++; sent > 1 {
+			try = req.Clone(req.Context())
+			if req.GetBody != nil {
+				body, err := req.GetBody()
+				if err != nil {
+					return err
+				}
+				try.Body = body
+			}
+		}
+		var err error
+		if resp, err = t.next.RoundTrip(try); err != nil {
+			return err
 		}
 		wait, limited := t.waitFor(resp)
 		canReplay := req.Body == nil || req.GetBody != nil
-		if !limited || attempt > maxRateLimitRetries || wait > maxRateLimitWait || !canReplay {
-			return resp, nil
+		if !limited || wait > maxRateLimitWait || !canReplay {
+			return nil
 		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		resp.Body.Close()
-		t.log.Info("github rate limit: waiting", zap.Duration("wait", wait), zap.Int("attempt", attempt))
-		if err := t.sleep(req.Context(), wait); err != nil {
-			return nil, err
-		}
-		try = req.Clone(req.Context())
-		if req.GetBody != nil {
-			if try.Body, err = req.GetBody(); err != nil {
-				return nil, err
-			}
-		}
+		return rateLimited(wait)
+	})
+	switch {
+	case err == nil:
+		return resp, nil
+	case p.Permanent(err):
+		return nil, err
+	case attempts == p.Tries: // still limited: go-github reports the last answer
+		return resp, nil
+	default: // ctx ended
+		discard(resp)
+		return nil, req.Context().Err()
 	}
+}
+
+// discard drains and closes a response that will not be returned, if any,
+// so that its connection can be reused.
+func discard(resp *http.Response) {
+	if resp == nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
 }
 
 // waitFor reports whether resp is a rate-limit answer and how long to wait.
