@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/rekeyhq/rekey/internal/clocktest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
@@ -25,23 +26,12 @@ import (
 	"github.com/rekeyhq/rekey/sinks/file"
 )
 
-// autoClock is a fake clock whose timers fire at once, moving time forward
-// by their duration: waits cost no real time, and the engine still sees
-// the monitoring window pass.
-type autoClock struct{ *clockwork.FakeClock }
-
-func (c autoClock) NewTimer(d time.Duration) clockwork.Timer {
-	t := c.FakeClock.NewTimer(d)
-	c.FakeClock.Advance(d)
-	return t
-}
-
 // world is one credential with a file sink against the simulator, plus a
 // client that reads the key from the file and calls the simulator with it
 // at every journal write (I3: it must never be refused).
 type world struct {
 	t       *testing.T
-	clock   autoClock
+	clock   *clocktest.Auto
 	sim     *apexsim.Sim
 	iss     *apexverify.Issuer
 	sink    *file.Sink
@@ -65,12 +55,12 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{t: t, clock: autoClock{clockwork.NewFakeClockAt(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC))}}
+	w := &world{t: t, clock: clocktest.New(clockwork.NewFakeClockAt(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)))}
 	w.sim = apexsim.New(apexsim.Options{Clock: w.clock})
 	url, stop := w.sim.Start()
 	t.Cleanup(stop)
 	var err error
-	w.iss, err = apexverify.New(apexverify.Config{BaseURL: url, ManagementToken: secret.New(w.sim.ManagementToken()), Timeout: 5 * time.Second}, zap.NewNop())
+	w.iss, err = apexverify.New(apexverify.Config{BaseURL: url, ManagementToken: secret.New(w.sim.ManagementToken()), Timeout: 5 * time.Second}, zap.NewNop(), apexverify.WithClock(w.clock))
 	must(t, err)
 	dir := t.TempDir()
 	w.path = filepath.Join(dir, "app.env")

@@ -12,20 +12,11 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/jonboulle/clockwork"
 
+	"github.com/rekeyhq/rekey/internal/clocktest"
 	"github.com/rekeyhq/rekey/internal/retry"
 )
 
-// autoClock fires every timer at once, moving time forward by its
-// duration: waits cost no real time and budgets still run out.
-type autoClock struct{ *clockwork.FakeClock }
-
-func (c autoClock) NewTimer(d time.Duration) clockwork.Timer {
-	t := c.FakeClock.NewTimer(d)
-	c.FakeClock.Advance(d)
-	return t
-}
-
-func newClock() autoClock { return autoClock{clockwork.NewFakeClock()} }
+func newClock() *clocktest.Auto { return clocktest.New(clockwork.NewFakeClock()) }
 
 var errFlaky = errors.New("503")
 

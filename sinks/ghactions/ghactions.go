@@ -80,7 +80,9 @@ func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.tr
 
 // NewWithOptions is New; it remains for callers written before New took
 // options.
-func NewWithOptions(c Config, log *zap.Logger, opts ...Option) (*Sink, error) { return New(c, log, opts...) }
+func NewWithOptions(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
+	return New(c, log, opts...)
+}
 
 // New builds a sink from a validated config. It reads the token or the
 // App's private key but makes no network call; access problems surface in
