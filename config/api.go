@@ -1,7 +1,8 @@
 package config
 
-// This file fixes the API other packages build on; config_load.go and
-// friends implement it.
+// This file holds the types other packages build on (Duration, Secret,
+// SinkSpec, IssuerSpec, Error); load.go, decode.go and validate.go read and
+// check a file into them.
 
 import (
 	"strconv"
