@@ -1,7 +1,6 @@
 package apexverify_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/rekeyhq/rekey/internal/e2etest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
@@ -31,7 +31,7 @@ type env struct {
 	clock *clockwork.FakeClock
 	iss   *apexverify.Issuer
 	waits *apexverify.Waits
-	logs  *syncBuffer
+	logs  *e2etest.SyncBuffer
 	token secret.Value
 }
 
@@ -42,7 +42,7 @@ func newEnv(t *testing.T, o apexsim.Options, timeout time.Duration) *env {
 	sim := apexsim.New(o)
 	url, stop := sim.Start()
 	t.Cleanup(stop)
-	logs := &syncBuffer{}
+	logs := &e2etest.SyncBuffer{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
 	token := secret.New(sim.ManagementToken())
 	iss, err := apexverify.New(apexverify.Config{BaseURL: url, ManagementToken: token, Timeout: timeout}, log)
@@ -480,20 +480,3 @@ func (e *env) url(t *testing.T) string {
 }
 
 func isPermanent(err error) bool { return errors.As(err, new(*backoff.PermanentError)) }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
