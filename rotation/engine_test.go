@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/rekeyhq/rekey/internal/clocktest"
+	"github.com/rekeyhq/rekey/internal/e2etest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
@@ -169,18 +170,7 @@ func (w *world) invariants(wantPhase rotation.Phase) {
 	if err := w.iss.Verify(ctx, current); err != nil {
 		t.Errorf("I3: the key in the file does not work: %v", err)
 	}
-	active := 0
-	for _, k := range w.sim.Keys() {
-		if k.Status == "active" {
-			active++
-			if k.Prefix != apexverify.Prefix(current) {
-				t.Errorf("I2: orphan key %s (%s) still active", k.ID, k.Label)
-			}
-		}
-	}
-	if active != 1 {
-		t.Errorf("I2: %d active keys, want exactly the one in the file", active)
-	}
+	e2etest.OnlyActive(t, w.sim, current)
 	hist, err := w.store.History(ctx, "prod", 0)
 	must(t, err)
 	if len(hist) == 0 || hist[0].Phase != wantPhase {

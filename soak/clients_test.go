@@ -1,13 +1,13 @@
 package soak
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/e2etest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
 )
@@ -123,24 +123,18 @@ func (cl *clients) once(c *cred, kind sinkKind) {
 	cl.streak[cs] = st
 	cl.seen[seenKey{c.name, kind, prefix}] = st
 	cl.mu.Unlock()
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, c.simURL+"/v1/verify", bytes.NewReader([]byte(`{"email":"soak@example.com"}`)))
-	req.Header.Set("Authorization", "Bearer "+v)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := cl.http.Do(req)
+	status, err := e2etest.UseKey(context.Background(), cl.http, c.sim.URL, secret.New(v))
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.calls++
 	switch {
 	case err != nil:
 		cl.other++
-	case resp.StatusCode == http.StatusUnauthorized:
+	case status == http.StatusUnauthorized:
 		cl.refuse = append(cl.refuse, refusal{cred: c.name, sink: kind, prefix: prefix, read: read, at: time.Now(), since: st.since})
-	case resp.StatusCode == http.StatusOK:
+	case status == http.StatusOK:
 		cl.ok++
 	default:
 		cl.other++
-	}
-	if resp != nil {
-		resp.Body.Close()
 	}
 }

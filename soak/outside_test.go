@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/e2etest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
 )
@@ -75,7 +76,7 @@ func (c *cred) revokeOutside(prefix string) string {
 	t0 := time.Now()
 	for range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := c.iss.Revoke(ctx, id)
+		err := c.sim.Issuer.Revoke(ctx, id)
 		cancel()
 		if err == nil {
 			break
@@ -199,7 +200,7 @@ type verdict struct {
 // judged is what a judge sees of its attempt.
 type judged struct {
 	hung bool
-	rot  *historyEntry // the rotation the attempt started; nil if none
+	rot  *e2etest.HistoryEntry // the rotation the attempt started; nil if none
 }
 
 func (j judged) phase() string {

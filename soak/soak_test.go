@@ -551,19 +551,9 @@ func (w *world) check(t *testing.T, cl *clients) result {
 			}
 			// I1: the old key was revoked only after the new one passed
 			// the whole window.
-			var monitoring, revoking time.Time
-			for _, tr := range h.Transitions {
-				switch tr.Phase {
-				case "monitoring":
-					monitoring = tr.At
-				case "revoking":
-					revoking = tr.At
-				}
-			}
-			old := keys[h.OldKeyID]
-			if monitoring.IsZero() || old.Revoked.IsZero() || old.Revoked.Sub(monitoring) < c.window || old.Revoked.Before(revoking) {
+			if old := keys[h.OldKeyID]; h.RevokedEarly(old, c.window) {
 				r.early++
-				t.Errorf("I1: %s rotation %s: monitoring %v, revoking %v, old key %s revoked %v (window %s)", c.name, h.ID, monitoring, revoking, h.OldKeyID, old.Revoked, c.window)
+				t.Errorf("I1: %s rotation %s: monitoring %v, revoking %v, old key %s revoked %v (window %s)", c.name, h.ID, h.At("monitoring"), h.At("revoking"), h.OldKeyID, old.Revoked, c.window)
 			}
 		}
 		// I2: every active key is the one in the sinks (or was left valid
@@ -619,12 +609,6 @@ func (w *world) check(t *testing.T, cl *clients) result {
 // or the harness wrote other than the sinks: process output, the state
 // directory (journal, WAL, audit files) and the configs (I4).
 func (w *world) scanLeaks(t *testing.T) (leaks, values, files, size int) {
-	w.mu.Lock()
-	vals := make([]string, 0, len(w.values))
-	for v := range w.values {
-		vals = append(vals, v)
-	}
-	w.mu.Unlock()
 	sinkFiles := map[string]bool{}
 	for _, c := range w.creds {
 		sinkFiles[c.file] = true
@@ -639,18 +623,16 @@ func (w *world) scanLeaks(t *testing.T) (leaks, values, files, size int) {
 		}
 		files++
 		size += len(b)
-		text := string(b)
-		for _, v := range vals {
-			if strings.Contains(text, v) {
-				leaks++
-				rel, _ := filepath.Rel(w.dir, path)
-				t.Errorf("I4: a key value (prefix %s) appears in %s", apexverify.Prefix(secret.New(v)), rel)
-			}
+		for _, v := range w.values.Leaks(string(b)) {
+			leaks++
+			rel, _ := filepath.Rel(w.dir, path)
+			t.Errorf("I4: a key value (prefix %s) appears in %s", apexverify.Prefix(v), rel)
 		}
 		return nil
 	})
-	if len(vals) < len(w.creds) {
-		t.Errorf("leak scan saw only %d key values", len(vals))
+	values = w.values.Len()
+	if values < len(w.creds) {
+		t.Errorf("leak scan saw only %d key values", values)
 	}
-	return leaks, len(vals), files, size
+	return leaks, values, files, size
 }

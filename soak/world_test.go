@@ -3,8 +3,6 @@ package soak
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,35 +22,15 @@ import (
 	"github.com/hashicorp/vault/api"
 	vaulthttp "github.com/hashicorp/vault/http"
 	"github.com/hashicorp/vault/vault"
-	"go.uber.org/zap"
 
+	"github.com/rekeyhq/rekey/internal/e2etest"
 	"github.com/rekeyhq/rekey/internal/secret"
-	"github.com/rekeyhq/rekey/issuers/apexverify"
 	"github.com/rekeyhq/rekey/issuers/apexverify/apexsim"
 	"github.com/rekeyhq/rekey/sinks/awssm/fakesm"
 	"github.com/rekeyhq/rekey/sinks/ghactions/ghtest"
 )
 
-// rekeyBin is the real binary, built once by TestMain from the repo root.
-var rekeyBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rekey-soak-bin-")
-	if err != nil {
-		panic(err)
-	}
-	rekeyBin = filepath.Join(dir, "rekey")
-	build := exec.Command("go", "build", "-o", rekeyBin, "./cmd/rekey")
-	build.Dir = ".."
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build rekey:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(e2etest.Main(m)) }
 
 const (
 	kvMount  = "kv"
@@ -109,8 +87,9 @@ type world struct {
 	creds     []*cred
 	env       []string
 
-	mu     sync.Mutex
-	values map[string]struct{} // every key value the harness saw
+	values e2etest.Values // every key value the harness saw
+
+	mu sync.Mutex
 	// outside holds the keys the harness itself revoked behind rekey's
 	// back (fault old-revoked-outside), by credential and key ID, with the
 	// simulator's revocation time.
@@ -132,10 +111,8 @@ type cred struct {
 	w        *world
 	name     string
 	window   time.Duration
-	sim      *apexsim.Sim
-	simURL   string // clients call the simulator directly
+	sim      *e2etest.Sim // clients call it directly, at sim.URL
 	simProxy *faultProxy
-	iss      *apexverify.Issuer
 	kinds    []sinkKind
 	fileDir  string
 	file     string
@@ -153,7 +130,7 @@ type worldOptions struct {
 
 func newWorld(t *testing.T, o worldOptions) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), values: map[string]struct{}{}, outside: map[string]outsideRevoke{}}
+	w := &world{t: t, dir: t.TempDir(), outside: map[string]outsideRevoke{}}
 	for _, d := range []string{"state", "logs", "secrets", "creds"} {
 		if err := os.MkdirAll(filepath.Join(w.dir, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -179,9 +156,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	t.Cleanup(app.Close)
 	w.appURL = app.URL
 
-	key := make([]byte, 32)
-	rand.Read(key)
-	w.secretFile("state.key", base64.StdEncoding.EncodeToString(key))
+	e2etest.WriteStateKey(t, filepath.Join(w.dir, "secrets", "state.key"))
 	w.secretFile("vault-token", w.vault.Token())
 	w.secretFile("gh-token", w.gh.Token())
 	w.env = []string{
@@ -193,16 +168,8 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	for i := range o.credentials {
 		c := &cred{w: w, name: fmt.Sprintf("c%02d", i), window: time.Duration(1+i%2) * time.Second}
 		c.healthy.Store(true)
-		c.sim = apexsim.New(apexsim.Options{Credits: 1 << 30, MaxActiveKeys: 20})
-		var stop func()
-		c.simURL, stop = c.sim.Start()
-		t.Cleanup(stop)
-		c.simProxy = newFaultProxy(t, c.simURL)
-		var err error
-		c.iss, err = apexverify.New(apexverify.Config{BaseURL: c.simURL, ManagementToken: secret.New(c.sim.ManagementToken()), Timeout: 5 * time.Second}, zap.NewNop())
-		if err != nil {
-			t.Fatal(err)
-		}
+		c.sim = e2etest.StartSim(t, apexsim.Options{Credits: 1 << 30, MaxActiveKeys: 20})
+		c.simProxy = newFaultProxy(t, c.sim.URL)
 		w.secretFile("token-"+c.name, c.sim.ManagementToken())
 		c.kinds = []sinkKind{kindFile}
 		if o.kinds != nil {
@@ -256,25 +223,13 @@ func readRegular(path string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-func (w *world) remember(v string) {
-	if v == "" {
-		return
-	}
-	w.mu.Lock()
-	w.values[v] = struct{}{}
-	w.mu.Unlock()
-}
+func (w *world) remember(v string) { w.values.Add(secret.New(v)) }
 
 // seed mints the credential's first key and puts it in every sink, as an
 // operator would have before rekey.
 func (c *cred) seed() {
 	t := c.w.t
-	k, v, err := c.iss.Create(context.Background(), "soak-"+c.name+"-initial")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = k
-	c.w.remember(v.Reveal())
+	_, v := c.sim.Mint(t, "soak-"+c.name+"-initial", &c.w.values)
 	if err := os.WriteFile(c.file, []byte("# soak app\nAPP="+c.name+"\nAPI_KEY="+v.Reveal()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -388,28 +343,11 @@ func (w *world) writeConfig(path string, creds []*cred, onChange []string) {
 type proc struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
-	out    bytes.Buffer // stdout
-	errOut lockedBuffer // stderr: the logs
+	out    bytes.Buffer       // stdout
+	errOut e2etest.SyncBuffer // stderr: the logs
 	line   []byte
 	on     func(line string)
 	log    string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(b)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (p *proc) Write(b []byte) (int, error) {
@@ -435,7 +373,7 @@ func (p *proc) Write(b []byte) (int, error) {
 func (w *world) start(config string, on func(string), args ...string) *proc {
 	n := w.procs.Add(1)
 	p := &proc{on: on, log: filepath.Join(w.dir, "logs", fmt.Sprintf("%06d.log", n))}
-	p.cmd = exec.Command(rekeyBin, append([]string{"-c", config, "--log-level", "debug"}, args...)...)
+	p.cmd = e2etest.Command(w.t, config, args...)
 	p.cmd.Env = w.env
 	p.cmd.Stdout, p.cmd.Stderr = p, &p.errOut
 	if err := p.cmd.Start(); err != nil {
@@ -444,8 +382,9 @@ func (w *world) start(config string, on func(string), args ...string) *proc {
 	return p
 }
 
-// wait waits for the process and returns its exit code (-1 if killed)
-// and its stdout; stdout and stderr both go to the process's log file.
+// wait waits for the process and returns its exit code (see
+// e2etest.ExitCode) and its stdout; stdout and stderr both go to the
+// process's log file.
 func (p *proc) wait() (int, string) {
 	err := p.cmd.Wait()
 	p.mu.Lock()
@@ -453,13 +392,7 @@ func (p *proc) wait() (int, string) {
 	p.mu.Unlock()
 	header := strings.Join(p.cmd.Args[1:], " ") + "\n"
 	_ = os.WriteFile(p.log, []byte(header+out+p.errOut.String()), 0o600)
-	if err == nil {
-		return 0, out
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), out
-	}
-	return -2, out
+	return e2etest.ExitCode(err), out
 }
 
 // cli runs the binary to the end and returns its exit code and output.
@@ -467,20 +400,7 @@ func (w *world) cli(config string, args ...string) (int, string) {
 	return w.start(config, nil, args...).wait()
 }
 
-type historyEntry struct {
-	ID          string    `json:"rotation_id"`
-	Phase       string    `json:"phase"`
-	OldKeyID    string    `json:"old_key_id"`
-	NewKeyID    string    `json:"new_key_id"`
-	Error       string    `json:"error"`
-	StartedAt   time.Time `json:"started_at"`
-	Transitions []struct {
-		Phase string    `json:"phase"`
-		At    time.Time `json:"at"`
-	} `json:"transitions"`
-}
-
-func (c *cred) history() []historyEntry {
+func (c *cred) history() []e2etest.HistoryEntry {
 	h, err := c.historyE()
 	if err != nil {
 		c.w.t.Fatal(err)
@@ -490,13 +410,13 @@ func (c *cred) history() []historyEntry {
 
 // historyE is history for goroutines other than the test's: it returns
 // its error.
-func (c *cred) historyE() ([]historyEntry, error) {
+func (c *cred) historyE() ([]e2etest.HistoryEntry, error) {
 	code, out := c.w.cli(c.config, "history", c.name, "-o", "json")
 	if code != 0 {
 		return nil, fmt.Errorf("history %s: exit %d", c.name, code)
 	}
-	var h []historyEntry
-	if err := json.Unmarshal([]byte(out), &h); err != nil {
+	h, err := e2etest.ParseHistory([]byte(out))
+	if err != nil {
 		return nil, fmt.Errorf("history %s: %w", c.name, err)
 	}
 	return h, nil

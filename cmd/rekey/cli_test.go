@@ -3,12 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,55 +12,29 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
+	"github.com/rekeyhq/rekey/internal/e2etest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
-	"github.com/rekeyhq/rekey/issuers/apexverify"
-	"github.com/rekeyhq/rekey/issuers/apexverify/apexsim"
-	"github.com/rekeyhq/rekey/sinks/file"
 )
-
-// rekeyBin is the binary built once for process-level tests.
-var rekeyBin string
 
 // transcript collects every byte of CLI output and every key value the
 // tests saw, so TestMain can check that no output ever held a key (I4).
 var transcript struct {
-	sync.Mutex
-	out    bytes.Buffer
-	values []secret.Value
+	out    e2etest.SyncBuffer
+	values e2etest.Values
 }
 
 func record(out ...[]byte) {
-	transcript.Lock()
-	defer transcript.Unlock()
 	for _, b := range out {
 		transcript.out.Write(b)
-		transcript.out.WriteByte('\n')
+		transcript.out.Write([]byte{'\n'})
 	}
 }
 
-func rememberValue(v secret.Value) {
-	transcript.Lock()
-	defer transcript.Unlock()
-	transcript.values = append(transcript.values, v)
-}
+func rememberValue(v secret.Value) { transcript.values.Add(v) }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rekey-bin-")
-	if err != nil {
-		panic(err)
-	}
-	rekeyBin = filepath.Join(dir, "rekey")
-	build := exec.Command("go", "build", "-o", rekeyBin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build rekey:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
+	code := e2etest.Main(m)
 	if code == 0 {
 		code = checkTranscript()
 	}
@@ -75,39 +44,25 @@ func TestMain(m *testing.M) {
 // checkTranscript is the suite-wide leak test: no key value seen by any
 // test appears in any CLI output.
 func checkTranscript() int {
-	transcript.Lock()
-	defer transcript.Unlock()
-	if len(transcript.values) < 10 || transcript.out.Len() == 0 {
+	if transcript.values.Len() < 10 || transcript.out.Len() == 0 {
 		// Only a partial run (-run) collects few values; that is not a leak.
 		return 0
 	}
-	text := transcript.out.String()
-	for _, v := range transcript.values {
-		if strings.Contains(text, v.Reveal()) {
-			fmt.Fprintln(os.Stderr, "LEAK: a key value appears in CLI output")
-			return 1
-		}
+	if leaks := transcript.values.Leaks(transcript.out.String()); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "LEAK: %d key values appear in CLI output\n", len(leaks))
+		return 1
 	}
-	fmt.Fprintf(os.Stderr, "leak check: %d key values, %d bytes of CLI output: none leaked\n", len(transcript.values), transcript.out.Len())
+	fmt.Fprintf(os.Stderr, "leak check: %d key values, %d bytes of CLI output: none leaked\n", transcript.values.Len(), transcript.out.Len())
 	return 0
 }
 
 // env is one credential against a simulator, with a file sink and an app
 // whose health check reads the file and calls the simulator.
 type env struct {
-	t        *testing.T
-	dir      string
-	config   string
-	envFile  string
-	sim      *apexsim.Sim
-	iss      *apexverify.Issuer
-	reader   *file.Sink
-	healthy  func() bool // guarded by mu; nil means healthy
-	oldKey   issuers.Key
-	appURL   string
-	simURL   string
-	mu       sync.Mutex
-	refusals int // 401s seen by the app's callers
+	*e2etest.World
+	t      *testing.T
+	app    *e2etest.App
+	window time.Duration
 }
 
 type envOptions struct {
@@ -118,164 +73,56 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	if o.window == "" {
-		o.window, o.interval = "2s", "1s"
-	}
-	e := &env{t: t, dir: t.TempDir(), sim: apexsim.New(apexsim.Options{})}
-	e.simURL, _ = startSim(t, e.sim)
-	var err error
-	e.iss, err = apexverify.New(apexverify.Config{BaseURL: e.simURL, ManagementToken: secret.New(e.sim.ManagementToken()), Timeout: 5 * time.Second}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.envFile = filepath.Join(e.dir, "app.env")
-	k, v, err := e.iss.Create(context.Background(), "prod-initial")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rememberValue(v)
-	e.oldKey = k
-	if err := os.WriteFile(e.envFile, []byte("APP=crm\nAPI_KEY="+v.Reveal()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e.reader, err = file.New(file.Config{Path: e.envFile, Format: "dotenv", Key: "API_KEY"}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := e.client(); err != nil || !e.isHealthy() {
-			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
-			return
+	e := &env{t: t, World: e2etest.NewWorld(t, &transcript.values)}
+	e.app = e2etest.StartApp(t, func(context.Context) error { return e.client() })
+	e.WriteConfig(e2etest.Config{HealthURL: e.app.HealthURL(), Window: o.window, Interval: o.interval, Sinks: o.sinks})
+	e.window = 2 * time.Second
+	if o.window != "" {
+		var err error
+		if e.window, err = time.ParseDuration(o.window); err != nil {
+			t.Fatal(err)
 		}
-		fmt.Fprintln(w, "ok")
-	}))
-	t.Cleanup(app.Close)
-	e.appURL = app.URL
-	key := make([]byte, 32)
-	rand.Read(key)
-	writeFile(t, filepath.Join(e.dir, "state.key"), base64.StdEncoding.EncodeToString(key))
-	writeFile(t, filepath.Join(e.dir, "token"), e.sim.ManagementToken())
-	e.config = filepath.Join(e.dir, "rekey.yaml")
-	writeFile(t, e.config, fmt.Sprintf(`version: 1
-state:
-  path: %[1]s/state.db
-  encryption_key: file:%[1]s/state.key
-issuers:
-  sim:
-    type: apexverify
-    base_url: %[2]s
-    management_token: file:%[1]s/token
-credentials:
-  prod:
-    issuer: sim
-    label: prod-{{date}}
-    rotate_every: 90d
-    verify: {timeout: 30s}
-    sinks:
-      - {type: file, path: %[1]s/app.env, key: API_KEY}
-%[6]s    monitor:
-      window: %[4]s
-      interval: %[5]s
-      failure_threshold: 2
-      checks:
-        - url: %[3]s/healthz
-`, e.dir, e.simURL, e.appURL, o.window, o.interval, extraSinks(o.sinks)))
+	}
 	return e
 }
 
-func extraSinks(lines []string) string {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString("      - " + l + "\n")
-	}
-	return b.String()
-}
+func writeFile(t *testing.T, path, body string) { e2etest.WriteFile(t, path, body) }
 
-func startSim(t *testing.T, sim *apexsim.Sim) (string, func()) {
-	url, stop := sim.Start()
-	t.Cleanup(stop)
-	return url, stop
-}
-
-func writeFile(t *testing.T, path, body string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(body+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (e *env) setHealthy(f func() bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.healthy = f
-}
-
-func (e *env) isHealthy() bool {
-	e.mu.Lock()
-	f := e.healthy
-	e.mu.Unlock()
-	return f == nil || f()
-}
+func (e *env) setHealthy(f func() bool) { e.app.SetHealthy(f) }
 
 // client reads the key from the file and uses it, as the app would.
 func (e *env) client() error {
-	v, err := e.reader.Get(context.Background())
+	v, err := e.File.Get(context.Background())
 	if err != nil {
 		return err
 	}
 	rememberValue(v)
-	if err := e.iss.Verify(context.Background(), v); err != nil {
-		e.mu.Lock()
-		e.refusals++
-		e.mu.Unlock()
-		return err
-	}
-	return nil
+	return e.Issuer.Verify(context.Background(), v)
 }
 
-// cli runs the CLI in-process.
+// cli runs the CLI in-process: the adapter package main needs, since the
+// kit cannot import it.
 func (e *env) cli(args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
-	code := execute(context.Background(), append([]string{"-c", e.config}, args...), &out, &errOut)
+	code := execute(context.Background(), append([]string{"-c", e.Config}, args...), &out, &errOut)
 	record(out.Bytes(), errOut.Bytes())
 	return code, out.String(), errOut.String()
 }
 
-// binary starts the real binary.
-func (e *env) binary(args ...string) *exec.Cmd {
-	cmd := exec.Command(rekeyBin, append([]string{"-c", e.config, "--log-level", "debug"}, args...)...)
-	return cmd
-}
+// binary is the real binary with the env's config, not yet started.
+func (e *env) binary(args ...string) *exec.Cmd { return e.Rekey(args...) }
 
 // current returns the key in the file.
-func (e *env) current() secret.Value {
-	e.t.Helper()
-	v, err := e.reader.Get(context.Background())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return v
-}
+func (e *env) current() secret.Value { return e.InFile() }
 
-type historyEntry struct {
-	ID          string `json:"rotation_id"`
-	Phase       string `json:"phase"`
-	OldKeyID    string `json:"old_key_id"`
-	NewKeyID    string `json:"new_key_id"`
-	Transitions []struct {
-		Phase string    `json:"phase"`
-		At    time.Time `json:"at"`
-	} `json:"transitions"`
-}
-
-func (e *env) history() []historyEntry {
+func (e *env) history() []e2etest.HistoryEntry {
 	e.t.Helper()
 	code, out, errOut := e.cli("history", "prod", "-o", "json")
 	if code != 0 {
 		e.t.Fatalf("history: exit %d: %s", code, errOut)
 	}
-	var h []historyEntry
-	if err := json.Unmarshal([]byte(out), &h); err != nil {
+	h, err := e2etest.ParseHistory([]byte(out))
+	if err != nil {
 		e.t.Fatalf("history json: %v", err)
 	}
 	return h
@@ -283,51 +130,8 @@ func (e *env) history() []historyEntry {
 
 // invariants checks I1-I3 against the simulator's key history.
 func (e *env) invariants() {
-	t := e.t
-	t.Helper()
-	for _, r := range e.sim.Refusals() {
-		if r.Reason != apexsim.RefusedNotYetActive {
-			t.Errorf("I3: a client was refused: %+v", r)
-		}
-	}
-	cur := e.current()
-	active := 0
-	for _, k := range e.sim.Keys() {
-		if k.Status == "active" {
-			active++
-			if k.Prefix != apexverify.Prefix(cur) {
-				t.Errorf("I2: orphan key %s (%s)", k.ID, k.Label)
-			}
-		}
-	}
-	if active != 1 {
-		t.Errorf("I2: %d active keys, want 1", active)
-	}
-	keys := map[string]apexsim.KeyRecord{}
-	for _, k := range e.sim.Keys() {
-		keys[k.ID] = k
-	}
-	for _, h := range e.history() {
-		if h.Phase != "done" && h.Phase != "rolled_back" {
-			t.Errorf("rotation %s ended %s", h.ID, h.Phase)
-		}
-		if h.Phase != "done" || h.OldKeyID == "" {
-			continue
-		}
-		var monitoring, revoking time.Time
-		for _, tr := range h.Transitions {
-			switch tr.Phase {
-			case "monitoring":
-				monitoring = tr.At
-			case "revoking":
-				revoking = tr.At
-			}
-		}
-		old := keys[h.OldKeyID]
-		if revoking.Sub(monitoring) < 2*time.Second || old.Revoked.Before(revoking) {
-			t.Errorf("I1: rotation %s: monitoring %v, revoking %v, old key revoked %v", h.ID, monitoring, revoking, old.Revoked)
-		}
-	}
+	e.t.Helper()
+	e.Invariants(e.history(), e.window)
 }
 
 func TestDemo(t *testing.T) {
@@ -351,7 +155,7 @@ func TestRotateAndRollback(t *testing.T) {
 		t.Fatalf("rotate: exit %d\n%s%s", code, out, errOut)
 	}
 	e.invariants()
-	if k, _ := e.iss.Get(context.Background(), e.oldKey.ID); k.Status != issuers.Revoked {
+	if k, _ := e.Issuer.Get(context.Background(), e.First.ID); k.Status != issuers.Revoked {
 		t.Errorf("adopted old key is %s after rotation, want revoked", k.Status)
 	}
 
@@ -365,7 +169,7 @@ func TestRotateAndRollback(t *testing.T) {
 	if !e.current().Equal(before) {
 		t.Errorf("file does not hold the old key after rollback")
 	}
-	if err := e.iss.Verify(context.Background(), before); err != nil {
+	if err := e.Issuer.Verify(context.Background(), before); err != nil {
 		t.Errorf("old key no longer works after rollback: %v", err)
 	}
 	e.setHealthy(nil)
@@ -492,15 +296,7 @@ func readAll(r interface{ Read([]byte) (int, error) }) ([]byte, error) {
 	return b.Bytes(), err
 }
 
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	return -1
-}
+func exitCode(err error) int { return e2etest.ExitCode(err) }
 
 // TestKillAnywhereThenRun kills the real binary with SIGKILL at random
 // moments of a rotation, then runs `rekey run`: every rotation must end done

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,25 +21,8 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/rekeyhq/rekey/internal/audit"
+	"github.com/rekeyhq/rekey/internal/e2etest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the daemon's logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // daemonEnv is an env whose config listens on a free port and notifies a
 // local webhook receiver, with one fake clock for every daemon started.
@@ -66,16 +48,16 @@ func newDaemonEnv(t *testing.T) *daemonEnv {
 		d.hooks <- body
 	}))
 	t.Cleanup(hook.Close)
-	writeFile(t, filepath.Join(e.dir, "hook-url"), hook.URL+"/"+hookToken)
-	cfg, err := os.ReadFile(e.config)
+	writeFile(t, filepath.Join(e.Dir, "hook-url"), hook.URL+"/"+hookToken)
+	cfg, err := os.ReadFile(e.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, e.config, string(cfg)+fmt.Sprintf(`daemon:
+	writeFile(t, e.Config, string(cfg)+fmt.Sprintf(`daemon:
   listen: 127.0.0.1:0
 notify:
   - {type: webhook, url: file:%s/hook-url, on: [success, rollback, failure]}
-`, e.dir))
+`, e.Dir))
 	return d
 }
 
@@ -85,17 +67,17 @@ type daemonRun struct {
 	addr   string
 	cancel context.CancelFunc
 	code   chan int
-	stderr *syncBuffer
-	stdout *syncBuffer
+	stderr *e2etest.SyncBuffer
+	stdout *e2etest.SyncBuffer
 }
 
 func (d *daemonEnv) start() *daemonRun {
 	d.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &daemonRun{t: d.t, cancel: cancel, code: make(chan int, 1), stderr: &syncBuffer{}, stdout: &syncBuffer{}}
+	r := &daemonRun{t: d.t, cancel: cancel, code: make(chan int, 1), stderr: &e2etest.SyncBuffer{}, stdout: &e2etest.SyncBuffer{}}
 	addr := make(chan string, 1)
 	a := &app{stdout: r.stdout, stderr: r.stderr, clock: d.clock, listening: func(s string) { addr <- s }}
-	go func() { r.code <- a.execute(ctx, []string{"-c", d.config, "--log-level", "debug", "daemon"}) }()
+	go func() { r.code <- a.execute(ctx, []string{"-c", d.Config, "--log-level", "debug", "daemon"}) }()
 	select {
 	case r.addr = <-addr:
 	case code := <-r.code:
@@ -166,7 +148,7 @@ func (r *daemonRun) mustMetric(series string) float64 {
 
 func (d *daemonEnv) audit() []audit.Entry {
 	d.t.Helper()
-	f, err := os.Open(filepath.Join(d.dir, "state.db.audit.jsonl"))
+	f, err := os.Open(filepath.Join(d.Dir, "state.db.audit.jsonl"))
 	if os.IsNotExist(err) {
 		return nil
 	}
@@ -282,7 +264,7 @@ func TestDaemonMetricsDuringAndAfterRotation(t *testing.T) {
 	// The success was notified, with key IDs and no key value.
 	select {
 	case body := <-d.hooks:
-		if body["event"] != "success" || body["credential"] != "prod" || body["new_key_id"] == "" || body["old_key_id"] != d.oldKey.ID {
+		if body["event"] != "success" || body["credential"] != "prod" || body["new_key_id"] == "" || body["old_key_id"] != d.First.ID {
 			t.Errorf("webhook body %v", body)
 		}
 	case <-time.After(10 * time.Second):
@@ -298,7 +280,7 @@ func TestDaemonMetricsDuringAndAfterRotation(t *testing.T) {
 		t.Errorf("audit phases %s", got)
 	}
 	last := d.audit()[len(phases)-1]
-	if last.Outcome != "success" || last.OldKeyID != d.oldKey.ID || len(last.Sinks) != 1 {
+	if last.Outcome != "success" || last.OldKeyID != d.First.ID || len(last.Sinks) != 1 {
 		t.Errorf("last audit line %+v", last)
 	}
 
@@ -328,8 +310,8 @@ func TestDaemonSIGTERMMidMonitoringThenRestartResumes(t *testing.T) {
 	if len(h) != 1 || h[0].Phase != "monitoring" {
 		t.Fatalf("journal after stop: %+v, want one rotation in monitoring", h)
 	}
-	for _, k := range d.sim.Keys() {
-		if k.ID == d.oldKey.ID && k.Status != "active" {
+	for _, k := range d.Sim.Keys() {
+		if k.ID == d.First.ID && k.Status != "active" {
 			t.Fatal("old key revoked before the window passed")
 		}
 	}
@@ -381,8 +363,8 @@ func TestDaemonSIGHUPReloadsGoodConfigAndKeepsOnBad(t *testing.T) {
 	}
 
 	// A real SIGHUP: the daemon has registered for it before listening.
-	good, _ := os.ReadFile(d.config)
-	writeFile(t, d.config, strings.Replace(string(good), "rotate_every: 90d", "rotate_every: 30d", 1))
+	good, _ := os.ReadFile(d.Config)
+	writeFile(t, d.Config, strings.Replace(string(good), "rotate_every: 90d", "rotate_every: 30d", 1))
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +373,7 @@ func TestDaemonSIGHUPReloadsGoodConfigAndKeepsOnBad(t *testing.T) {
 		t.Fatalf("next due not %v after reload; logs:\n%s", want, r.stderr.String())
 	}
 
-	writeFile(t, d.config, "version: 1\ncredentials: [not, a, map]\n")
+	writeFile(t, d.Config, "version: 1\ncredentials: [not, a, map]\n")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -456,9 +438,9 @@ func eventually(cond func() bool) bool {
 
 func TestDaemonBadConfigExits2(t *testing.T) {
 	d := newDaemonEnv(t)
-	writeFile(t, d.config, "version: 1\n")
+	writeFile(t, d.Config, "version: 1\n")
 	var out, errOut bytes.Buffer
-	if code := execute(context.Background(), []string{"-c", d.config, "daemon"}, &out, &errOut); code != exitUsage {
+	if code := execute(context.Background(), []string{"-c", d.Config, "daemon"}, &out, &errOut); code != exitUsage {
 		t.Fatalf("exit %d, want 2: %s", code, errOut.String())
 	}
 }

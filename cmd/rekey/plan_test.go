@@ -38,8 +38,8 @@ func checksByKind(r planReport, kind string) []planCheck {
 
 func TestPlanReadyChangesNothing(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	before, _ := os.ReadFile(e.envFile)
-	keysBefore := len(e.sim.Keys())
+	before, _ := os.ReadFile(e.EnvFile)
+	keysBefore := len(e.Sim.Keys())
 
 	code, r, errOut := e.plan()
 	if code != exitOK || !r.Ready {
@@ -67,11 +67,11 @@ func TestPlanReadyChangesNothing(t *testing.T) {
 		t.Errorf("table: exit %d\n%s", code, out)
 	}
 
-	after, _ := os.ReadFile(e.envFile)
-	if string(before) != string(after) || len(e.sim.Keys()) != keysBefore {
+	after, _ := os.ReadFile(e.EnvFile)
+	if string(before) != string(after) || len(e.Sim.Keys()) != keysBefore {
 		t.Error("plan changed the sink or the issuer")
 	}
-	if _, err := os.Stat(filepath.Join(e.dir, "state.db.audit.jsonl")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(e.Dir, "state.db.audit.jsonl")); !os.IsNotExist(err) {
 		t.Errorf("plan wrote an audit log: %v", err)
 	}
 	if h := e.history(); len(h) != 0 {
@@ -83,7 +83,7 @@ func TestPlanProblems(t *testing.T) {
 	e := newEnv(t, envOptions{sinks: []string{"{type: file, path: /nonexistent-rekey-dir/app.env, key: API_KEY}"}})
 	// Nine more keys fill the account to the limit of ten.
 	for i := range 9 {
-		if _, _, err := e.iss.Create(context.Background(), fmt.Sprintf("other-%d", i)); err != nil {
+		if _, _, err := e.Issuer.Create(context.Background(), fmt.Sprintf("other-%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,10 +107,10 @@ func TestPlanProblems(t *testing.T) {
 
 func TestPlanUnreachableIssuerAndHealthURL(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	cfg, _ := os.ReadFile(e.config)
-	text := strings.Replace(string(cfg), e.simURL, "http://127.0.0.1:1", 1)
-	text = strings.Replace(text, e.appURL+"/healthz", "http://127.0.0.1:1/healthz", 1)
-	writeFile(t, e.config, text)
+	cfg, _ := os.ReadFile(e.Config)
+	text := strings.Replace(string(cfg), e.Sim.URL, "http://127.0.0.1:1", 1)
+	text = strings.Replace(text, e.app.URL+"/healthz", "http://127.0.0.1:1/healthz", 1)
+	writeFile(t, e.Config, text)
 	code, r, _ := e.plan()
 	if code != exitFailed {
 		t.Fatalf("exit %d, want 1", code)
@@ -125,7 +125,7 @@ func TestPlanUnreachableIssuerAndHealthURL(t *testing.T) {
 
 func TestPlanConfigErrorExits2(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	writeFile(t, e.config, "version: 1\nbogus: true\n")
+	writeFile(t, e.Config, "version: 1\nbogus: true\n")
 	if code, _, _ := e.plan(); code != exitUsage {
 		t.Fatalf("exit %d, want 2", code)
 	}
@@ -139,28 +139,26 @@ func TestPlanConfigErrorExits2(t *testing.T) {
 func TestPlanHealthCheckExpectations(t *testing.T) {
 	t.Run("unexpected status", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
-		e.mu.Lock()
-		e.healthy = func() bool { return false } // the app answers 503
-		e.mu.Unlock()
+		e.setHealthy(func() bool { return false }) // the app answers 503
 		code, r, _ := e.plan()
 		if code != exitFailed || r.Ready {
 			t.Fatalf("plan: exit %d ready %v, want 1 and not ready", code, r.Ready)
 		}
 		c := checksByKind(r, "health_check")
-		if len(c) != 1 || c[0].Status != checkProblem || c[0].Name != e.appURL+"/healthz" || !strings.Contains(c[0].Detail, "status 503, want [200]") {
+		if len(c) != 1 || c[0].Status != checkProblem || c[0].Name != e.app.URL+"/healthz" || !strings.Contains(c[0].Detail, "status 503, want [200]") {
 			t.Errorf("health check %+v, want a problem naming the check and its 503", c)
 		}
 		code, out, _ := e.cli("plan")
-		if code != exitFailed || !strings.Contains(out, "PROBLEM  health_check "+e.appURL+"/healthz") {
+		if code != exitFailed || !strings.Contains(out, "PROBLEM  health_check "+e.app.URL+"/healthz") {
 			t.Errorf("table: exit %d\n%s", code, out)
 		}
 	})
 	t.Run("body mismatch", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
-		cfg, _ := os.ReadFile(e.config)
-		text := strings.Replace(string(cfg), "        - url: "+e.appURL+"/healthz\n",
-			"        - name: crm\n          url: "+e.appURL+"/healthz\n          body_contains: all systems go\n", 1)
-		writeFile(t, e.config, text)
+		cfg, _ := os.ReadFile(e.Config)
+		text := strings.Replace(string(cfg), "        - url: "+e.app.URL+"/healthz\n",
+			"        - name: crm\n          url: "+e.app.URL+"/healthz\n          body_contains: all systems go\n", 1)
+		writeFile(t, e.Config, text)
 		code, r, _ := e.plan()
 		if code != exitFailed || r.Ready {
 			t.Fatalf("plan: exit %d ready %v, want 1 and not ready", code, r.Ready)
@@ -172,10 +170,10 @@ func TestPlanHealthCheckExpectations(t *testing.T) {
 	})
 	t.Run("healthy", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
-		cfg, _ := os.ReadFile(e.config)
-		text := strings.Replace(string(cfg), "        - url: "+e.appURL+"/healthz\n",
-			"        - name: crm\n          url: "+e.appURL+"/healthz\n          body_regex: '^ok'\n", 1)
-		writeFile(t, e.config, text)
+		cfg, _ := os.ReadFile(e.Config)
+		text := strings.Replace(string(cfg), "        - url: "+e.app.URL+"/healthz\n",
+			"        - name: crm\n          url: "+e.app.URL+"/healthz\n          body_regex: '^ok'\n", 1)
+		writeFile(t, e.Config, text)
 		code, r, errOut := e.plan()
 		if code != exitOK || !r.Ready {
 			t.Fatalf("plan: exit %d ready %v: %s", code, r.Ready, errOut)
@@ -190,12 +188,12 @@ func TestPlanHealthCheckExpectations(t *testing.T) {
 // here apexverify's max_active_keys.
 func TestPlanKeyLimitFromConfig(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	cfg, _ := os.ReadFile(e.config)
-	writeFile(t, e.config, strings.Replace(string(cfg), "    type: apexverify\n", "    type: apexverify\n    max_active_keys: 2\n", 1))
+	cfg, _ := os.ReadFile(e.Config)
+	writeFile(t, e.Config, strings.Replace(string(cfg), "    type: apexverify\n", "    type: apexverify\n    max_active_keys: 2\n", 1))
 	if code, r, errOut := e.plan(); code != exitOK || !strings.Contains(checksByKind(r, "issuer")[0].Detail, "1 of 2 keys active (1 free)") {
 		t.Fatalf("plan with one key of two: exit %d %+v %s", code, r, errOut)
 	}
-	if _, _, err := e.iss.Create(context.Background(), "other"); err != nil {
+	if _, _, err := e.Issuer.Create(context.Background(), "other"); err != nil {
 		t.Fatal(err)
 	}
 	code, r, _ := e.plan()
@@ -209,7 +207,7 @@ func TestPlanKeyLimitFromConfig(t *testing.T) {
 // no limit is made up.
 func TestPlanIssuerWithoutKeyLimit(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	unlimited := struct{ issuers.Issuer }{e.iss} // hides MaxActiveKeys
+	unlimited := struct{ issuers.Issuer }{e.Issuer} // hides MaxActiveKeys
 	pc := checkIssuer(context.Background(), "sim", unlimited)
 	if pc.Status != checkOK || pc.Detail != "reachable, management token valid, 1 keys active" {
 		t.Errorf("check = %+v", pc)

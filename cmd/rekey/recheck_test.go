@@ -13,11 +13,11 @@ import (
 // person, and resolve marks it handled.
 func TestLeftKeysAreReportedAndResolved(t *testing.T) {
 	e := newEnv(t, envOptions{window: "1s", interval: "1s"})
-	oldFile, err := os.ReadFile(e.envFile)
+	oldFile, err := os.ReadFile(e.EnvFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.setHealthy(func() bool { return os.WriteFile(e.envFile, oldFile, 0o600) == nil })
+	e.setHealthy(func() bool { return os.WriteFile(e.EnvFile, oldFile, 0o600) == nil })
 	if code, _, errOut := e.cli("rotate", "prod", "--force"); code != exitFailed {
 		t.Fatalf("rotate: exit %d, want 1\n%s", code, errOut)
 	}
@@ -60,17 +60,17 @@ func TestLeftKeysAreReportedAndResolved(t *testing.T) {
 func TestPlanKeyIdentity(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	_, r, _ := e.plan()
-	if k := checksByKind(r, "key"); len(k) != 1 || k[0].Status != checkOK || k[0].Name != e.oldKey.ID {
-		t.Errorf("key check %+v, want %s identified", k, e.oldKey.ID)
+	if k := checksByKind(r, "key"); len(k) != 1 || k[0].Status != checkOK || k[0].Name != e.First.ID {
+		t.Errorf("key check %+v, want %s identified", k, e.First.ID)
 	}
 
-	other, v, err := e.iss.Create(context.Background(), "someone-else")
+	other, v, err := e.Issuer.Create(context.Background(), "someone-else")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rememberValue(v)
-	cfg, _ := os.ReadFile(e.config)
-	writeFile(t, e.config, strings.Replace(string(cfg), "    rotate_every: 90d\n", "    rotate_every: 90d\n    key_id: "+other.ID+"\n", 1))
+	cfg, _ := os.ReadFile(e.Config)
+	writeFile(t, e.Config, strings.Replace(string(cfg), "    rotate_every: 90d\n", "    rotate_every: 90d\n    key_id: "+other.ID+"\n", 1))
 	code, r, _ := e.plan()
 	k := checksByKind(r, "key")
 	if code != exitFailed || len(k) != 1 || k[0].Status != checkProblem || !strings.Contains(k[0].Detail, "does not match") {
@@ -79,14 +79,14 @@ func TestPlanKeyIdentity(t *testing.T) {
 	if code, out, _ := e.cli("rotate", "prod", "--force"); code != exitFailed || !strings.Contains(out, "does not match") {
 		t.Errorf("rotate: exit %d, want a refusal\n%s", code, out)
 	}
-	for _, key := range e.sim.Keys() {
+	for _, key := range e.Sim.Keys() {
 		if key.Status != "active" {
 			t.Errorf("key %s is %s after a refused rotation", key.ID, key.Status)
 		}
 	}
 
-	writeFile(t, e.config, string(cfg))
-	if err := os.WriteFile(e.envFile, []byte("API_KEY=avk_live_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ\n"), 0o600); err != nil {
+	writeFile(t, e.Config, string(cfg))
+	if err := os.WriteFile(e.EnvFile, []byte("API_KEY=avk_live_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, r, _ = e.plan()

@@ -21,7 +21,7 @@ import (
 // every command that opens the journal, with the chmod that fixes it.
 func TestSharedStateKeyIsRefused(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	key := filepath.Join(e.dir, "state.key")
+	key := filepath.Join(e.Dir, "state.key")
 	if err := os.Chmod(key, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestSharedStateKeyIsRefused(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "run: chmod 600 "+key) {
 		t.Fatalf("exit %d, stderr %q; want 2 and the chmod 600 fix", code, errOut)
 	}
-	if _, err := os.Stat(filepath.Join(e.dir, "state.db")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(e.Dir, "state.db")); !os.IsNotExist(err) {
 		t.Errorf("the journal was created: %v", err)
 	}
 }

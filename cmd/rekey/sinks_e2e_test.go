@@ -49,7 +49,7 @@ func TestRotateIntoAWSSecretsManager(t *testing.T) {
 			return false
 		}
 		rememberValue(v)
-		return e.iss.Verify(context.Background(), v) == nil && appHealthy.Load()
+		return e.Issuer.Verify(context.Background(), v) == nil && appHealthy.Load()
 	})
 
 	if code, out, errOut := e.cli("rotate", "prod"); code != 0 {

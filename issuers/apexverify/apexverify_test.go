@@ -1,7 +1,6 @@
 package apexverify_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/rekeyhq/rekey/internal/clocktest"
+	"github.com/rekeyhq/rekey/internal/e2etest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
@@ -32,7 +32,7 @@ type env struct {
 	clock *clockwork.FakeClock
 	iss   *apexverify.Issuer
 	auto  *clocktest.Auto // the issuer's clock: waits recorded, not slept
-	logs  *syncBuffer
+	logs  *e2etest.SyncBuffer
 	token secret.Value
 }
 
@@ -43,7 +43,7 @@ func newEnv(t *testing.T, o apexsim.Options, timeout time.Duration) *env {
 	sim := apexsim.New(o)
 	url, stop := sim.Start()
 	t.Cleanup(stop)
-	logs := &syncBuffer{}
+	logs := &e2etest.SyncBuffer{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
 	token := secret.New(sim.ManagementToken())
 	auto := clocktest.New(clockwork.NewFakeClock())
@@ -504,20 +504,3 @@ func (e *env) url(t *testing.T) string {
 }
 
 func isPermanent(err error) bool { return errors.As(err, new(*backoff.PermanentError)) }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
