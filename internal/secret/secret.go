@@ -19,31 +19,46 @@ import (
 const Redacted = "[REDACTED]"
 
 // Value is a key value or another secret. The zero Value is empty.
+//
+// The string sits behind a pointer: fmt does not call Format on a Value
+// held in an unexported struct field, and prints such a field by
+// reflection, where a pointer shows as an address, never the string.
+// Compare Values with Equal, not ==.
 type Value struct {
-	s string
+	p *string
 }
 
 // New wraps s.
-func New(s string) Value { return Value{s: s} }
+func New(s string) Value {
+	if s == "" {
+		return Value{}
+	}
+	return Value{p: &s}
+}
 
 // Reveal returns the raw value. Call it only where the value leaves rekey
 // for a sink, an issuer or the encrypted journal.
-func (v Value) Reveal() string { return v.s }
+func (v Value) Reveal() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
 
 // IsZero reports whether v is empty.
-func (v Value) IsZero() bool { return v.s == "" }
+func (v Value) IsZero() bool { return v.p == nil }
 
 // Equal compares in constant time.
 func (v Value) Equal(o Value) bool {
-	return subtle.ConstantTimeCompare([]byte(v.s), []byte(o.s)) == 1
+	return subtle.ConstantTimeCompare([]byte(v.Reveal()), []byte(o.Reveal())) == 1
 }
 
 // Fingerprint is a short one-way digest, safe to log and compare.
 func (v Value) Fingerprint() string {
-	if v.s == "" {
+	if v.IsZero() {
 		return ""
 	}
-	sum := sha256.Sum256([]byte(v.s))
+	sum := sha256.Sum256([]byte(v.Reveal()))
 	return "sha256:" + hex.EncodeToString(sum[:6])
 }
 
@@ -77,8 +92,8 @@ func Scrub(err error, values ...Value) error {
 	msg := err.Error()
 	changed := false
 	for _, v := range values {
-		if v.s != "" && strings.Contains(msg, v.s) {
-			msg = strings.ReplaceAll(msg, v.s, Redacted)
+		if s := v.Reveal(); s != "" && strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, Redacted)
 			changed = true
 		}
 	}

@@ -195,3 +195,25 @@ func TestScrub(t *testing.T) {
 		t.Errorf("Scrub with an empty value changed the error: %v", got)
 	}
 }
+
+// fmt prints a Value held in an unexported field by reflection, without
+// calling its methods: that must not show the raw string either.
+func TestValueInUnexportedFieldStaysHidden(t *testing.T) {
+	raw := "avk_live_" + strings.Repeat("Q", 40)
+	type holder struct {
+		k secret.Value
+		m map[string]secret.Value
+		l []secret.Value
+	}
+	h := holder{k: secret.New(raw), m: map[string]secret.Value{"a": secret.New(raw)}, l: []secret.Value{secret.New(raw)}}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X"} {
+		for _, x := range []any{h, &h, []holder{h}} {
+			if out := fmt.Sprintf(verb, x); strings.Contains(out, raw) || strings.Contains(out, fmt.Sprintf("%x", raw)) || strings.Contains(out, fmt.Sprintf("%X", raw)) {
+				t.Errorf("%s of %T prints the raw value", verb, x)
+			}
+		}
+	}
+	if !h.k.Equal(secret.New(raw)) || h.k.Reveal() != raw {
+		t.Errorf("the value itself is lost")
+	}
+}
