@@ -32,6 +32,15 @@ func ParseWindow(expr string, loc *time.Location) (*Window, error) {
 
 func (w *Window) String() string { return w.expr }
 
+// equal reports whether w and o allow the same minutes; either may be nil
+// (any time).
+func (w *Window) equal(o *Window) bool {
+	if w == nil || o == nil {
+		return w == o
+	}
+	return w.expr == o.expr && w.loc.String() == o.loc.String()
+}
+
 // Next returns the first allowed minute at or after t.
 func (w *Window) Next(t time.Time) time.Time {
 	// cron's Next is strictly after its argument: start just before the

@@ -1,6 +1,7 @@
 package rotation
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 )
 
@@ -48,12 +50,23 @@ type Status struct {
 // engine's clock until the earliest next due time. Everything it decides
 // derives from the journal, so a restart neither skips nor repeats a
 // rotation. Set Engine before calling Run.
+//
+// Its work per event does not grow with the number of credentials: it
+// reads every credential's journal once at start, and afterwards only the
+// journal of the credential an event concerns (its wake time came, its
+// rotation attempt finished, a reload added or changed it, a slot freed up
+// for it). Each credential's next wake time sits in a min-heap; one timer
+// is set to the earliest.
 type Scheduler struct {
 	Engine *Engine
 	// Concurrency bounds the rotations running at once (default 1).
+	// Credentials that fall due while every slot is taken wait in the order
+	// they fell due.
 	Concurrency int
-	// OnSchedule, if set, receives each credential's status whenever it is
-	// recomputed. It is called from the scheduler's goroutine.
+	// OnSchedule, if set, receives a credential's status whenever it is
+	// recomputed: at start, when its wake time comes, after each of its
+	// rotation attempts, and when a reload adds it or changes its schedule.
+	// It is called from the scheduler's goroutine.
 	OnSchedule func(Status)
 	// OnOverdue, if set, is called once per overdue episode: when a
 	// credential turns overdue, and again only after a rotation has
@@ -69,8 +82,9 @@ type Scheduler struct {
 
 // Reload replaces the credentials the scheduler manages. Rotations in
 // flight finish with the credential they started with; a credential no
-// longer listed is not started again. Safe to call at any time, even
-// before Run.
+// longer listed is not started again. Only the journals of credentials
+// added, or whose schedule (rotate_every, window, stage timeout) changed,
+// are read again. Safe to call at any time, even before Run.
 func (s *Scheduler) Reload(creds []*Credential) {
 	s.mu.Lock()
 	s.pending = slices.Clone(creds)
@@ -102,11 +116,6 @@ func (s *Scheduler) takePending() []*Credential {
 	return p
 }
 
-type finished struct {
-	name string
-	res  Result
-}
-
 // credState is the scheduler's in-memory view of one credential, on top
 // of what the journal says.
 type credState struct {
@@ -120,111 +129,295 @@ type credState struct {
 	flagged bool
 }
 
+// entry is one credential in a running scheduler. It outlives a reload
+// that drops the credential, so that a credential listed again keeps its
+// backoff and overdue episode.
+type entry struct {
+	name string
+	cred *Credential
+	credState
+	listed bool
+	// waiting is set while the credential is runnable but every slot is
+	// taken; queued while it sits in the wait queue (which may hold it
+	// after it stopped waiting: it is skipped then).
+	waiting, queued bool
+	// at is when to look at the credential again; zero when only an event
+	// (its attempt finishing, a reload, a free slot) will.
+	at    time.Time
+	index int // in the wake heap; -1 when not in it
+}
+
+// wakeHeap orders entries by wake time, then name.
+type wakeHeap []*entry
+
+func (h wakeHeap) Len() int { return len(h) }
+func (h wakeHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].name < h[j].name
+}
+func (h wakeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *wakeHeap) Push(x any) {
+	en := x.(*entry)
+	en.index = len(*h)
+	*h = append(*h, en)
+}
+func (h *wakeHeap) Pop() any {
+	old := *h
+	en := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	en.index = -1
+	return en
+}
+
+type finished struct {
+	en  *entry
+	res Result
+}
+
+// loop is the state of one call to Run, owned by its goroutine.
+type loop struct {
+	s       *Scheduler
+	e       *Engine
+	ctx     context.Context
+	limit   int
+	running int
+	entries map[string]*entry
+	wakes   wakeHeap
+	queue   []*entry // runnable, waiting for a slot, in the order they fell due
+	done    chan finished
+	wg      sync.WaitGroup
+	timer   clockwork.Timer
+	armed   time.Time // what timer is set to; zero when stopped
+}
+
 // Run schedules creds (and, after Reload, the new set) until ctx ends. It
 // then waits for the rotations in flight, which stop after their current
 // step with the journal holding it, and returns.
 func (s *Scheduler) Run(ctx context.Context, creds []*Credential) {
-	e := s.Engine
-	limit := max(s.Concurrency, 1)
-	creds = slices.Clone(creds)
-	state := map[string]*credState{}
-	done := make(chan finished)
+	l := &loop{s: s, e: s.Engine, ctx: ctx, limit: max(s.Concurrency, 1), entries: map[string]*entry{}, done: make(chan finished)}
+	defer l.wg.Wait()
+	defer l.stopTimer()
 	reload := s.reloaded()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	running := 0
-	var timer interface {
-		Chan() <-chan time.Time
-		Stop() bool
-	}
-	stopTimer := func() {
-		if timer != nil {
-			timer.Stop()
-			timer = nil
-		}
-	}
-	defer stopTimer()
-
+	l.reload(creds)
+	ctxDone := ctx.Done()
 	for {
-		var wakeAt time.Time
-		earliest := func(t time.Time) {
-			if !t.IsZero() && (wakeAt.IsZero() || t.Before(wakeAt)) {
-				wakeAt = t
+		if ctx.Err() != nil {
+			if l.running == 0 {
+				return
 			}
+			ctxDone = nil
 		}
-		slices.SortFunc(creds, func(a, b *Credential) int { return strings.Compare(a.Name, b.Name) })
-		for _, c := range creds {
-			if ctx.Err() != nil {
-				break
-			}
-			st := state[c.Name]
-			if st == nil {
-				st = &credState{}
-				state[c.Name] = st
-			}
-			status, unfinished, err := s.status(ctx, c)
-			now := e.Clock.Now()
-			if err != nil {
-				e.Log.Error("read schedule", zap.String("credential", c.Name), zap.Error(err))
-				earliest(now.Add(busyRetry))
-				continue
-			}
-			s.overdue(st, status)
-			if !st.flagged {
-				earliest(status.OverdueAt)
-			}
-			if run := s.decide(c, st, status, unfinished, now, earliest); run != nil && running < limit {
-				st.running = true
-				running++
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					out, err := run(ctx, c, Options{})
-					done <- finished{c.Name, Result{Credential: c.Name, Outcome: out, Err: err}}
-				}()
-			}
-			// A credential waiting for a free slot is started when a
-			// running rotation finishes and wakes the loop.
-			status.Running = st.running
-			if s.OnSchedule != nil {
-				s.OnSchedule(status)
-			}
-		}
-
-		stopTimer()
+		l.arm()
 		var timerC <-chan time.Time
-		if !wakeAt.IsZero() && ctx.Err() == nil {
-			timer = e.Clock.NewTimer(max(wakeAt.Sub(e.Clock.Now()), 0))
-			timerC = timer.Chan()
-			e.Log.Debug("scheduler sleeping", zap.Time("until", wakeAt))
-		}
-		if ctx.Err() != nil && running == 0 {
-			return
-		}
-		var ctxDone <-chan struct{}
-		if ctx.Err() == nil {
-			ctxDone = ctx.Done()
+		if !l.armed.IsZero() {
+			timerC = l.timer.Chan()
 		}
 		select {
 		case <-ctxDone:
 		case <-timerC:
-			timer = nil
+			l.armed = time.Time{}
+			l.wakeDue()
 		case <-reload:
-			stopTimer()
 			if p := s.takePending(); p != nil {
-				creds = p
+				l.reload(p)
 			}
-		case f := <-done:
-			stopTimer()
-			running--
-			st := state[f.name]
-			st.running = false
-			s.finish(st, f.res)
-			if s.OnResult != nil {
-				s.OnResult(f.res)
-			}
+		case f := <-l.done:
+			l.finished(f)
 		}
 	}
+}
+
+// reload makes creds the listed credentials, evaluating those added or
+// whose schedule changed, in name order.
+func (l *loop) reload(creds []*Credential) {
+	listed := make(map[string]bool, len(creds))
+	for _, c := range creds {
+		listed[c.Name] = true
+	}
+	for name, en := range l.entries {
+		if en.listed && !listed[name] {
+			en.listed, en.waiting = false, false
+			l.wakeAt(en, time.Time{})
+		}
+	}
+	creds = slices.Clone(creds)
+	slices.SortStableFunc(creds, func(a, b *Credential) int { return strings.Compare(a.Name, b.Name) })
+	for _, c := range creds {
+		if l.ctx.Err() != nil {
+			return
+		}
+		en := l.entries[c.Name]
+		switch {
+		case en == nil:
+			en = &entry{name: c.Name, index: -1}
+			l.entries[c.Name] = en
+		case en.listed && en.cred == c:
+			continue
+		case en.listed && sameSchedule(en.cred, c):
+			en.cred = c
+			continue
+		}
+		en.cred, en.listed = c, true
+		l.evaluate(en)
+	}
+}
+
+// evaluate reads the credential's journal, reports its status, starts its
+// rotation if it is runnable and a slot is free (or queues it), and sets
+// its next wake time.
+func (l *loop) evaluate(en *entry) {
+	s, c := l.s, en.cred
+	status, unfinished, err := s.status(l.ctx, c)
+	now := l.e.Clock.Now()
+	if err != nil {
+		l.e.Log.Error("read schedule", zap.String("credential", c.Name), zap.Error(err))
+		en.waiting = false
+		l.wakeAt(en, now.Add(busyRetry))
+		return
+	}
+	var wake time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
+	}
+	s.overdue(&en.credState, status)
+	if !en.flagged {
+		earliest(status.OverdueAt)
+	}
+	switch run := s.decide(c, &en.credState, status, unfinished, now, earliest); {
+	case run == nil:
+		en.waiting = false
+	case l.running < l.limit:
+		en.waiting = false
+		l.start(en, run)
+	default:
+		en.waiting = true
+		if !en.queued {
+			en.queued = true
+			l.queue = append(l.queue, en)
+		}
+	}
+	status.Running = en.running
+	if s.OnSchedule != nil {
+		s.OnSchedule(status)
+	}
+	l.wakeAt(en, wake)
+}
+
+func (l *loop) start(en *entry, run func(context.Context, *Credential, Options) (Outcome, error)) {
+	en.running = true
+	l.running++
+	c := en.cred
+	l.wg.Go(func() {
+		out, err := run(l.ctx, c, Options{})
+		l.done <- finished{en, Result{Credential: c.Name, Outcome: out, Err: err}}
+	})
+}
+
+// finished handles a finished attempt: the freed slot goes to the
+// credential that has waited longest, then the credential is evaluated
+// again from its journal.
+func (l *loop) finished(f finished) {
+	en := f.en
+	l.running--
+	en.running = false
+	l.s.finish(&en.credState, f.res)
+	if l.s.OnResult != nil {
+		l.s.OnResult(f.res)
+	}
+	if l.ctx.Err() != nil {
+		return
+	}
+	l.fill()
+	if en.listed {
+		l.evaluate(en)
+	}
+}
+
+// fill gives free slots to waiting credentials, oldest first, each
+// evaluated again (the journal may have changed while it waited).
+func (l *loop) fill() {
+	for l.running < l.limit && len(l.queue) > 0 && l.ctx.Err() == nil {
+		en := l.queue[0]
+		l.queue[0] = nil
+		l.queue = l.queue[1:]
+		en.queued = false
+		if !en.waiting || !en.listed {
+			continue
+		}
+		en.waiting = false
+		l.evaluate(en)
+	}
+}
+
+// wakeDue evaluates every credential whose wake time has come.
+func (l *loop) wakeDue() {
+	now := l.e.Clock.Now()
+	for len(l.wakes) > 0 && !l.wakes[0].at.After(now) && l.ctx.Err() == nil {
+		en := heap.Pop(&l.wakes).(*entry)
+		en.at = time.Time{}
+		l.evaluate(en)
+	}
+}
+
+// wakeAt sets when to look at en again; zero takes it out of the heap.
+func (l *loop) wakeAt(en *entry, at time.Time) {
+	en.at = at
+	switch {
+	case at.IsZero() && en.index >= 0:
+		heap.Remove(&l.wakes, en.index)
+	case at.IsZero():
+	case en.index >= 0:
+		heap.Fix(&l.wakes, en.index)
+	default:
+		heap.Push(&l.wakes, en)
+	}
+}
+
+// arm sets the one timer to the earliest wake time, if it changed.
+func (l *loop) arm() {
+	var want time.Time
+	if len(l.wakes) > 0 && l.ctx.Err() == nil {
+		want = l.wakes[0].at
+	}
+	if want.Equal(l.armed) {
+		return
+	}
+	l.stopTimer()
+	if want.IsZero() {
+		return
+	}
+	d := max(want.Sub(l.e.Clock.Now()), 0)
+	if l.timer == nil {
+		l.timer = l.e.Clock.NewTimer(d)
+	} else {
+		l.timer.Reset(d)
+	}
+	l.armed = want
+	l.e.Log.Debug("scheduler sleeping", zap.Time("until", want))
+}
+
+func (l *loop) stopTimer() {
+	if l.timer != nil && !l.armed.IsZero() && !l.timer.Stop() {
+		select { // fired but not received: drop it
+		case <-l.timer.Chan():
+		default:
+		}
+	}
+	l.armed = time.Time{}
+}
+
+// sameSchedule reports whether a and b are scheduled alike: status and
+// decide read nothing else of a credential.
+func sameSchedule(a, b *Credential) bool {
+	return a.RotateEvery == b.RotateEvery && a.StageTimeout == b.StageTimeout && a.Window.equal(b.Window)
 }
 
 // decide returns what to run for the credential now, or nil after noting
