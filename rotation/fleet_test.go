@@ -1,0 +1,385 @@
+package rotation_test
+
+// Fleet scale (issue 12): many credentials in one scheduler, against an
+// in-memory journal and an issuer that answers at once, so that what is
+// measured is the scheduler's own work.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.uber.org/zap"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/issuers"
+	"github.com/rekeyhq/rekey/rotation"
+)
+
+// memStore is an in-memory journal: no encryption, no fsync, one lock per
+// credential within the process. It keeps copies, as a real store keeps
+// rows, and tracks how many locks are held at once. The nil Store it
+// embeds makes a method added to the interface later panic here until the
+// fake implements it.
+type memStore struct {
+	rotation.Store
+	mu      sync.Mutex
+	hist    map[string][]*rotation.Record // newest first
+	locks   map[string]bool
+	held    int
+	maxHeld int
+}
+
+func newMemStore() *memStore {
+	return &memStore{hist: map[string][]*rotation.Record{}, locks: map[string]bool{}}
+}
+
+func copyRecord(r *rotation.Record) *rotation.Record {
+	cp := *r
+	cp.Receipts = slices.Clone(r.Receipts)
+	cp.Left = slices.Clone(r.Left)
+	cp.Unsure = slices.Clone(r.Unsure)
+	cp.Untouched = slices.Clone(r.Untouched)
+	cp.Transitions = slices.Clone(r.Transitions)
+	return &cp
+}
+
+func (m *memStore) Save(_ context.Context, r *rotation.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.hist[r.Credential]
+	if i := slices.IndexFunc(h, func(o *rotation.Record) bool { return o.ID == r.ID }); i >= 0 {
+		h[i] = copyRecord(r)
+		return nil
+	}
+	m.hist[r.Credential] = append([]*rotation.Record{copyRecord(r)}, h...)
+	return nil
+}
+
+func (m *memStore) Get(_ context.Context, credential, id string) (*rotation.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.hist[credential] {
+		if r.ID == id {
+			return copyRecord(r), nil
+		}
+	}
+	return nil, rotation.ErrNotFound
+}
+
+func (m *memStore) Unfinished(context.Context) ([]*rotation.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*rotation.Record
+	for _, h := range m.hist {
+		for _, r := range h {
+			if !r.Phase.Terminal() {
+				out = append(out, copyRecord(r))
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *rotation.Record) int { return a.StartedAt.Compare(b.StartedAt) })
+	return out, nil
+}
+
+func (m *memStore) History(_ context.Context, credential string, limit int) ([]*rotation.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.hist[credential]
+	if limit > 0 && len(h) > limit {
+		h = h[:limit]
+	}
+	out := make([]*rotation.Record, len(h))
+	for i, r := range h {
+		out[i] = copyRecord(r)
+	}
+	return out, nil
+}
+
+func (m *memStore) Lock(_ context.Context, credential string) (func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.locks[credential] {
+		return nil, rotation.ErrBusy
+	}
+	m.locks[credential] = true
+	m.held++
+	m.maxHeld = max(m.maxHeld, m.held)
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.locks, credential)
+		m.held--
+	}, nil
+}
+
+func (m *memStore) Close() error { return nil }
+
+// mostLocked is the largest number of credentials locked at once so far:
+// the rotations running at once.
+func (m *memStore) mostLocked() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.maxHeld
+}
+
+// countingStore counts the journal reads made through it.
+type countingStore struct {
+	rotation.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) History(ctx context.Context, credential string, limit int) ([]*rotation.Record, error) {
+	s.reads.Add(1)
+	return s.Store.History(ctx, credential, limit)
+}
+
+func (s *countingStore) Get(ctx context.Context, credential, id string) (*rotation.Record, error) {
+	s.reads.Add(1)
+	return s.Store.Get(ctx, credential, id)
+}
+
+func (s *countingStore) Unfinished(ctx context.Context) ([]*rotation.Record, error) {
+	s.reads.Add(1)
+	return s.Store.Unfinished(ctx)
+}
+
+// quickIssuer mints, verifies and revokes at once. If gate is set, Create
+// calls it first (with ctx, which it must honour).
+type quickIssuer struct {
+	n    atomic.Int64
+	gate func(context.Context) error
+}
+
+func (q *quickIssuer) Create(ctx context.Context, label string) (issuers.Key, secret.Value, error) {
+	if q.gate != nil {
+		if err := q.gate(ctx); err != nil {
+			return issuers.Key{}, secret.Value{}, err
+		}
+	}
+	id := fmt.Sprintf("k%d", q.n.Add(1))
+	return issuers.Key{ID: id, Label: label, Status: issuers.Active}, secret.New("value-" + id), nil
+}
+
+func (q *quickIssuer) Find(context.Context, string) ([]issuers.Key, error) { return nil, nil }
+func (q *quickIssuer) Get(_ context.Context, id string) (issuers.Key, error) {
+	return issuers.Key{ID: id, Status: issuers.Active}, nil
+}
+func (q *quickIssuer) List(context.Context) ([]issuers.Key, error) { return nil, nil }
+func (q *quickIssuer) Verify(context.Context, secret.Value) error  { return nil }
+func (q *quickIssuer) Revoke(context.Context, string) error        { return nil }
+
+// gateAt returns a Create gate that holds the first n callers until n are
+// inside at once (or 10 s pass), then lets every caller through: it shows
+// that n rotations do run together.
+func gateAt(n int) func(context.Context) error {
+	var mu sync.Mutex
+	inside := 0
+	open := make(chan struct{})
+	return func(ctx context.Context) error {
+		mu.Lock()
+		inside++
+		if inside == n {
+			close(open)
+		}
+		mu.Unlock()
+		select {
+		case <-open:
+		case <-time.After(10 * time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	}
+}
+
+var fleetStart = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+
+// fleet is n credentials named c00000… in name order, on one plain fake
+// clock: nothing happens until the test advances it.
+type fleet struct {
+	mem    *memStore
+	store  *countingStore
+	clock  *clockwork.FakeClock
+	engine *rotation.Engine
+	creds  []*rotation.Credential
+}
+
+const fleetEvery = 90 * 24 * time.Hour
+
+// newFleet builds n credentials rotating every fleetEvery. If lastDone is
+// set, credential i's journal holds one successful rotation finished at
+// lastDone(i); otherwise rekey never rotated it, and it is due at once.
+func newFleet(n int, iss issuers.Issuer, lastDone func(i int) time.Time) *fleet {
+	f := &fleet{mem: newMemStore(), clock: clockwork.NewFakeClockAt(fleetStart)}
+	f.store = &countingStore{Store: f.mem}
+	f.engine = &rotation.Engine{Store: f.store, Clock: f.clock, Log: zap.NewNop()}
+	for i := range n {
+		c := &rotation.Credential{
+			Name:          fmt.Sprintf("c%05d", i),
+			Issuer:        iss,
+			Label:         func(now time.Time, id string) string { return "fleet-" + id },
+			RotateEvery:   fleetEvery,
+			StageTimeout:  24 * time.Hour,
+			VerifyTimeout: time.Minute,
+			Monitor:       rotation.Monitor{Interval: 30 * time.Second, FailureThreshold: 1},
+		}
+		f.creds = append(f.creds, c)
+		if lastDone != nil {
+			at := lastDone(i)
+			f.mem.Save(context.Background(), &rotation.Record{Credential: c.Name, ID: "seed", Phase: rotation.Done,
+				NewKeyID: "seed-" + c.Name, NewValue: secret.New("seed-value-" + c.Name), StartedAt: at, UpdatedAt: at, FinishedAt: at})
+		}
+	}
+	return f
+}
+
+// run starts a scheduler over the fleet and returns its results; it stops
+// when the test ends.
+func (f *fleet) run(tb testing.TB, concurrency int, onSchedule func(rotation.Status)) <-chan rotation.Result {
+	results := make(chan rotation.Result, len(f.creds)+100)
+	s := &rotation.Scheduler{Engine: f.engine, Concurrency: concurrency, OnSchedule: onSchedule,
+		OnResult: func(r rotation.Result) { results <- r }}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.Run(ctx, f.creds) }()
+	tb.Cleanup(func() { cancel(); <-stopped })
+	return results
+}
+
+// asleep waits until the scheduler's timer is set.
+func (f *fleet) asleep(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.clock.BlockUntilContext(ctx, 1); err != nil {
+		tb.Fatal("the scheduler never went to sleep")
+	}
+}
+
+func nextResult(tb testing.TB, results <-chan rotation.Result) rotation.Result {
+	tb.Helper()
+	select {
+	case r := <-results:
+		return r
+	case <-time.After(30 * time.Second):
+		tb.Fatal("no rotation finished")
+	}
+	return rotation.Result{}
+}
+
+// One rotation falling due and finishing costs the same few journal reads
+// among 1,000 credentials as among 10: the scheduler re-reads only the
+// credential the event concerns.
+func TestSchedulerReadsOnlyTheJournalAnEventConcerns(t *testing.T) {
+	reads := map[int]int64{}
+	for _, n := range []int{10, 1000} {
+		// Credential i was last rotated so that it falls due (i+1) minutes
+		// from now: c00000 first, alone.
+		f := newFleet(n, &quickIssuer{}, func(i int) time.Time {
+			return fleetStart.Add(-fleetEvery + time.Duration(i+1)*time.Minute)
+		})
+		var mu sync.Mutex
+		var after chan struct{} // closed on c00000's status after its rotation
+		results := f.run(t, 2, func(s rotation.Status) {
+			mu.Lock()
+			defer mu.Unlock()
+			if after != nil && s.Credential == "c00000" && !s.Running {
+				close(after)
+				after = nil
+			}
+		})
+		f.asleep(t)
+		if got := f.store.reads.Load(); got < int64(n) {
+			t.Fatalf("n=%d: %d journal reads at start, want one per credential", n, got)
+		}
+		f.store.reads.Store(0)
+		finished := make(chan struct{})
+		mu.Lock()
+		after = finished
+		mu.Unlock()
+
+		f.clock.Advance(time.Minute)
+		if r := nextResult(t, results); r.Credential != "c00000" || r.Err != nil || r.Outcome.Phase != rotation.Done {
+			t.Fatalf("n=%d: %+v, want c00000 done", n, r)
+		}
+		select {
+		case <-finished:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("n=%d: c00000's status never reported after its rotation", n)
+		}
+		f.asleep(t)
+		reads[n] = f.store.reads.Load()
+		select {
+		case r := <-results:
+			t.Fatalf("n=%d: unexpected rotation %+v", n, r)
+		default:
+		}
+	}
+	t.Logf("journal reads for one rotation: %d among 10 credentials, %d among 1000", reads[10], reads[1000])
+	// The wake-up, the rotation's own read, the status after it.
+	if reads[1000] != reads[10] || reads[1000] > 4 {
+		t.Fatalf("one rotation cost %d journal reads among 10 credentials and %d among 1000, want the same few", reads[10], reads[1000])
+	}
+}
+
+// A thousand credentials due at once all rotate, eight at a time.
+func TestSchedulerRunsAFleetAtMostConcurrencyAtATime(t *testing.T) {
+	const n, concurrency = 1000, 8
+	f := newFleet(n, &quickIssuer{gate: gateAt(concurrency)}, nil)
+	results := f.run(t, concurrency, nil)
+	seen := map[string]bool{}
+	for range n {
+		r := nextResult(t, results)
+		if r.Err != nil || r.Outcome.Phase != rotation.Done {
+			t.Fatalf("%s: %+v", r.Credential, r)
+		}
+		if seen[r.Credential] {
+			t.Fatalf("%s rotated twice", r.Credential)
+		}
+		seen[r.Credential] = true
+	}
+	if got := f.mem.mostLocked(); got != concurrency {
+		t.Fatalf("at most %d rotations ran at once, want %d", got, concurrency)
+	}
+	f.asleep(t)
+	select {
+	case r := <-results:
+		t.Fatalf("unexpected rotation %+v", r)
+	default:
+	}
+}
+
+// BenchmarkSchedulerEvents measures one event of a running scheduler: a
+// credential's wake time comes, it rotates (on the in-memory journal and
+// the quick issuer), and the scheduler takes the result. The cost per
+// event should not grow with the number of credentials.
+func BenchmarkSchedulerEvents(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("credentials=%d", n), func(b *testing.B) {
+			// Credential i falls due at (i+1) steps from now, and again
+			// fleetEvery (n steps) after each rotation: each step, one.
+			step := fleetEvery / time.Duration(n)
+			f := newFleet(n, &quickIssuer{}, func(i int) time.Time {
+				return fleetStart.Add(-fleetEvery + time.Duration(i+1)*step)
+			})
+			results := f.run(b, 8, nil)
+			f.asleep(b)
+			f.store.reads.Store(0)
+			b.ResetTimer()
+			for range b.N {
+				f.clock.Advance(step)
+				if r := nextResult(b, results); r.Err != nil || r.Outcome.Phase != rotation.Done {
+					b.Fatalf("%+v", r)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(f.store.reads.Load())/float64(b.N), "reads/op")
+		})
+	}
+}
