@@ -7,6 +7,7 @@ package rotation_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -352,6 +353,61 @@ func TestSchedulerRunsAFleetAtMostConcurrencyAtATime(t *testing.T) {
 	case r := <-results:
 		t.Fatalf("unexpected rotation %+v", r)
 	default:
+	}
+}
+
+// RunAll rotates with limit workers, not one goroutine per credential, and
+// returns the results in input order.
+func TestRunAllUsesAFixedPoolOfWorkers(t *testing.T) {
+	const n, limit = 1000, 4
+	before := runtime.NumGoroutine()
+	var peak atomic.Int64
+	gate := gateAt(limit)
+	f := newFleet(n, &quickIssuer{gate: func(ctx context.Context) error {
+		err := gate(ctx)
+		if g := int64(runtime.NumGoroutine()); g > peak.Load() {
+			peak.Store(g)
+		}
+		return err
+	}}, nil)
+	slices.Reverse(f.creds) // not in name order: the order given is kept
+	results := f.engine.RunAll(context.Background(), f.creds, limit)
+	if len(results) != n {
+		t.Fatalf("%d results, want %d", len(results), n)
+	}
+	for i, r := range results {
+		if r.Credential != f.creds[i].Name || r.Err != nil || r.Outcome.Phase != rotation.Done {
+			t.Fatalf("result %d: %+v, want %s done", i, r, f.creds[i].Name)
+		}
+	}
+	if got := f.mem.mostLocked(); got != limit {
+		t.Errorf("at most %d rotations ran at once, want %d", got, limit)
+	}
+	if extra := peak.Load() - int64(before); extra > 2*limit {
+		t.Errorf("%d goroutines beyond the test's own while rotating with limit %d", extra, limit)
+	}
+}
+
+// Cancelled, RunAll interrupts the rotations in flight and starts no other.
+func TestRunAllInterrupted(t *testing.T) {
+	const n, limit = 100, 4
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int64
+	f := newFleet(n, &quickIssuer{gate: func(ctx context.Context) error {
+		if calls.Add(1) == limit {
+			cancel()
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}}, nil)
+	results := f.engine.RunAll(ctx, f.creds, limit)
+	for i, r := range results {
+		if r.Credential != f.creds[i].Name || r.Err == nil {
+			t.Fatalf("result %d: %+v, want %s interrupted", i, r, f.creds[i].Name)
+		}
+	}
+	if got := calls.Load(); got > limit {
+		t.Errorf("%d mints after the cancel, want at most the %d in flight", got, limit)
 	}
 }
 

@@ -30,32 +30,43 @@ func (r Result) Failed() bool {
 
 // RunAll resumes every unfinished rotation and rotates every due
 // credential, at most limit at a time, and returns one result per
-// credential in the order given.
+// credential in the order given. limit workers take the credentials in
+// that order; once ctx ends, no credential is started and those not
+// started get ErrInterrupted.
 func (e *Engine) RunAll(ctx context.Context, creds []*Credential, limit int) []Result {
-	if limit < 1 {
-		limit = 1
-	}
 	results := make([]Result, len(creds))
-	sem := make(chan struct{}, limit)
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for i, c := range creds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				results[i] = Result{Credential: c.Name, Err: ErrInterrupted}
-				return
+	for range min(max(limit, 1), len(creds)) {
+		wg.Go(func() {
+			for i := range next {
+				results[i] = e.runOne(ctx, creds[i])
 			}
-			defer func() { <-sem }()
-			out, err := e.Rotate(ctx, c, Options{})
-			if errors.Is(err, ErrBusy) {
-				e.Log.Info("another rekey is rotating this credential", zap.String("credential", c.Name))
-			}
-			results[i] = Result{Credential: c.Name, Outcome: out, Err: err}
-		}()
+		})
 	}
+feed:
+	for i := range creds {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			for j := i; j < len(creds); j++ {
+				results[j] = Result{Credential: creds[j].Name, Err: ErrInterrupted}
+			}
+			break feed
+		}
+	}
+	close(next)
 	wg.Wait()
 	return results
+}
+
+func (e *Engine) runOne(ctx context.Context, c *Credential) Result {
+	if ctx.Err() != nil {
+		return Result{Credential: c.Name, Err: ErrInterrupted}
+	}
+	out, err := e.Rotate(ctx, c, Options{})
+	if errors.Is(err, ErrBusy) {
+		e.Log.Info("another rekey is rotating this credential", zap.String("credential", c.Name))
+	}
+	return Result{Credential: c.Name, Outcome: out, Err: err}
 }
