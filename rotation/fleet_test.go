@@ -209,6 +209,7 @@ type fleet struct {
 	clock  *clockwork.FakeClock
 	engine *rotation.Engine
 	creds  []*rotation.Credential
+	sched  *rotation.Scheduler
 	stop   func()
 }
 
@@ -250,6 +251,7 @@ func (f *fleet) run(tb testing.TB, concurrency int, onSchedule func(rotation.Sta
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); s.Run(ctx, f.creds) }()
+	f.sched = s
 	f.stop = func() { cancel(); <-stopped }
 	tb.Cleanup(f.stop)
 	return results
@@ -328,6 +330,56 @@ func TestSchedulerReadsOnlyTheJournalAnEventConcerns(t *testing.T) {
 	// The wake-up, the rotation's own read, the status after it.
 	if reads[1000] != reads[10] || reads[1000] > 4 {
 		t.Fatalf("one rotation cost %d journal reads among 10 credentials and %d among 1000, want the same few", reads[10], reads[1000])
+	}
+}
+
+// A reload reads the journals of the credentials it adds or whose
+// schedule it changes, and no other; a credential it drops is not started.
+func TestSchedulerReloadReadsOnlyWhatChanged(t *testing.T) {
+	const n = 100
+	f := newFleet(n, &quickIssuer{}, func(i int) time.Time {
+		return fleetStart.Add(-fleetEvery + time.Duration(i+1)*time.Minute)
+	})
+	results := f.run(t, 2, nil)
+	f.asleep(t)
+	f.store.reads.Store(0)
+
+	// As cmd/rekey reloads: every credential built anew. c00000 is gone,
+	// c00001 now rotates daily (so it is due), the rest are unchanged.
+	var next []*rotation.Credential
+	for _, c := range f.creds[1:] {
+		cp := *c
+		if c.Name == "c00001" {
+			cp.RotateEvery = 24 * time.Hour
+		}
+		next = append(next, &cp)
+	}
+	f.sched.Reload(next)
+	if r := nextResult(t, results); r.Credential != "c00001" || r.Outcome.Phase != rotation.Done {
+		t.Fatalf("after reload: %+v, want c00001 rotated", r)
+	}
+	f.asleep(t)
+	// Its status, its rotation's own read, its status after.
+	if got := f.store.reads.Load(); got != 3 {
+		t.Errorf("%d journal reads for a reload changing one credential, want 3", got)
+	}
+
+	// c00000's due time passes, then c00002's: only c00002 rotates.
+	f.clock.Advance(time.Minute)
+	f.asleep(t)
+	f.clock.Advance(fleetStart.Add(3 * time.Minute).Sub(f.clock.Now()))
+	if r := nextResult(t, results); r.Credential != "c00002" || r.Outcome.Phase != rotation.Done {
+		t.Fatalf("%+v, want c00002 rotated", r)
+	}
+	f.stop() // waits for any rotation in flight
+	select {
+	case r := <-results:
+		t.Fatalf("unexpected rotation %+v", r)
+	default:
+	}
+	hist, err := f.mem.History(context.Background(), "c00000", 0)
+	if err != nil || len(hist) != 1 {
+		t.Fatalf("c00000 has %d records after it was dropped (%v), want its seed only", len(hist), err)
 	}
 }
 
