@@ -17,7 +17,7 @@ FUZZ_DOTENV ?= 300000x
 FUZZ_DECODE_KEY ?= 200000x
 FUZZ_DECODE_ERROR ?= 150000x
 
-.PHONY: demo build test lint test-root test-aws test-vault test-soak soak-long fuzz
+.PHONY: demo build test lint test-root test-aws test-vault test-soak soak-long fuzz bench bench-quick bench-smoke
 
 demo:
 	$(GO) run ./cmd/rekey demo
@@ -55,3 +55,21 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDotenv$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_DOTENV)) ./sinks/file
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_DECODE_KEY)) ./issuers/apexverify
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeError$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_DECODE_ERROR)) ./issuers/apexverify
+
+# Fleet-scale benchmarks (bench/, its own module; README "Performance"):
+# the real binary against loopback simulators, each figure a ratio to the
+# ideal of the same run. Not part of `make test`. `make bench` is N = 1,000
+# and 10,000 credentials (about 20 minutes on 2 idle cores; run it on a
+# quiet machine); bench-quick is 50 credentials, a 5 s idle and 500
+# rotations of history; bench-smoke is the smoke test (5 credentials).
+# BENCHFLAGS=... passes flags, e.g. BENCHFLAGS="-n 1000 -idle 10s".
+BENCHFLAGS ?=
+
+bench:
+	cd bench && $(GO) run . $(BENCHFLAGS)
+
+bench-quick:
+	cd bench && $(GO) run . -n 50 -idle 5s -history 500 -reps 3 $(BENCHFLAGS)
+
+bench-smoke:
+	cd bench && $(GO) test $(TESTFLAGS) ./...
