@@ -185,6 +185,7 @@ func (e *Engine) plan(ctx context.Context, c *Credential, opt Options, st state)
 		Forced:     opt.Force,
 		StartedAt:  now,
 		Setup:      c.Setup,
+		planned:    true,
 	}
 	if st.latest != nil {
 		rec.Left = slices.Clone(st.latest.Left)

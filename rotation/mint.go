@@ -25,7 +25,9 @@ import (
 // with nothing to undo; if the issuer could not be asked whether a key was
 // made after all, the label is carried forward for the next mint to clean.
 func (e *Engine) mint(ctx context.Context, c *Credential, rec *Record) error {
-	if err := e.revokeOrphans(ctx, c, rec); err != nil {
+	// A freshly planned label cannot be on any key yet: only a resumed
+	// rotation, or unsure earlier mints, need the clean-up.
+	if err := e.revokeOrphans(ctx, c, rec, !rec.planned); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
@@ -41,7 +43,7 @@ func (e *Engine) mint(ctx context.Context, c *Credential, rec *Record) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		if cerr := e.revokeOrphans(ctx, c, rec); cerr != nil && !slices.Contains(rec.Unsure, rec.Label) {
+		if cerr := e.revokeOrphans(ctx, c, rec, true); cerr != nil && !slices.Contains(rec.Unsure, rec.Label) {
 			rec.Unsure = append(rec.Unsure, rec.Label)
 		}
 		return e.abandon(ctx, rec, fmt.Errorf("mint: %w", err))
@@ -60,11 +62,15 @@ func (e *Engine) abandon(ctx context.Context, rec *Record, cause error) error {
 	return e.advance(ctx, rec, RolledBack, cause)
 }
 
-// revokeOrphans revokes every active key labelled like this rotation, or
-// like an earlier mint of unknown outcome, except the current key. On
-// success the unsure labels are cleared.
-func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record) error {
-	for _, label := range append([]string{rec.Label}, rec.Unsure...) {
+// revokeOrphans revokes every active key labelled like an earlier mint of
+// unknown outcome, and with own like this rotation, except the current key.
+// On success the unsure labels are cleared.
+func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record, own bool) error {
+	labels := rec.Unsure
+	if own {
+		labels = append([]string{rec.Label}, labels...)
+	}
+	for _, label := range labels {
 		keys, err := call(e, ctx, func(ctx context.Context) ([]issuers.Key, error) { return c.Issuer.Find(ctx, label) })
 		if err != nil {
 			return err

@@ -589,3 +589,30 @@ func TestKeepNewNamesSinkItCannotWrite(t *testing.T) {
 		t.Errorf("the file must keep the new, valid key")
 	}
 }
+
+// countingFind counts lookups by label.
+type countingFind struct {
+	*apexverify.Issuer
+	finds atomic.Int32
+}
+
+func (c *countingFind) Find(ctx context.Context, label string) ([]issuers.Key, error) {
+	c.finds.Add(1)
+	return c.Issuer.Find(ctx, label)
+}
+
+// A freshly planned rotation's label is new: no lookup by label before the
+// create (one issuer call less on every rotation's critical path). A
+// resumed one still cleans up, as TestCrashAtEveryJournalWrite checks.
+func TestFreshMintSkipsOrphanLookup(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	iss := &countingFind{Issuer: w.iss}
+	w.cred.Issuer = iss
+	if out := w.rotate(rotation.Options{Force: true}); out.Phase != rotation.Done {
+		t.Fatalf("phase %s (%v)", out.Phase, out.Err)
+	}
+	if n := iss.finds.Load(); n != 0 {
+		t.Errorf("%d lookups by label for a fresh rotation, want 0", n)
+	}
+}

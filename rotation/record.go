@@ -119,6 +119,9 @@ type Record struct {
 	// unreported counts the newest Transitions not yet passed to the
 	// engine's OnTransition observers: appended, but not yet durable.
 	unreported int
+	// planned is set on a record this process planned: its label is new, so
+	// no key can carry it before this process's own create.
+	planned bool
 }
 
 // LeftKey is a key rekey left valid at the issuer for a person to look at.
