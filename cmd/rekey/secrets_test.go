@@ -66,7 +66,7 @@ notify:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := decodeSink(&cfg.Credentials["api"].Sinks[0], zap.NewNop())
+	s, _, err := decodeSink(&cfg.Credentials["api"].Sinks[0], zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ credentials:
 	}
 	var buf bytes.Buffer
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.DebugLevel))
-	s, err := decodeSink(&cfg.Credentials["api"].Sinks[0], log)
+	s, _, err := decodeSink(&cfg.Credentials["api"].Sinks[0], log)
 	if err != nil {
 		t.Fatal(err)
 	}
