@@ -96,7 +96,7 @@ func buildIssuer[F, C any, I issuers.Issuer](spec *config.IssuerSpec, log *zap.L
 	if err != nil {
 		return nil, f, fmt.Errorf("%s: %w", spec.Field, err)
 	}
-	iss, err := newIssuer(c, log.With(zap.String("issuer", spec.Name)))
+	iss, err := newIssuer(c, log.WithLazy(zap.String("issuer", spec.Name)))
 	if err != nil {
 		return nil, f, fmt.Errorf("%s: %w", spec.Field, err)
 	}
@@ -323,7 +323,9 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers
 		}
 		c.Monitor.Checks = append(c.Monitor.Checks, hc)
 	}
-	log := a.log.With(zap.String("credential", cc.Name))
+	// Lazy, as each sink's own: a logger's fields are encoded on its first
+	// line, so that an idle credential holds no encoded copy of them.
+	log := a.log.WithLazy(zap.String("credential", cc.Name))
 	for i := range cc.Sinks {
 		s, _, err := decodeSink(&cc.Sinks[i], log)
 		if err != nil {
