@@ -36,7 +36,7 @@ func (a *app) loadConfig() (*config.Config, error) {
 	// Each entry keeps only its decoded config: building decodes it again
 	// from there, not from YAML.
 	cfg, err := config.LoadWith(a.configPath, config.Backends{
-		Issuer: func(spec *config.IssuerSpec) (any, error) { _, c, err := decodeIssuer(spec, nil); return c, err },
+		Issuer: func(spec *config.IssuerSpec) (any, error) { _, c, err := decodeIssuer(spec, nil, nil); return c, err },
 		Sink:   func(spec *config.SinkSpec) (any, error) { _, c, err := decodeSink(spec, nil); return c, err },
 	})
 	if err != nil {
@@ -49,13 +49,16 @@ func (a *app) loadConfig() (*config.Config, error) {
 // and every sink type: adding a back-end adds a case here.
 
 // decodeIssuer decodes one issuer entry and, if log is not nil, constructs
-// the issuer (reading its secrets); with a nil log it only validates and
-// returns a nil Issuer. It returns the entry's decoded file config either
-// way.
-func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger) (issuers.Issuer, any, error) {
+// the issuer (reading its secrets) over the shared connections of pools;
+// with a nil log it only validates and returns a nil Issuer. It returns
+// the entry's decoded file config either way.
+func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger, pools *pools) (issuers.Issuer, any, error) {
 	switch spec.Type {
 	case apexverify.Type:
 		return buildIssuer(spec, log, apexverify.FileConfig.Resolve, func(c apexverify.Config, l *zap.Logger) (*apexverify.Issuer, error) {
+			if pools != nil {
+				c.Transport = pools.apex.For(c.BaseURL)
+			}
 			return apexverify.New(c, l)
 		})
 	}
@@ -116,6 +119,20 @@ func build[C any, S sinks.Sink](spec *config.SinkSpec, log *zap.Logger, newSink 
 		return nil, c, fmt.Errorf("%s: %w", spec.Field, err)
 	}
 	return s, c, nil
+}
+
+// pools are the connections the back-ends built from a config share, kept
+// for the process's life so that a reloaded config reuses them.
+type pools struct {
+	apex *apexverify.Transports // one per ApexVerify host
+}
+
+// pools returns a's pools, creating them for cfg's concurrency on first use.
+func (a *app) pools(cfg *config.Config) *pools {
+	if a.shared == nil {
+		a.shared = &pools{apex: &apexverify.Transports{IdlePerHost: cfg.Daemon.Concurrency}}
+	}
+	return a.shared
 }
 
 // runtime is everything a rotating command needs, built from the config.
@@ -201,7 +218,7 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, []string, []sinks.Closer, error) {
 	iss := map[string]issuers.Issuer{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Issuers)) {
-		i, _, err := decodeIssuer(cfg.Issuers[name], a.log)
+		i, _, err := decodeIssuer(cfg.Issuers[name], a.log, a.pools(cfg))
 		if err != nil {
 			return nil, nil, nil, fail(exitUsage, err)
 		}

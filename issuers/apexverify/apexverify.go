@@ -54,8 +54,13 @@ type Config struct {
 	// DefaultMaxActiveKeys when 0.
 	MaxActiveKeys int
 	// HTTPClient is used for every call; when nil, a client that does not
-	// follow redirects (so no bearer is ever sent elsewhere).
+	// follow redirects (so no bearer is ever sent elsewhere), over
+	// Transport.
 	HTTPClient *http.Client
+	// Transport carries the default client's requests; when nil,
+	// http.DefaultTransport, which keeps only 2 idle connections per host.
+	// Issuers of one host should share one (see Transports).
+	Transport http.RoundTripper
 }
 
 // Issuer talks to one ApexVerify account. It is safe for concurrent use.
@@ -116,7 +121,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Issuer, error) {
 	}
 	hc := c.HTTPClient
 	if hc == nil {
-		hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		hc = &http.Client{Transport: c.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if log == nil {
 		log = zap.NewNop()
