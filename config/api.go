@@ -36,8 +36,9 @@ type IssuerSpec struct {
 }
 
 // entry is what SinkSpec and IssuerSpec share: a back-end's entry, kept as
-// YAML until the back-end's package decodes it (Decode). Only cmd/rekey
-// knows which package a Type belongs to.
+// YAML until the back-end's package decodes it (Decode), or, once a
+// Backends hook has decoded it at load, as the back-end's config only. Only
+// cmd/rekey knows which package a Type belongs to.
 type entry struct {
 	// Type is the entry's type key, e.g. "file" or "apexverify".
 	Type string
@@ -50,6 +51,12 @@ type entry struct {
 	kind     string // "sink" or "issuer", for messages
 	typeLine int    // where type is, for UnknownType
 	node     *yaml.Node
+	// decoded is what the Backends hook decoded the entry into; once it is
+	// set, node is released and Decode hands out this value.
+	decoded any
+	// budget, during the Backends hooks, is the load's node budget, which
+	// the entry's Decode shares.
+	budget *int
 	// secretEnv is the loaded Config's SecretEnv.
 	secretEnv []string
 }

@@ -23,6 +23,8 @@ type Config struct {
 
 	// File is the path the config was read from.
 	File string `yaml:"-"`
+
+	secretEnv *[]string // SecretEnv, computed by Load before it drops the entries' YAML
 }
 
 // State is where the journal lives and how its key material is encrypted.

@@ -11,7 +11,8 @@ import (
 )
 
 // maxNodes bounds the work of one decode, so that nested aliases ("billion
-// laughs") cannot make a small file expensive.
+// laughs") cannot make a small file expensive. A whole file's load may
+// spend one node more per byte of the file (see budgetFor).
 const maxNodes = 100_000
 
 // maxDepth bounds nesting, including nesting built from aliases; rekey's
@@ -31,19 +32,22 @@ type decoder struct {
 	set map[string]bool
 	// bad holds the paths that failed to decode; validation stays quiet
 	// about them and what lies below them.
-	bad    map[string]bool
-	budget int
+	bad map[string]bool
+	// budget is how many more nodes may be decoded; a load shares it with
+	// the Backends' decodes of its entries.
+	budget *int
 	depth  int
 	active map[*yaml.Node]bool // aliases being expanded, to stop cycles
 }
 
 func newDecoder(file string) *decoder {
+	budget := maxNodes
 	return &decoder{
 		file:   file,
 		pos:    map[string]int{},
 		set:    map[string]bool{},
 		bad:    map[string]bool{},
-		budget: maxNodes,
+		budget: &budget,
 		active: map[*yaml.Node]bool{},
 	}
 }
@@ -275,13 +279,19 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
+// budgetFor is the node budget of loading a file of size bytes: a file
+// may hold about one node per byte, while aliases may not multiply the
+// work past that, so a load costs time linear in the file's size
+// (MaxConfigSize bounds it).
+func budgetFor(size int) int { return maxNodes + size }
+
 // charge spends one node of the budget, reporting once when it runs out.
 func (d *decoder) charge(n *yaml.Node, path string) bool {
-	d.budget--
-	if d.budget == -1 {
+	*d.budget--
+	if *d.budget == -1 {
 		d.fail(n, path, "document too large (too many nodes or aliases)")
 	}
-	return d.budget >= 0
+	return *d.budget >= 0
 }
 
 // enter marks the alias n as being expanded; it reports false (after

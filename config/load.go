@@ -37,19 +37,23 @@ const (
 var DefaultExpectStatus = []int{200}
 
 // MaxConfigSize caps the configuration file: a real one is a few KiB, and
-// even 10,000 credentials fit in a few MiB.
+// even 50,000 credentials of three sinks each fit in about 22 MB.
 const MaxConfigSize = 64 << 20
 
 // Backends decodes the entries whose fields only the back-end packages
 // know: cmd/rekey passes the one switch that knows every issuer and sink
 // type. LoadWith calls Issuer for every issuer entry and Sink for every
 // sink entry that is a mapping with a type, and reports their problems
-// with its own, sorted by line. Each returns nil, the errors of
-// IssuerSpec.Decode or SinkSpec.Decode, or UnknownType; any other error is
-// reported at the entry. A nil func checks nothing.
+// with its own, sorted by line. Each returns the entry's decoded config
+// and nil, or the errors of IssuerSpec.Decode or SinkSpec.Decode, or
+// UnknownType; any other error is reported at the entry. The config
+// returned is kept in the entry, whose YAML is then dropped (a fleet of
+// credentials would otherwise hold its whole parse tree): a later Decode
+// into the same type returns it. A nil config keeps the YAML; a nil func
+// checks nothing.
 type Backends struct {
-	Issuer func(*IssuerSpec) error
-	Sink   func(*SinkSpec) error
+	Issuer func(*IssuerSpec) (any, error)
+	Sink   func(*SinkSpec) (any, error)
 }
 
 // Load reads, decodes and validates the configuration at path, except what
@@ -85,6 +89,7 @@ func ParseWith(file string, data []byte, b Backends) (*Config, error) {
 		return nil, Errors{{File: file, Line: root.Line, Msg: fmt.Sprintf("expected a mapping starting with version: 1, got %s", describe(root))}}
 	}
 	d := newDecoder(file)
+	*d.budget = budgetFor(len(data))
 	d.pos[""] = root.Line
 	cfg := &Config{}
 	d.decode(root, reflect.ValueOf(cfg).Elem(), "")
@@ -93,11 +98,18 @@ func ParseWith(file string, data []byte, b Backends) (*Config, error) {
 	v := &validator{d: d}
 	v.config(cfg)
 	env := cfg.SecretEnv()
+	cfg.secretEnv = &env // the entries' YAML, which it reads, is dropped below
 	for _, name := range slices.Sorted(maps.Keys(cfg.Issuers)) {
 		is := cfg.Issuers[name]
 		is.secretEnv = env
 		if b.Issuer != nil && is.node != nil && is.Type != "" {
-			d.merge(&is.entry, b.Issuer(is))
+			is.budget = d.budget
+			kept, err := b.Issuer(is)
+			is.budget = nil
+			d.merge(&is.entry, err)
+			if err == nil {
+				is.keep(kept)
+			}
 		}
 	}
 	for _, name := range cfg.CredentialNames() {
@@ -105,7 +117,13 @@ func ParseWith(file string, data []byte, b Backends) (*Config, error) {
 			s := &cfg.Credentials[name].Sinks[i]
 			s.secretEnv = env
 			if b.Sink != nil && s.node != nil && s.Type != "" {
-				d.merge(&s.entry, b.Sink(s))
+				s.budget = d.budget
+				kept, err := b.Sink(s)
+				s.budget = nil
+				d.merge(&s.entry, err)
+				if err == nil {
+					s.keep(kept)
+				}
 			}
 		}
 	}

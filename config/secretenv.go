@@ -17,6 +17,9 @@ import (
 // in the file and so not in the list. Processes rekey starts (on_change) should not
 // inherit these variables.
 func (c *Config) SecretEnv() []string {
+	if c.secretEnv != nil {
+		return slices.Clone(*c.secretEnv)
+	}
 	seen := map[string]bool{}
 	add := func(ref string) {
 		if name, ok := strings.CutPrefix(ref, envPrefix); ok && (Secret{Ref: ref}).Check(false) == nil {

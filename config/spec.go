@@ -85,15 +85,26 @@ func (e *entry) UnknownType() error {
 // Validate() error method, Decode calls it after decoding and places each
 // problem it reports with Invalid (a field relative to v, e.g.
 // "auth.role_id") at its line in the file. The result is nil or Errors.
+//
+// An entry that a Backends hook decoded at load no longer holds its YAML:
+// Decode then sets *v to the value the hook returned, which must be of v's
+// element type (or a pointer to one), and the caller must treat the maps
+// and slices in it as shared, read-only.
 func (s *entry) Decode(v any) error {
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("config: Decode needs a non-nil pointer, got %T", v)
 	}
+	if s.decoded != nil {
+		return s.decodedInto(rv.Elem())
+	}
 	if def, ok := v.(interface{ SetDefaults() }); ok {
 		def.SetDefaults()
 	}
 	d := newDecoder(s.File)
+	if s.budget != nil {
+		d.budget = s.budget
+	}
 	d.pos[s.Field] = s.Line
 	if s.node != nil {
 		pairs := d.pairs(s.node, s.Field)
@@ -119,6 +130,28 @@ func (s *entry) Decode(v any) error {
 		return nil
 	}
 	return d.errs.result()
+}
+
+// decodedInto sets v to the value kept at load.
+func (s *entry) decodedInto(v reflect.Value) error {
+	kept := reflect.ValueOf(s.decoded)
+	if kept.Kind() == reflect.Pointer && kept.Type().Elem() == v.Type() && !kept.IsNil() {
+		kept = kept.Elem()
+	}
+	if kept.Type() != v.Type() {
+		return fmt.Errorf("config: %s was decoded at load into %T, not %s", s.Field, s.decoded, v.Type())
+	}
+	v.Set(kept)
+	return nil
+}
+
+// keep records what a Backends hook decoded the entry into and releases
+// its YAML; a nil value keeps the YAML.
+func (s *entry) keep(v any) {
+	if v == nil || reflect.ValueOf(v).Kind() == reflect.Pointer && reflect.ValueOf(v).IsNil() {
+		return
+	}
+	s.decoded, s.node = v, nil
 }
 
 // place turns an error from a Validate method into an absolute, positioned

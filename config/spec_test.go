@@ -250,21 +250,21 @@ func TestIssuerSpecDecode(t *testing.T) {
 func TestParseWithBackends(t *testing.T) {
 	var asked []string
 	b := Backends{
-		Issuer: func(s *IssuerSpec) error {
+		Issuer: func(s *IssuerSpec) (any, error) {
 			asked = append(asked, s.Field)
 			switch s.Type {
 			case "acme":
 				var c issuerish
-				return s.Decode(&c)
+				return c, s.Decode(&c)
 			}
-			return s.UnknownType()
+			return nil, s.UnknownType()
 		},
-		Sink: func(s *SinkSpec) error {
+		Sink: func(s *SinkSpec) (any, error) {
 			asked = append(asked, s.Field)
 			if s.Type == "file" {
-				return errors.New("plain error")
+				return nil, errors.New("plain error")
 			}
-			return s.UnknownType()
+			return nil, s.UnknownType()
 		},
 	}
 	data := strings.Replace(issuerYAML, "rotate_every: 1d", "rotate_every: soon", 1)

@@ -44,6 +44,9 @@ type app struct {
 	configPath     string
 	logLevel       string
 	log            *zap.Logger
+	// shared is what the back-ends of every config this process loads
+	// share (see pools).
+	shared *pools
 
 	// Test seams of `rekey daemon`: reload replaces SIGHUP, listening is
 	// told the HTTP address once it serves.

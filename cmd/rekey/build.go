@@ -33,9 +33,11 @@ import (
 // entry included, without reading a secret; a problem is a usage error
 // (exit 2).
 func (a *app) loadConfig() (*config.Config, error) {
+	// Each entry keeps only its decoded config: building decodes it again
+	// from there, not from YAML.
 	cfg, err := config.LoadWith(a.configPath, config.Backends{
-		Issuer: func(spec *config.IssuerSpec) error { _, err := decodeIssuer(spec, nil); return err },
-		Sink:   func(spec *config.SinkSpec) error { _, err := decodeSink(spec, nil); return err },
+		Issuer: func(spec *config.IssuerSpec) (any, error) { _, c, err := decodeIssuer(spec, nil, nil); return c, err },
+		Sink:   func(spec *config.SinkSpec) (any, error) { _, c, err := decodeSink(spec, nil); return c, err },
 	})
 	if err != nil {
 		return nil, fail(exitUsage, err)
@@ -47,21 +49,26 @@ func (a *app) loadConfig() (*config.Config, error) {
 // and every sink type: adding a back-end adds a case here.
 
 // decodeIssuer decodes one issuer entry and, if log is not nil, constructs
-// the issuer (reading its secrets); with a nil log it only validates and
-// returns a nil Issuer.
-func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger) (issuers.Issuer, error) {
+// the issuer (reading its secrets) over the shared connections of pools;
+// with a nil log it only validates and returns a nil Issuer. It returns
+// the entry's decoded file config either way.
+func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger, pools *pools) (issuers.Issuer, any, error) {
 	switch spec.Type {
 	case apexverify.Type:
 		return buildIssuer(spec, log, apexverify.FileConfig.Resolve, func(c apexverify.Config, l *zap.Logger) (*apexverify.Issuer, error) {
+			if pools != nil {
+				c.Transport = pools.apex.For(c.BaseURL)
+			}
 			return apexverify.New(c, l)
 		})
 	}
-	return nil, spec.UnknownType()
+	return nil, nil, spec.UnknownType()
 }
 
 // decodeSink decodes one sink entry and, if log is not nil, constructs
-// the sink; with a nil log it only validates and returns a nil Sink.
-func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, error) {
+// the sink; with a nil log it only validates and returns a nil Sink. It
+// returns the entry's decoded config either way.
+func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, any, error) {
 	switch spec.Type {
 	case file.Type:
 		// on_change must not inherit rekey's secrets: the config's env:
@@ -75,43 +82,57 @@ func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, error) {
 	case ghactions.Type:
 		return build(spec, log, func(c ghactions.Config, l *zap.Logger) (*ghactions.Sink, error) { return ghactions.New(c, l) })
 	}
-	return nil, spec.UnknownType()
+	return nil, nil, spec.UnknownType()
 }
 
 // buildIssuer decodes spec into the issuer's file config F and, if log is
 // not nil, resolves F's secrets into the issuer's Config C and builds it.
-func buildIssuer[F, C any, I issuers.Issuer](spec *config.IssuerSpec, log *zap.Logger, resolve func(F) (C, error), newIssuer func(C, *zap.Logger) (I, error)) (issuers.Issuer, error) {
+func buildIssuer[F, C any, I issuers.Issuer](spec *config.IssuerSpec, log *zap.Logger, resolve func(F) (C, error), newIssuer func(C, *zap.Logger) (I, error)) (issuers.Issuer, any, error) {
 	var f F
 	if err := spec.Decode(&f); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if log == nil {
-		return nil, nil
+		return nil, f, nil
 	}
 	c, err := resolve(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", spec.Field, err)
+		return nil, f, fmt.Errorf("%s: %w", spec.Field, err)
 	}
-	iss, err := newIssuer(c, log.With(zap.String("issuer", spec.Name)))
+	iss, err := newIssuer(c, log.WithLazy(zap.String("issuer", spec.Name)))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", spec.Field, err)
+		return nil, f, fmt.Errorf("%s: %w", spec.Field, err)
 	}
-	return iss, nil
+	return iss, f, nil
 }
 
-func build[C any, S sinks.Sink](spec *config.SinkSpec, log *zap.Logger, newSink func(C, *zap.Logger) (S, error)) (sinks.Sink, error) {
+func build[C any, S sinks.Sink](spec *config.SinkSpec, log *zap.Logger, newSink func(C, *zap.Logger) (S, error)) (sinks.Sink, any, error) {
 	var c C
 	if err := spec.Decode(&c); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if log == nil {
-		return nil, nil
+		return nil, c, nil
 	}
 	s, err := newSink(c, log) // each sink names itself in its log lines
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", spec.Field, err)
+		return nil, c, fmt.Errorf("%s: %w", spec.Field, err)
 	}
-	return s, nil
+	return s, c, nil
+}
+
+// pools are the connections the back-ends built from a config share, kept
+// for the process's life so that a reloaded config reuses them.
+type pools struct {
+	apex *apexverify.Transports // one per ApexVerify host
+}
+
+// pools returns a's pools, creating them for cfg's concurrency on first use.
+func (a *app) pools(cfg *config.Config) *pools {
+	if a.shared == nil {
+		a.shared = &pools{apex: &apexverify.Transports{IdlePerHost: cfg.Daemon.Concurrency}}
+	}
+	return a.shared
 }
 
 // runtime is everything a rotating command needs, built from the config.
@@ -197,7 +218,7 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, []string, []sinks.Closer, error) {
 	iss := map[string]issuers.Issuer{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Issuers)) {
-		i, err := decodeIssuer(cfg.Issuers[name], a.log)
+		i, _, err := decodeIssuer(cfg.Issuers[name], a.log, a.pools(cfg))
 		if err != nil {
 			return nil, nil, nil, fail(exitUsage, err)
 		}
@@ -319,9 +340,11 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers
 		}
 		c.Monitor.Checks = append(c.Monitor.Checks, hc)
 	}
-	log := a.log.With(zap.String("credential", cc.Name))
+	// Lazy, as each sink's own: a logger's fields are encoded on its first
+	// line, so that an idle credential holds no encoded copy of them.
+	log := a.log.WithLazy(zap.String("credential", cc.Name))
 	for i := range cc.Sinks {
-		s, err := decodeSink(&cc.Sinks[i], log)
+		s, _, err := decodeSink(&cc.Sinks[i], log)
 		if err != nil {
 			return nil, fail(exitUsage, err)
 		}

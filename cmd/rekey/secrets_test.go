@@ -15,6 +15,7 @@ import (
 
 	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/sinks"
 )
 
 // TestSharedStateKeyIsRefused: a state key file others may read stops
@@ -66,7 +67,7 @@ notify:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := decodeSink(&cfg.Credentials["api"].Sinks[0], zap.NewNop())
+	s, _, err := decodeSink(&cfg.Credentials["api"].Sinks[0], zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,8 @@ notify:
 	}
 }
 
-// A sink's JSON log lines carry the sink field once: its name.
+// A sink's JSON log lines carry the sink field once, its name, and the
+// credential field once, however lazily the loggers encode them.
 func TestSinkNamedOnceInLogs(t *testing.T) {
 	dir := t.TempDir()
 	cfg, err := config.Parse("rekey.yaml", []byte(fmt.Sprintf(`version: 1
@@ -108,10 +110,12 @@ credentials:
 	}
 	var buf bytes.Buffer
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.DebugLevel))
-	s, err := decodeSink(&cfg.Credentials["api"].Sinks[0], log)
+	var closers []sinks.Closer
+	c, err := (&app{log: log}).buildCredential(cfg.Credentials["api"], nil, &closers)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := c.Sinks[0]
 	if _, err := s.Put(context.Background(), secret.New("v-"+rand.Text()), "rot-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +126,9 @@ credentials:
 	for _, l := range lines {
 		if n := strings.Count(l, `"sink":`); n != 1 || !strings.Contains(l, `"sink":"`+s.Name()+`"`) {
 			t.Errorf("%d sink fields, want one naming %s: %s", n, s.Name(), l)
+		}
+		if n := strings.Count(l, `"credential":`); n != 1 || !strings.Contains(l, `"credential":"api"`) {
+			t.Errorf("%d credential fields, want one naming api: %s", n, l)
 		}
 	}
 }

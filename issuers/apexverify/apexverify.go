@@ -51,11 +51,17 @@ type Config struct {
 	// Timeout bounds each HTTP request; DefaultTimeout when 0.
 	Timeout time.Duration
 	// MaxActiveKeys is the account's limit of active keys;
-	// DefaultMaxActiveKeys when 0.
+	// DefaultMaxActiveKeys when 0. A key list larger than 1 KiB per key of
+	// it (and than 1 MiB) is refused.
 	MaxActiveKeys int
 	// HTTPClient is used for every call; when nil, a client that does not
-	// follow redirects (so no bearer is ever sent elsewhere).
+	// follow redirects (so no bearer is ever sent elsewhere), over
+	// Transport.
 	HTTPClient *http.Client
+	// Transport carries the default client's requests; when nil,
+	// http.DefaultTransport, which keeps only 2 idle connections per host.
+	// Issuers of one host should share one (see Transports).
+	Transport http.RoundTripper
 }
 
 // Issuer talks to one ApexVerify account. It is safe for concurrent use.
@@ -65,8 +71,10 @@ type Issuer struct {
 	token   secret.Value
 	timeout time.Duration
 	maxKeys int
-	hc      *http.Client
-	log     *zap.Logger
+	// listBody bounds a key list's body (listBodyLimit of maxKeys).
+	listBody int
+	hc       *http.Client
+	log      *zap.Logger
 
 	// Retry policy, waiting on clock.
 	maxTries       int           // per GET/DELETE call
@@ -116,7 +124,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Issuer, error) {
 	}
 	hc := c.HTTPClient
 	if hc == nil {
-		hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		hc = &http.Client{Transport: c.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if log == nil {
 		log = zap.NewNop()
@@ -127,6 +135,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Issuer, error) {
 		token:          c.ManagementToken,
 		timeout:        c.Timeout,
 		maxKeys:        c.MaxActiveKeys,
+		listBody:       listBodyLimit(c.MaxActiveKeys),
 		hc:             hc,
 		log:            log,
 		maxTries:       6,
@@ -366,9 +375,28 @@ type result struct {
 	// lost or unusable (sent then timeout/reset, or 5xx).
 	ambiguous bool
 	timedOut  bool // the per-request timeout fired
+	tooLarge  bool // a key list past its bound: permanent
 }
 
-const maxBody = 1 << 20
+// Bounds of a response body. A key list holds at most the account's
+// max_active_keys active keys (and a label's few revoked ones), each a key
+// object of about 250 bytes: its bound grows with MaxActiveKeys, from
+// maxBody, so that Identify, which lists every active key, works at any
+// limit the account really has.
+const (
+	maxBody     = 1 << 20   // any response, and the least a list may be
+	maxKeyBody  = 1 << 10   // per key of max_active_keys in a list: 4 times a key object
+	maxListBody = 256 << 20 // the most a list may be, whatever max_active_keys says
+)
+
+// listBodyLimit is the bound of a key list's body for an account of
+// maxKeys active keys.
+func listBodyLimit(maxKeys int) int {
+	if maxKeys > maxListBody/maxKeyBody {
+		return maxListBody
+	}
+	return max(maxBody, maxKeys*maxKeyBody)
+}
 
 // do makes one request with the per-request timeout.
 func (i *Issuer) do(ctx context.Context, method, path string, q url.Values, body []byte, bearer secret.Value) result {
@@ -400,9 +428,18 @@ func (i *Issuer) do(ctx context.Context, method, path string, q url.Values, body
 		return result{err: err, ambiguous: sent, timedOut: ctx.Err() == nil && rctx.Err() != nil}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err == nil && len(data) > maxBody {
-		err = errors.New("response body exceeds 1 MiB")
+	limit, list := maxBody, method == http.MethodGet && path == "/v1/api-keys"
+	if list {
+		limit = i.listBody
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	if err == nil && len(data) > limit {
+		if list {
+			// Asking again gets as many keys: the config must change.
+			return result{status: resp.StatusCode, tooLarge: true,
+				err: fmt.Errorf("key list exceeds %d bytes (%d per key of max_active_keys %d): set max_active_keys to the account's limit", limit, maxKeyBody, i.maxKeys)}
+		}
+		err = fmt.Errorf("response body exceeds %d bytes", limit)
 	}
 	if err != nil {
 		return result{status: resp.StatusCode, err: fmt.Errorf("read response: %w", err), ambiguous: true, timedOut: ctx.Err() == nil && rctx.Err() != nil}
@@ -425,6 +462,8 @@ func (i *Issuer) fail(op string, res result, secrets ...secret.Value) error {
 	switch {
 	case res.timedOut:
 		err = fmt.Errorf("apexverify: %s: no answer within %s: %w", op, i.timeout, context.DeadlineExceeded)
+	case res.tooLarge:
+		err = backoff.Permanent(fmt.Errorf("apexverify: %s: %w", op, res.err))
 	case res.err != nil && !res.ambiguous && neterr.Permanent(res.err):
 		// Nothing was sent (an untrusted certificate, a header net/http
 		// will not send): the same request can never work.

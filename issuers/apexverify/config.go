@@ -38,7 +38,9 @@ type FileConfig struct {
 	// Timeout bounds each HTTP request; default 10s.
 	Timeout config.Duration `yaml:"timeout"`
 	// MaxActiveKeys is how many active keys the account may hold; default
-	// DefaultMaxActiveKeys. `rekey plan` reports a problem when no slot is
+	// DefaultMaxActiveKeys. It also bounds the size of a key list that
+	// rekey accepts (1 KiB per key, at least 1 MiB): set it to the
+	// account's real limit. `rekey plan` reports a problem when no slot is
 	// free for a rotation's new key.
 	MaxActiveKeys int `yaml:"max_active_keys"`
 }

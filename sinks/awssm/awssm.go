@@ -163,7 +163,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 }
 
 func newSink(c Config, api client, log *zap.Logger, now func() time.Time) *Sink {
-	return &Sink{cfg: c, name: c.Name(), api: api, log: log.With(zap.String("sink", c.Name())), now: now}
+	return &Sink{cfg: c, name: c.Name(), api: api, log: log.WithLazy(zap.String("sink", c.Name())), now: now}
 }
 
 // Name is "aws-secretsmanager:" + secret ID, plus "#" + key in JSON field

@@ -120,7 +120,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 	if s.key != "" {
 		s.name += "#" + s.key
 	}
-	s.log = log.With(zap.String("sink", s.name))
+	s.log = log.WithLazy(zap.String("sink", s.name))
 	return s, nil
 }
 

@@ -100,7 +100,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 		log = zap.NewNop()
 	}
 	s := &Sink{cfg: c, name: "github-actions:" + scopeName(c) + "/" + c.Name, clock: o.clock}
-	s.log = log.With(zap.String("sink", s.name))
+	s.log = log.WithLazy(zap.String("sink", s.name))
 
 	base, err := url.Parse(c.BaseURL)
 	if err != nil {

@@ -100,7 +100,7 @@ func newConn(c Config, log *zap.Logger, env func(string) string) (*conn, error) 
 		return nil, errors.New("vaultkv: no address: set address or VAULT_ADDR")
 	}
 	name := "vault-kv:" + c.Mount + "/" + c.Path + "#" + c.Key
-	log = log.With(zap.String("sink", name)) // every sink names itself once
+	log = log.WithLazy(zap.String("sink", name)) // every sink names itself once, encoded on its first line
 
 	// Built by hand rather than from api.DefaultConfig, which reads
 	// VAULT_SKIP_VERIFY and friends from the environment: TLS verification
