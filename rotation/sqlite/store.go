@@ -21,7 +21,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -506,6 +508,19 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 	if r.Unreadable != "" {
 		return fmt.Errorf("sqlite: save rotation %s of %s: the record is unreadable (%s)", r.ID, r.Credential, r.Unreadable)
 	}
+	args, err := s.encode(r)
+	if err != nil {
+		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+	}
+	if _, err := s.stmt.save.ExecContext(ctx, args...); err != nil {
+		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+	}
+	return nil
+}
+
+// encode returns the columns of r's row, its MAC last, as the save
+// statement takes them.
+func (s *Store) encode(r *rotation.Record) ([]any, error) {
 	plain, err := json.Marshal(plainRecord{
 		Label:       r.Label,
 		OldKeyID:    r.OldKeyID,
@@ -523,15 +538,15 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 		Transitions: r.Transitions,
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+		return nil, err
 	}
 	oldEnc, err := s.seal.seal([]byte(r.OldValue.Reveal()), valueAAD(r.Credential, r.ID, "old"))
 	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: encrypt old value: %w", r.ID, r.Credential, err)
+		return nil, fmt.Errorf("encrypt old value: %w", err)
 	}
 	newEnc, err := s.seal.seal([]byte(r.NewValue.Reveal()), valueAAD(r.Credential, r.ID, "new"))
 	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: encrypt new value: %w", r.ID, r.Credential, err)
+		return nil, fmt.Errorf("encrypt new value: %w", err)
 	}
 	w := &row{
 		credential: r.Credential, id: r.ID, phase: string(r.Phase),
@@ -540,14 +555,9 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 	}
 	mac, err := s.seal.rowMAC(w)
 	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+		return nil, err
 	}
-	_, err = s.stmt.save.ExecContext(ctx,
-		w.credential, w.id, w.phase, w.started, w.updated, w.finished, w.record, w.oldEnc, w.newEnc, mac)
-	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
-	}
-	return nil
+	return []any{w.credential, w.id, w.phase, w.started, w.updated, w.finished, w.record, w.oldEnc, w.newEnc, mac}, nil
 }
 
 // columns are the columns a row MAC covers, then the MAC, in the order
@@ -570,8 +580,9 @@ const newestQuery = `WITH RECURSIVE ` + names + `
 		SELECT rowid FROM rotations WHERE credential = names.name ORDER BY started_at DESC, id DESC LIMIT 1)`
 
 // recentAllQuery reads each credential's rows from its newest row whose
-// phase column says done (all its rows when none does), grouped by
-// credential, newest first; the last column says whether such a row exists.
+// phase column says done (all its rows when none does), in no particular
+// order (RecentAll sorts them: SQLite would copy every row into a sorter);
+// the last column says whether such a row exists.
 const recentAllQuery = `WITH RECURSIVE ` + names + `,
 	since(name, at) AS MATERIALIZED (
 		SELECT names.name, (SELECT max(started_at) FROM rotations WHERE credential = names.name AND phase = 'done')
@@ -581,8 +592,7 @@ const recentAllQuery = `WITH RECURSIVE ` + names + `,
 	WHERE since.at IS NOT NULL
 	UNION ALL
 	SELECT ` + columns + `, 0 FROM since JOIN rotations ON credential = since.name
-	WHERE since.at IS NULL
-	ORDER BY 1, 4 DESC, 2 DESC`
+	WHERE since.at IS NULL`
 
 // prepare prepares the statements every call uses.
 func (s *Store) prepare(ctx context.Context) error {
@@ -770,47 +780,112 @@ func (s *Store) Recent(ctx context.Context, credential string) ([]*rotation.Reco
 // Recent, which goes on past it. A row edited to no longer claim done is
 // unreadable and only makes the query read further back.
 func (s *Store) RecentAll(ctx context.Context) (map[string][]*rotation.Record, error) {
-	out := map[string][]*rotation.Record{}
-	var again []string // credentials whose picked done row did not authenticate
+	type credRows struct {
+		rows   []storedRow
+		picked bool // a row claims done
+	}
+	byCred := map[string]*credRows{}
 	rows, err := s.stmt.recentAll.QueryContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: recent history: %w", err)
 	}
-	cur, picked, done := "", false, false
 	for rows.Next() {
-		var hasDone int64
-		w, mac, bad, err := scanRow(rows, &hasDone)
+		var picked int64
+		w, mac, bad, err := scanRow(rows, &picked)
 		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("sqlite: recent history: %w", err)
 		}
-		if w.credential != cur {
-			if picked && !done {
-				again = append(again, cur)
-			}
-			cur, picked, done = w.credential, hasDone != 0, false
+		c := byCred[w.credential]
+		if c == nil {
+			c = &credRows{picked: picked != 0}
+			byCred[w.credential] = c
 		}
-		if done {
-			continue // the rest of the rows that started with the done one
-		}
-		r, _ := s.read(w, mac, bad, false)
-		out[cur] = append(out[cur], r)
-		done = r.Unreadable == "" && r.Phase == rotation.Done
-	}
-	if picked && !done {
-		again = append(again, cur)
+		c.rows = append(c.rows, storedRow{w, mac, bad})
 	}
 	err = rows.Err()
 	rows.Close()
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: recent history: %w", err)
 	}
-	for _, c := range again {
-		if out[c], err = s.Recent(ctx, c); err != nil {
-			return nil, err
+	// Authenticating and decoding is most of the work: spread it over
+	// the CPUs, one credential at a time.
+	names := make(chan string)
+	results := make(chan recentResult)
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(byCred))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range names {
+				recs, err := s.recentOf(ctx, name, byCred[name].rows, byCred[name].picked)
+				results <- recentResult{name, recs, err}
+			}
+		}()
+	}
+	go func() {
+		for name := range byCred {
+			names <- name
 		}
+		close(names)
+		wg.Wait()
+		close(results)
+	}()
+	out := make(map[string][]*rotation.Record, len(byCred))
+	var firstErr error
+	for r := range results {
+		if r.err != nil && firstErr == nil {
+			firstErr = r.err
+		}
+		out[r.name] = r.recs
+	}
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	return out, nil
+}
+
+type storedRow struct {
+	w   *row
+	mac []byte
+	bad string
+}
+
+type recentResult struct {
+	name string
+	recs []*rotation.Record
+	err  error
+}
+
+// recentOf returns Recent of credential from the rows recentAllQuery read
+// of it; picked says whether one of them claims done.
+func (s *Store) recentOf(ctx context.Context, credential string, rows []storedRow, picked bool) ([]*rotation.Record, error) {
+	// History's order: started_at DESC (NULL, or on an edited row anything
+	// but an integer, last), then id DESC.
+	slices.SortFunc(rows, func(a, b storedRow) int {
+		x, xok := a.w.started.(int64)
+		y, yok := b.w.started.(int64)
+		switch {
+		case xok != yok && xok:
+			return -1
+		case xok != yok:
+			return 1
+		}
+		return cmp.Or(cmp.Compare(y, x), cmp.Compare(b.w.id, a.w.id))
+	})
+	recs := make([]*rotation.Record, 0, len(rows))
+	for _, st := range rows {
+		r, _ := s.read(st.w, st.mac, st.bad, false)
+		recs = append(recs, r)
+		if r.Unreadable == "" && r.Phase == rotation.Done {
+			return recs, nil // the rest started with the done one, older by ID
+		}
+	}
+	if picked {
+		// The row that claims done did not authenticate: read on past it.
+		return s.Recent(ctx, credential)
+	}
+	return recs, nil
 }
 
 // each runs stmt and passes each row, authenticated and decoded, to more
