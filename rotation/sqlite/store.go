@@ -780,69 +780,99 @@ func (s *Store) Recent(ctx context.Context, credential string) ([]*rotation.Reco
 // Recent, which goes on past it. A row edited to no longer claim done is
 // unreadable and only makes the query read further back.
 func (s *Store) RecentAll(ctx context.Context) (map[string][]*rotation.Record, error) {
-	type credRows struct {
-		rows   []storedRow
-		picked bool // a row claims done
+	// Authenticating and decoding the rows is most of the work: workers on
+	// every CPU do it, a credential at a time, while the query goes on.
+	work := make(chan recentRows, 64)
+	results := make(chan recentResult, 64)
+	var wg sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				recs, err := s.recentOf(ctx, b.name, b.rows, b.picked)
+				results <- recentResult{b.name, recs, err}
+			}
+		}()
 	}
-	byCred := map[string]*credRows{}
-	rows, err := s.stmt.recentAll.QueryContext(ctx)
+	out := map[string][]*rotation.Record{}
+	var workErr error
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for r := range results {
+			if r.err != nil && workErr == nil {
+				workErr = r.err
+			}
+			out[r.name] = r.recs
+		}
+	}()
+	again, err := s.queryRecentAll(ctx, work)
+	close(work)
+	wg.Wait()
+	close(results)
+	<-collected
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: recent history: %w", err)
+	}
+	if workErr != nil {
+		return nil, workErr
+	}
+	for name := range again {
+		if out[name], err = s.Recent(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// recentRows are the rows recentAllQuery read of one credential.
+type recentRows struct {
+	name   string
+	rows   []storedRow
+	picked bool // a row claims done
+}
+
+// queryRecentAll runs recentAllQuery and sends each credential's rows to
+// work once the query has moved on to another credential. The query gives
+// no order, but in practice returns a credential's rows together; a
+// credential whose rows come apart is left out and returned in again, to be
+// read on its own.
+func (s *Store) queryRecentAll(ctx context.Context, work chan<- recentRows) (again map[string]bool, err error) {
+	rows, err := s.stmt.recentAll.QueryContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	sent, again := map[string]bool{}, map[string]bool{}
+	var cur *recentRows
+	flush := func() {
+		if cur != nil {
+			work <- *cur
+			sent[cur.name], cur = true, nil
+		}
 	}
 	for rows.Next() {
 		var picked int64
 		w, mac, bad, err := scanRow(rows, &picked)
 		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("sqlite: recent history: %w", err)
+			return nil, err
 		}
-		c := byCred[w.credential]
-		if c == nil {
-			c = &credRows{picked: picked != 0}
-			byCred[w.credential] = c
-		}
-		c.rows = append(c.rows, storedRow{w, mac, bad})
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: recent history: %w", err)
-	}
-	// Authenticating and decoding is most of the work: spread it over
-	// the CPUs, one credential at a time.
-	names := make(chan string)
-	results := make(chan recentResult)
-	var wg sync.WaitGroup
-	for range max(1, min(runtime.GOMAXPROCS(0), len(byCred))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range names {
-				recs, err := s.recentOf(ctx, name, byCred[name].rows, byCred[name].picked)
-				results <- recentResult{name, recs, err}
+		if cur == nil || cur.name != w.credential {
+			flush()
+			if sent[w.credential] {
+				again[w.credential] = true
+				continue
 			}
-		}()
-	}
-	go func() {
-		for name := range byCred {
-			names <- name
+			cur = &recentRows{name: w.credential, picked: picked != 0}
 		}
-		close(names)
-		wg.Wait()
-		close(results)
-	}()
-	out := make(map[string][]*rotation.Record, len(byCred))
-	var firstErr error
-	for r := range results {
-		if r.err != nil && firstErr == nil {
-			firstErr = r.err
-		}
-		out[r.name] = r.recs
+		cur.rows = append(cur.rows, storedRow{w, mac, bad})
 	}
-	if firstErr != nil {
-		return nil, firstErr
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
-	return out, nil
+	flush()
+	return again, nil
 }
 
 type storedRow struct {
