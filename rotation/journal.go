@@ -17,21 +17,27 @@ import (
 var ErrSetupMismatch = errors.New("rotation: the journal belongs to another setup")
 
 // state is what the engine needs from a credential's history: the newest
-// readable record, the unfinished rotation if there is one, and the record
-// that put the current key in place.
+// readable record, the unfinished rotation if there is one, the record that
+// put the current key in place, and (for schedule) the records since the
+// last success. It is read with Store.Recent, never the whole history.
 type state struct {
-	hist       []*Record // newest first, unreadable ones left out
+	hist       []*Record // Recent, newest first, unreadable ones left out
 	latest     *Record
 	unfinished *Record
 	current    *Record
-	unreadable int
+	unreadable int // among the records Recent returned
 }
 
 func (e *Engine) state(ctx context.Context, name string) (state, error) {
-	all, err := e.Store.History(ctx, name, 0)
+	all, err := e.Store.Recent(ctx, name)
 	if err != nil {
 		return state{}, err
 	}
+	return e.stateOf(all), nil
+}
+
+// stateOf builds the state from a credential's Recent records.
+func (e *Engine) stateOf(all []*Record) state {
 	var st state
 	for _, r := range all {
 		if r.Unreadable != "" {
@@ -53,7 +59,7 @@ func (e *Engine) state(ctx context.Context, name string) (state, error) {
 			break
 		}
 	}
-	return st, nil
+	return st
 }
 
 // holdsCurrent reports whether r's new key became the credential's

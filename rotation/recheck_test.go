@@ -466,6 +466,13 @@ func (s unreadableStore) History(ctx context.Context, name string, limit int) ([
 	return hist, err
 }
 
+// Recent is cut from History, so the rotation marked unreadable is not
+// taken for the last success.
+func (s unreadableStore) Recent(ctx context.Context, name string) ([]*rotation.Record, error) {
+	hist, err := s.History(ctx, name, 0)
+	return rotation.RecentOf(hist), err
+}
+
 // Item 5: one unreadable row does not block the credential: rotation goes
 // on from the newest readable record, and nothing tries to resume the
 // unreadable one.

@@ -144,19 +144,25 @@ var ErrNotFound = errors.New("rotation: no such rotation")
 //
 // A Store authenticates each record whole (I8): a record it cannot
 // authenticate or decrypt (edited, moved, or written with another key) is
-// returned by the read methods (Get, Unfinished, History) as an unreadable
-// record, with only Credential, ID and Unreadable (a short reason, never a
-// key value) set, in place of the record and without failing the call. Only
-// a failure of the whole read (I/O, the database) is an error. Callers
-// skip unreadable records for decisions and show them to people.
+// returned by the read methods (Get, Unfinished, History, Recent, RecentAll)
+// as an unreadable record, with only Credential, ID and Unreadable (a short
+// reason, never a key value) set, in place of the record and without failing
+// the call. Only a failure of the whole read (I/O, the database) is an error.
+// Callers skip unreadable records for decisions and show them to people.
+//
+// A credential's records are ordered by StartedAt, then ID; "newest first"
+// below means by that order, descending.
 type Store interface {
 	// Save inserts or replaces the record (credential, ID). It refuses a
 	// record whose Unreadable is set.
 	Save(ctx context.Context, r *Record) error
 	// Get returns one rotation, possibly unreadable, or ErrNotFound.
 	Get(ctx context.Context, credential, id string) (*Record, error)
-	// Unfinished returns every rotation whose phase is not terminal,
-	// oldest first, and every unreadable record (its phase is unknown).
+	// Unfinished returns the rotations in flight, oldest first: for each
+	// credential, its newest readable record if its phase is not terminal,
+	// and every unreadable record newer than that one (its phase is
+	// unknown). Only a credential's newest record can be in flight: the
+	// engine never resumes an older one.
 	Unfinished(ctx context.Context) ([]*Record, error)
 	// History returns a credential's rotations, newest first, unreadable
 	// ones in their place. limit counts readable records only: History
@@ -164,10 +170,37 @@ type Store interface {
 	// among and newer than them, so History(ctx, c, 1) ends with the newest
 	// readable record if there is one. limit <= 0 means all.
 	History(ctx context.Context, credential string, limit int) ([]*Record, error)
+	// Recent returns the part of a credential's history that decisions
+	// need, newest first: every record down to and including the newest
+	// readable one in phase Done (the last success), unreadable ones among
+	// them in their place; the whole history when no readable record is
+	// Done; none for an unknown credential. It is RecentOf(History(ctx,
+	// credential, 0)), read without reading older records. It holds the
+	// newest readable record, the unfinished rotation, the record whose
+	// new key is the current key (the newest readable one that
+	// holdsCurrent: that Done record or a newer Failed one that kept its
+	// key), and every failure since the last success.
+	Recent(ctx context.Context, credential string) ([]*Record, error)
+	// RecentAll returns Recent of every credential in the journal, keyed by
+	// credential, in one read. A credential without records is absent.
+	RecentAll(ctx context.Context) (map[string][]*Record, error)
 	// Lock takes the credential's lock, which excludes every other holder
 	// in this and any other process on the machine (I5). It returns ErrBusy
 	// at once if the lock is held. The lock is released by unlock or by the
 	// process's death.
 	Lock(ctx context.Context, credential string) (unlock func(), err error)
 	Close() error
+}
+
+// RecentOf returns the part of a newest-first history that Store.Recent
+// returns: hist up to and including its first readable Done record, or all
+// of hist when none is. A Store without a faster way may implement Recent
+// as RecentOf(History(ctx, credential, 0)).
+func RecentOf(hist []*Record) []*Record {
+	for i, r := range hist {
+		if r.Unreadable == "" && r.Phase == Done {
+			return hist[:i+1]
+		}
+	}
+	return hist
 }

@@ -86,6 +86,12 @@ func (e *Engine) Due(ctx context.Context, c *Credential) (Due, error) {
 	return schedule(c, st.hist, e.Clock.Now()), nil
 }
 
+// DueOf is Due computed from the credential's records as Store.Recent (or
+// RecentAll) returned them, for a caller that read many credentials at once.
+func (e *Engine) DueOf(c *Credential, recent []*Record) Due {
+	return schedule(c, e.stateOf(recent).hist, e.Clock.Now())
+}
+
 func schedule(c *Credential, hist []*Record, now time.Time) Due {
 	var d Due
 	var lastFail time.Time

@@ -411,7 +411,7 @@ func (c *cred) history() []e2etest.HistoryEntry {
 // historyE is history for goroutines other than the test's: it returns
 // its error.
 func (c *cred) historyE() ([]e2etest.HistoryEntry, error) {
-	code, out := c.w.cli(c.config, "history", c.name, "-o", "json")
+	code, out := c.w.cli(c.config, "history", c.name, "--limit", "0", "-o", "json")
 	if code != 0 {
 		return nil, fmt.Errorf("history %s: exit %d", c.name, code)
 	}

@@ -117,7 +117,7 @@ func (e *env) current() secret.Value { return e.InFile() }
 
 func (e *env) history() []e2etest.HistoryEntry {
 	e.t.Helper()
-	code, out, errOut := e.cli("history", "prod", "-o", "json")
+	code, out, errOut := e.cli("history", "prod", "--limit", "0", "-o", "json")
 	if code != 0 {
 		e.t.Fatalf("history: exit %d: %s", code, errOut)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -179,17 +180,16 @@ func (a *app) statusCommand() *cobra.Command {
 			}
 			defer rt.Close()
 			now := a.clock.Now()
+			// One read of every credential's records since its last
+			// success: all that status shows.
+			recent, err := rt.store.RecentAll(cmd.Context())
+			if err != nil {
+				return fail(exitFailed, err)
+			}
 			var rows []credentialStatus
 			for _, name := range rt.names {
-				hist, err := rt.store.History(cmd.Context(), name, 0)
-				if err != nil {
-					return fail(exitFailed, err)
-				}
-				due, err := rt.engine.Due(cmd.Context(), rt.creds[name])
-				if err != nil {
-					return fail(exitFailed, err)
-				}
-				rows = append(rows, statusRow(name, hist, due, now))
+				due := rt.engine.DueOf(rt.creds[name], recent[name])
+				rows = append(rows, statusRow(name, recent[name], due, now))
 			}
 			if output == "json" {
 				enc := json.NewEncoder(a.stdout)
@@ -227,6 +227,8 @@ func (a *app) statusCommand() *cobra.Command {
 	return cmd
 }
 
+// statusRow builds a credential's row from its records since its last
+// success (Store.Recent), newest first.
 func statusRow(name string, hist []*rotation.Record, due rotation.Due, now time.Time) credentialStatus {
 	row := credentialStatus{Name: name, NextDue: due.At, Due: due.Due, DueReason: due.Reason, Failures: due.Failures}
 	readable := make([]*rotation.Record, 0, len(hist))
@@ -285,21 +287,40 @@ func dash(s string) string {
 	return s
 }
 
+// historyPage is how many rotations `rekey history` shows by default.
+const historyPage = 20
+
 func (a *app) historyCommand() *cobra.Command {
 	var output string
+	var limit int
 	cmd := &cobra.Command{
 		Use:   "history NAME",
-		Short: "Past rotations of a credential with their phases and times",
+		Short: "Past rotations of a credential with their phases and times, newest first (the newest 20 unless --limit)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 {
+				return fail(exitUsage, fmt.Errorf("--limit %d: want 0 (all) or more", limit))
+			}
 			rt, _, err := a.openCredential(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer rt.Close()
-			hist, err := rt.store.History(cmd.Context(), args[0], 0)
+			hist, err := rt.store.History(cmd.Context(), args[0], limit)
 			if err != nil {
 				return fail(exitFailed, err)
+			}
+			older := 0
+			if limit > 0 && len(hist) > 0 {
+				n, err := rt.store.Count(cmd.Context(), args[0])
+				if err != nil {
+					return fail(exitFailed, err)
+				}
+				older = n - len(hist)
+			}
+			hint := ""
+			if older > 0 {
+				hint = fmt.Sprintf("… %s older %s: rekey history %s --limit 0\n", thousands(older), plural(older, "rotation"), args[0])
 			}
 			if output == "json" {
 				type entry struct {
@@ -321,7 +342,12 @@ func (a *app) historyCommand() *cobra.Command {
 				}
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				if err := enc.Encode(out); err != nil {
+					return err
+				}
+				// stdout stays one JSON array of entries.
+				fmt.Fprint(a.stderr, hint)
+				return nil
 			}
 			for _, r := range hist {
 				if r.Unreadable != "" {
@@ -337,9 +363,27 @@ func (a *app) historyCommand() *cobra.Command {
 					fmt.Fprintln(a.stdout, line)
 				}
 			}
+			fmt.Fprint(a.stdout, hint)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text | json")
+	cmd.Flags().IntVar(&limit, "limit", historyPage, "show the newest N rotations; 0 shows all")
 	return cmd
+}
+
+// thousands formats n >= 0 with a comma between groups of three digits.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

@@ -104,13 +104,6 @@ func (a *app) plan(ctx context.Context, rt *runtime) (planReport, error) {
 			return report, err
 		}
 		row := planRow{Name: name, Due: due.Due, DueAt: due.At.UTC(), Reason: due.Reason, Ready: true}
-		hist, err := rt.store.History(ctx, name, 1)
-		if err != nil {
-			return report, err
-		}
-		if len(hist) > 0 && !hist[0].Phase.Terminal() {
-			row.InFlight = hist[0].ID + " " + string(hist[0].Phase)
-		}
 
 		issuerName := rt.cfg.Credentials[name].Issuer
 		ic, ok := issuerChecks[issuerName]
@@ -119,9 +112,9 @@ func (a *app) plan(ctx context.Context, rt *runtime) (planReport, error) {
 			issuerChecks[issuerName] = ic
 		}
 		row.Checks = append(row.Checks, ic)
-		keyChecks, err := checkKeys(ctx, rt.engine, c)
-		if err != nil {
-			return report, err
+		keyChecks, in := checkKeys(ctx, rt.engine, c)
+		if in != nil && in.Unfinished != nil {
+			row.InFlight = in.Unfinished.ID + " " + string(in.Unfinished.Phase)
 		}
 		row.Checks = append(row.Checks, keyChecks...)
 		for _, s := range c.Sinks {
@@ -171,8 +164,10 @@ func checkIssuer(ctx context.Context, name string, iss issuers.Issuer) planCheck
 
 // checkKeys reports which key a rotation would replace, in plain words,
 // what stops it (a key_id that contradicts the sinks, another setup's
-// history), and every key earlier rotations left valid for a person.
-func checkKeys(ctx context.Context, e *rotation.Engine, c *rotation.Credential) ([]planCheck, error) {
+// history), and every key earlier rotations left valid for a person. It
+// returns the engine's Inspection too (nil if it failed), which holds the
+// rotation in flight.
+func checkKeys(ctx context.Context, e *rotation.Engine, c *rotation.Credential) ([]planCheck, *rotation.Inspection) {
 	ctx, cancel := context.WithTimeout(ctx, planTimeout)
 	defer cancel()
 	in, err := e.Inspect(ctx, c)
@@ -201,7 +196,7 @@ func checkKeys(ctx context.Context, e *rotation.Engine, c *rotation.Credential) 
 		out = append(out, planCheck{Kind: "journal", Name: "history", Status: checkWarning,
 			Detail: fmt.Sprintf("%d journal records fail to authenticate and are skipped (see rekey history %s)", in.Unreadable, c.Name)})
 	}
-	return out, nil
+	return out, &in
 }
 
 func checkSink(ctx context.Context, s sinks.Sink) planCheck {

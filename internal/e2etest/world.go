@@ -177,11 +177,11 @@ func (a *App) isHealthy() bool {
 	return f == nil || f()
 }
 
-// History runs `rekey history prod -o json` and returns its rotations,
-// newest first.
+// History runs `rekey history prod --limit 0 -o json` and returns all its
+// rotations, newest first.
 func (w *World) History() []HistoryEntry {
 	w.T.Helper()
-	code, out, errOut := Run(w.T, w.Rekey("history", "prod", "-o", "json"))
+	code, out, errOut := Run(w.T, w.Rekey("history", "prod", "--limit", "0", "-o", "json"))
 	if code != 0 {
 		w.T.Fatalf("history: exit %d: %s", code, errOut)
 	}

@@ -10,6 +10,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -20,6 +21,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,6 +44,13 @@ type Store struct {
 	seal    *sealer
 	path    string
 	lockDir string
+	stmt    statements
+}
+
+// statements are prepared once per Store (see prepare) and reused: SQLite
+// would otherwise parse and plan each query again on every call.
+type statements struct {
+	save, get, history, count, newest, recentAll *sql.Stmt
 }
 
 // migrations[i] takes the schema from version i to i+1. Append only: never
@@ -70,6 +81,21 @@ var migrations = []string{
 	// version 1 journal as it upgrades it. A row without a valid mac is
 	// unreadable, whatever its other columns say.
 	`ALTER TABLE rotations ADD COLUMN mac BLOB NOT NULL DEFAULT x'';`,
+
+	// 3: indexes to read a credential's recent records without the rest
+	// of its history (Recent, RecentAll, Unfinished). rotations_recent
+	// orders a credential's rows as History returns them, so a read newest
+	// first streams from the index and stops early, and it finds each
+	// credential's newest row with one seek; rotations_done finds a
+	// credential's newest row whose phase column says done. The indexes
+	// only choose which rows to read: every row read is still
+	// authenticated whole, and a row whose columns were edited to steer
+	// them is unreadable (see Recent). Nothing reads across credentials by
+	// start time any more.
+	`CREATE INDEX rotations_recent ON rotations (credential, started_at, id);
+	CREATE INDEX rotations_done ON rotations (credential, started_at) WHERE phase = 'done';
+	DROP INDEX rotations_history;
+	DROP INDEX rotations_started;`,
 }
 
 // SchemaVersion is the journal schema this package reads and writes.
@@ -131,6 +157,10 @@ func Open(ctx context.Context, path string, key []byte) (*Store, error) {
 	}
 	s := &Store{db: db, seal: seal, path: abs, lockDir: abs + ".locks"}
 	if err := s.init(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
+	if err := s.prepare(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
@@ -435,6 +465,11 @@ func (s *Store) authenticateRows(ctx context.Context, tx *sql.Tx) error {
 // Close closes the database. Locks taken with Lock stay held until their
 // unlock functions are called.
 func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{s.stmt.save, s.stmt.get, s.stmt.history, s.stmt.count, s.stmt.newest, s.stmt.recentAll} {
+		if st != nil {
+			st.Close()
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
 	}
@@ -473,6 +508,19 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 	if r.Unreadable != "" {
 		return fmt.Errorf("sqlite: save rotation %s of %s: the record is unreadable (%s)", r.ID, r.Credential, r.Unreadable)
 	}
+	args, err := s.encode(r)
+	if err != nil {
+		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+	}
+	if _, err := s.stmt.save.ExecContext(ctx, args...); err != nil {
+		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+	}
+	return nil
+}
+
+// encode returns the columns of r's row, its MAC last, as the save
+// statement takes them.
+func (s *Store) encode(r *rotation.Record) ([]any, error) {
 	plain, err := json.Marshal(plainRecord{
 		Label:       r.Label,
 		OldKeyID:    r.OldKeyID,
@@ -490,15 +538,15 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 		Transitions: r.Transitions,
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+		return nil, err
 	}
 	oldEnc, err := s.seal.seal([]byte(r.OldValue.Reveal()), valueAAD(r.Credential, r.ID, "old"))
 	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: encrypt old value: %w", r.ID, r.Credential, err)
+		return nil, fmt.Errorf("encrypt old value: %w", err)
 	}
 	newEnc, err := s.seal.seal([]byte(r.NewValue.Reveal()), valueAAD(r.Credential, r.ID, "new"))
 	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: encrypt new value: %w", r.ID, r.Credential, err)
+		return nil, fmt.Errorf("encrypt new value: %w", err)
 	}
 	w := &row{
 		credential: r.Credential, id: r.ID, phase: string(r.Phase),
@@ -507,28 +555,80 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 	}
 	mac, err := s.seal.rowMAC(w)
 	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+		return nil, err
 	}
-	_, err = s.db.ExecContext(ctx, `
-		INSERT INTO rotations (credential, id, phase, started_at, updated_at, finished_at, record, old_value_enc, new_value_enc, mac)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (credential, id) DO UPDATE SET
-			phase = excluded.phase,
-			started_at = excluded.started_at,
-			updated_at = excluded.updated_at,
-			finished_at = excluded.finished_at,
-			record = excluded.record,
-			old_value_enc = excluded.old_value_enc,
-			new_value_enc = excluded.new_value_enc,
-			mac = excluded.mac`,
-		w.credential, w.id, w.phase, w.started, w.updated, w.finished, w.record, w.oldEnc, w.newEnc, mac)
-	if err != nil {
-		return fmt.Errorf("sqlite: save rotation %s of %s: %w", r.ID, r.Credential, err)
+	return []any{w.credential, w.id, w.phase, w.started, w.updated, w.finished, w.record, w.oldEnc, w.newEnc, mac}, nil
+}
+
+// columns are the columns a row MAC covers, then the MAC, in the order
+// scanRow reads them.
+const columns = `credential, id, phase, started_at, updated_at, finished_at, record, old_value_enc, new_value_enc, mac`
+
+const selectColumns = `SELECT ` + columns + ` FROM rotations`
+
+// names lists the credentials of the journal with one index seek each (a
+// loose index scan), not by reading every row.
+const names = `names(name) AS (
+		SELECT (SELECT min(credential) FROM rotations)
+		UNION ALL
+		SELECT (SELECT min(credential) FROM rotations WHERE credential > names.name) FROM names WHERE names.name IS NOT NULL
+	)`
+
+// newestQuery reads each credential's newest row.
+const newestQuery = `WITH RECURSIVE ` + names + `
+	SELECT ` + columns + ` FROM names JOIN rotations ON rotations.rowid = (
+		SELECT rowid FROM rotations WHERE credential = names.name ORDER BY started_at DESC, id DESC LIMIT 1)`
+
+// recentAllQuery reads each credential's rows from its newest row whose
+// phase column says done (all its rows when none does), in no particular
+// order (RecentAll sorts them: SQLite would copy every row into a sorter);
+// the last column says whether such a row exists.
+const recentAllQuery = `WITH RECURSIVE ` + names + `,
+	since(name, at) AS MATERIALIZED (
+		SELECT names.name, (SELECT max(started_at) FROM rotations WHERE credential = names.name AND phase = 'done')
+		FROM names WHERE names.name IS NOT NULL
+	)
+	SELECT ` + columns + `, 1 FROM since JOIN rotations ON credential = since.name AND started_at >= since.at
+	WHERE since.at IS NOT NULL
+	UNION ALL
+	SELECT ` + columns + `, 0 FROM since JOIN rotations ON credential = since.name
+	WHERE since.at IS NULL`
+
+// prepare prepares the statements every call uses.
+func (s *Store) prepare(ctx context.Context) error {
+	for _, q := range []struct {
+		to  **sql.Stmt
+		sql string
+	}{
+		{&s.stmt.save, `
+			INSERT INTO rotations (` + columns + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (credential, id) DO UPDATE SET
+				phase = excluded.phase,
+				started_at = excluded.started_at,
+				updated_at = excluded.updated_at,
+				finished_at = excluded.finished_at,
+				record = excluded.record,
+				old_value_enc = excluded.old_value_enc,
+				new_value_enc = excluded.new_value_enc,
+				mac = excluded.mac`},
+		{&s.stmt.get, selectColumns + ` WHERE credential = ? AND id = ?`},
+		// Newest first, streamed from rotations_recent: reading stops
+		// where the caller stops.
+		{&s.stmt.history, selectColumns + ` WHERE credential = ? ORDER BY started_at DESC, id DESC`},
+		{&s.stmt.count, `SELECT count(*) FROM rotations WHERE credential = ?`},
+		// Each credential's newest row.
+		{&s.stmt.newest, newestQuery},
+		{&s.stmt.recentAll, recentAllQuery},
+	} {
+		st, err := s.db.PrepareContext(ctx, q.sql)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		*q.to = st
 	}
 	return nil
 }
-
-const selectColumns = `SELECT credential, id, phase, started_at, updated_at, finished_at, record, old_value_enc, new_value_enc, mac FROM rotations`
 
 // Reasons a row is unreadable (rotation.Record.Unreadable).
 const (
@@ -541,7 +641,7 @@ const (
 // row that fails authentication or decryption comes back as a record with
 // only Credential, ID and Unreadable set, never with garbage fields.
 func (s *Store) Get(ctx context.Context, credential, id string) (*rotation.Record, error) {
-	rows, err := s.db.QueryContext(ctx, selectColumns+` WHERE credential = ? AND id = ?`, credential, id)
+	rows, err := s.stmt.get.QueryContext(ctx, credential, id)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get rotation %s of %s: %w", id, credential, err)
 	}
@@ -559,95 +659,338 @@ func (s *Store) Get(ctx context.Context, credential, id string) (*rotation.Recor
 	return r, nil
 }
 
-// Unfinished returns every rotation whose phase is not terminal, oldest
-// (by StartedAt) first, and among them every row that is unreadable (see
-// Get), whatever phase it claims: that claim cannot be trusted.
+// Unfinished returns the rotations in flight, oldest (by StartedAt, then
+// credential and ID) first: each credential's newest readable record if its
+// phase is not terminal, and every unreadable row newer than that, whatever
+// phase it claims: that claim cannot be trusted. It reads each credential's
+// newest row, and further rows only of a credential whose newest row is
+// unreadable.
 func (s *Store) Unfinished(ctx context.Context) ([]*rotation.Record, error) {
-	return s.query(ctx, "unfinished", 0, true,
-		selectColumns+` ORDER BY started_at, credential, id`)
+	type found struct {
+		started any
+		r       *rotation.Record
+	}
+	var out []found
+	var again []string // credentials whose newest row is unreadable
+	rows, err := s.stmt.newest.QueryContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: unfinished: %w", err)
+	}
+	for rows.Next() {
+		w, mac, bad, err := scanRow(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: unfinished: %w", err)
+		}
+		r, skip := s.read(w, mac, bad, true)
+		switch {
+		case skip:
+		case r.Unreadable != "":
+			again = append(again, w.credential)
+		default:
+			out = append(out, found{w.started, r})
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: unfinished: %w", err)
+	}
+	for _, c := range again {
+		err := s.each(ctx, "unfinished", s.stmt.history, []any{c}, true, func(w *row, r *rotation.Record) bool {
+			if r != nil {
+				out = append(out, found{w.started, r})
+			}
+			return r != nil && r.Unreadable != ""
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	// As SQLite orders them: NULL (and, on an edited row, anything but an
+	// integer) first.
+	key := func(f found) (int, int64) {
+		n, ok := f.started.(int64)
+		if !ok {
+			return 0, 0
+		}
+		return 1, n
+	}
+	slices.SortFunc(out, func(a, b found) int {
+		ak, an := key(a)
+		bk, bn := key(b)
+		return cmp.Or(cmp.Compare(ak, bk), cmp.Compare(an, bn),
+			cmp.Compare(a.r.Credential, b.r.Credential), cmp.Compare(a.r.ID, b.r.ID))
+	})
+	recs := make([]*rotation.Record, len(out))
+	for i, f := range out {
+		recs[i] = f.r
+	}
+	return recs, nil
 }
 
 // History returns a credential's rotations, newest (by StartedAt, then ID)
 // first. Unreadable rows (see Get) come back in their place but do not count
 // towards limit: History returns the newest limit readable records and any
 // unreadable ones among and newer than them, so History(c, 1) always
-// reaches the newest readable record. limit <= 0 means all.
+// reaches the newest readable record. limit <= 0 means all. It reads no
+// row older than the last one it returns.
 func (s *Store) History(ctx context.Context, credential string, limit int) ([]*rotation.Record, error) {
-	return s.query(ctx, "history of "+credential, limit, false,
-		selectColumns+` WHERE credential = ? ORDER BY started_at DESC, id DESC`, credential)
-}
-
-// query returns the rows of query until limit readable ones (all for limit
-// <= 0). With skipTerminal, readable rows in a terminal phase are left out.
-func (s *Store) query(ctx context.Context, what string, limit int, skipTerminal bool, query string, args ...any) ([]*rotation.Record, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
-	}
-	defer rows.Close()
 	var out []*rotation.Record
-	readable := 0
-	for rows.Next() {
-		r, skip, err := s.scan(rows, skipTerminal)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
-		}
-		if skip {
-			continue
-		}
+	n := 0
+	err := s.each(ctx, "history of "+credential, s.stmt.history, []any{credential}, false, func(_ *row, r *rotation.Record) bool {
 		out = append(out, r)
 		if r.Unreadable == "" {
-			if readable++; readable == limit {
-				break
+			n++
+		}
+		return limit <= 0 || n < limit
+	})
+	return out, err
+}
+
+// Count returns how many rotations of credential the journal holds,
+// readable or not, without reading them.
+func (s *Store) Count(ctx context.Context, credential string) (int, error) {
+	var n int
+	if err := s.stmt.count.QueryRowContext(ctx, credential).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count history of %s: %w", credential, err)
+	}
+	return n, nil
+}
+
+// Recent returns a credential's rotations newest first, down to and
+// including its newest readable record in phase Done, or all of them when
+// none is (rotation.Store). It reads the rows newest first and stops at
+// that record, so it reads no older row. A row edited to claim Done, or
+// edited not to, is unreadable and does not stop it.
+func (s *Store) Recent(ctx context.Context, credential string) ([]*rotation.Record, error) {
+	var out []*rotation.Record
+	err := s.each(ctx, "recent history of "+credential, s.stmt.history, []any{credential}, false, func(_ *row, r *rotation.Record) bool {
+		out = append(out, r)
+		return r.Unreadable != "" || r.Phase != rotation.Done
+	})
+	return out, err
+}
+
+// RecentAll returns Recent of every credential in the journal in one
+// query. The query picks each credential's rows from its newest row whose
+// phase column says done, through rotations_done; that column is trusted
+// only once its row is authenticated: if the row it picked is unreadable
+// (edited to claim done, say), the credential's rows are read again by
+// Recent, which goes on past it. A row edited to no longer claim done is
+// unreadable and only makes the query read further back.
+func (s *Store) RecentAll(ctx context.Context) (map[string][]*rotation.Record, error) {
+	// Authenticating and decoding the rows is most of the work: workers on
+	// every CPU do it, a credential at a time, while the query goes on.
+	work := make(chan recentRows, 64)
+	results := make(chan recentResult, 64)
+	var wg sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				recs, err := s.recentOf(ctx, b.name, b.rows, b.picked)
+				results <- recentResult{b.name, recs, err}
 			}
+		}()
+	}
+	out := map[string][]*rotation.Record{}
+	var workErr error
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for r := range results {
+			if r.err != nil && workErr == nil {
+				workErr = r.err
+			}
+			out[r.name] = r.recs
+		}
+	}()
+	again, err := s.queryRecentAll(ctx, work)
+	close(work)
+	wg.Wait()
+	close(results)
+	<-collected
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: recent history: %w", err)
+	}
+	if workErr != nil {
+		return nil, workErr
+	}
+	for name := range again {
+		if out[name], err = s.Recent(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// recentRows are the rows recentAllQuery read of one credential.
+type recentRows struct {
+	name   string
+	rows   []storedRow
+	picked bool // a row claims done
+}
+
+// queryRecentAll runs recentAllQuery and sends each credential's rows to
+// work once the query has moved on to another credential. The query gives
+// no order, but in practice returns a credential's rows together; a
+// credential whose rows come apart is left out and returned in again, to be
+// read on its own.
+func (s *Store) queryRecentAll(ctx context.Context, work chan<- recentRows) (again map[string]bool, err error) {
+	rows, err := s.stmt.recentAll.QueryContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	sent, again := map[string]bool{}, map[string]bool{}
+	var cur *recentRows
+	flush := func() {
+		if cur != nil {
+			work <- *cur
+			sent[cur.name], cur = true, nil
+		}
+	}
+	for rows.Next() {
+		var picked int64
+		w, mac, bad, err := scanRow(rows, &picked)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil || cur.name != w.credential {
+			flush()
+			if sent[w.credential] {
+				again[w.credential] = true
+				continue
+			}
+			cur = &recentRows{name: w.credential, picked: picked != 0}
+		}
+		cur.rows = append(cur.rows, storedRow{w, mac, bad})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	flush()
+	return again, nil
+}
+
+type storedRow struct {
+	w   *row
+	mac []byte
+	bad string
+}
+
+type recentResult struct {
+	name string
+	recs []*rotation.Record
+	err  error
+}
+
+// recentOf returns Recent of credential from the rows recentAllQuery read
+// of it; picked says whether one of them claims done.
+func (s *Store) recentOf(ctx context.Context, credential string, rows []storedRow, picked bool) ([]*rotation.Record, error) {
+	// History's order: started_at DESC (NULL, or on an edited row anything
+	// but an integer, last), then id DESC.
+	slices.SortFunc(rows, func(a, b storedRow) int {
+		x, xok := a.w.started.(int64)
+		y, yok := b.w.started.(int64)
+		switch {
+		case xok != yok && xok:
+			return -1
+		case xok != yok:
+			return 1
+		}
+		return cmp.Or(cmp.Compare(y, x), cmp.Compare(b.w.id, a.w.id))
+	})
+	recs := make([]*rotation.Record, 0, len(rows))
+	for _, st := range rows {
+		r, _ := s.read(st.w, st.mac, st.bad, false)
+		recs = append(recs, r)
+		if r.Unreadable == "" && r.Phase == rotation.Done {
+			return recs, nil // the rest started with the done one, older by ID
+		}
+	}
+	if picked {
+		// The row that claims done did not authenticate: read on past it.
+		return s.Recent(ctx, credential)
+	}
+	return recs, nil
+}
+
+// each runs stmt and passes each row, authenticated and decoded, to more
+// until more returns false; then it stops reading. With skipTerminal, a
+// readable row in a terminal phase is passed as a nil record, undecoded.
+func (s *Store) each(ctx context.Context, what string, stmt *sql.Stmt, args []any, skipTerminal bool, more func(w *row, r *rotation.Record) bool) error {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		w, mac, bad, err := scanRow(rows)
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", what, err)
+		}
+		r, _ := s.read(w, mac, bad, skipTerminal)
+		if !more(w, r) {
+			return nil
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		return fmt.Errorf("sqlite: %s: %w", what, err)
 	}
-	return out, nil
+	return nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
 
 // scan reads, authenticates and decodes one row; an error means the row
-// could not be read from the database at all. A row that fails to
-// authenticate or decode comes back as an unreadable record. With
-// skipTerminal, a readable row in a terminal phase is skipped (skip true)
-// before its values are decrypted.
+// could not be read from the database at all (see read).
 func (s *Store) scan(sc scanner, skipTerminal bool) (r *rotation.Record, skip bool, err error) {
 	w, mac, bad, err := scanRow(sc)
 	if err != nil {
 		return nil, false, err
 	}
+	r, skip = s.read(w, mac, bad, skipTerminal)
+	return r, skip, nil
+}
+
+// read authenticates and decodes a row scanRow read. A row that fails to
+// authenticate or decode comes back as an unreadable record. With
+// skipTerminal, a readable row in a terminal phase is skipped (nil, skip
+// true) before its values are decrypted.
+func (s *Store) read(w *row, mac []byte, bad string, skipTerminal bool) (r *rotation.Record, skip bool) {
 	unreadable := func(reason string) *rotation.Record {
 		return &rotation.Record{Credential: w.credential, ID: w.id, Unreadable: reason}
 	}
 	switch {
 	case bad != "":
-		return unreadable(bad), false, nil
+		return unreadable(bad), false
 	case len(mac) == 0:
-		return unreadable(reasonNoMAC), false, nil
+		return unreadable(reasonNoMAC), false
 	case !s.seal.verifyRow(w, mac):
-		return unreadable(reasonAuth), false, nil
+		return unreadable(reasonAuth), false
 	case skipTerminal && rotation.Phase(w.phase).Terminal():
-		return nil, true, nil
+		return nil, true
 	}
 	rec, reason := s.decode(w)
 	if reason != "" {
-		return unreadable(reason), false, nil
+		return unreadable(reason), false
 	}
-	return rec, false, nil
+	return rec, false
 }
 
-// scanRow reads one row's columns as stored. bad is a reason to treat the
+// scanRow reads one row's columns as stored, then any extra columns into
+// extra. bad is a reason to treat the
 // row as unreadable: a column holds a type the store never writes.
-func scanRow(sc scanner) (w *row, mac []byte, bad string, err error) {
+func scanRow(sc scanner, extra ...any) (w *row, mac []byte, bad string, err error) {
 	var cols [10]any
-	dest := make([]any, len(cols))
+	dest := make([]any, len(cols), len(cols)+len(extra))
 	for i := range cols {
 		dest[i] = &cols[i]
 	}
+	dest = append(dest, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return nil, nil, "", fmt.Errorf("read rotation: %w", err)
 	}

@@ -569,7 +569,9 @@ func TestUnfinishedAndHistoryOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ids(un), []string{"c/1", "b/1", "a/3", "a/5"}; !reflect.DeepEqual(got, want) {
+	// Only a credential's newest record is in flight: a/3 and b/1 were
+	// abandoned by newer rotations.
+	if got, want := ids(un), []string{"c/1", "a/5"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Unfinished = %v, want %v", got, want)
 	}
 	if !un[0].NewValue.Equal(secret.New(newSecret)) {
@@ -648,8 +650,8 @@ func TestConcurrentSaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(un) != writers*each+1 {
-		t.Errorf("Unfinished: %d records, want %d", len(un), writers*each+1)
+	if len(un) != writers+1 { // each credential's newest record
+		t.Errorf("Unfinished: %d records, want %d", len(un), writers+1)
 	}
 }
 
@@ -831,19 +833,54 @@ func TestEditedRowIsUnreadable(t *testing.T) {
 			if ok, _ := readable(t, h, saved); !reflect.DeepEqual(ok, []string{"production-api/r-03", "production-api/r-01"}) {
 				t.Errorf("History(2) readable = %v", ok)
 			}
-			// Whatever phase the row claims, Unfinished reports it.
+			// r-02 is older than the readable r-03, so it is not in flight
+			// whatever it claims (TestUnfinishedUnreadableNewest).
 			un, err := s.Unfinished(ctx)
 			if err != nil {
 				t.Fatalf("Unfinished: %v", err)
 			}
 			ok, bad = readable(t, un, saved)
-			if !reflect.DeepEqual(ok, []string{"other/r-09"}) || !reflect.DeepEqual(bad, []string{"production-api/r-02"}) {
-				t.Errorf("Unfinished = readable %v, unreadable %v; want other/r-09 and production-api/r-02", ok, bad)
+			if !reflect.DeepEqual(ok, []string{"other/r-09"}) || len(bad) != 0 {
+				t.Errorf("Unfinished = readable %v, unreadable %v; want other/r-09", ok, bad)
 			}
 			// An unreadable record cannot be saved over its row.
 			r, _ := s.Get(ctx, "production-api", "r-02")
 			if err := s.Save(ctx, r); err == nil {
 				t.Error("Save of an unreadable record succeeded")
+			}
+		})
+	}
+}
+
+// Whatever phase a credential's newest row claims once edited, Unfinished
+// reports it, and goes on to the newest readable record (r-02, in flight).
+func TestUnfinishedUnreadableNewest(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, set string
+		bad       []string
+	}{
+		{"another terminal phase", `phase = 'failed'`, []string{"production-api/r-03"}},
+		{"an unfinished phase", `phase = 'revoking'`, []string{"production-api/r-03"}},
+		// Then it is older than the newest readable row: out of sight,
+		// as the engine never resumes it.
+		{"moved to look oldest", `started_at = 0`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := statePath(t)
+			s := openTest(t, path)
+			saved := threeRotations(t, s)
+			rawExec(t, path, `UPDATE rotations SET `+tc.set+` WHERE id = 'r-03'`)
+			un, err := s.Unfinished(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok, bad := readable(t, un, saved)
+			if want := []string{"production-api/r-02", "other/r-09"}; !reflect.DeepEqual(ok, want) {
+				t.Errorf("Unfinished readable = %v, want %v", ok, want)
+			}
+			if !reflect.DeepEqual(bad, tc.bad) {
+				t.Errorf("Unfinished unreadable = %v, want %v", bad, tc.bad)
 			}
 		})
 	}
