@@ -102,6 +102,29 @@ func (m *memStore) History(_ context.Context, credential string, limit int) ([]*
 	return out, nil
 }
 
+func (m *memStore) Recent(ctx context.Context, credential string) ([]*rotation.Record, error) {
+	hist, err := m.History(ctx, credential, 0)
+	return rotation.RecentOf(hist), err
+}
+
+func (m *memStore) RecentAll(ctx context.Context) (map[string][]*rotation.Record, error) {
+	m.mu.Lock()
+	var names []string
+	for name := range m.hist {
+		names = append(names, name)
+	}
+	m.mu.Unlock()
+	out := map[string][]*rotation.Record{}
+	for _, name := range names {
+		hist, err := m.Recent(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = hist
+	}
+	return out, nil
+}
+
 func (m *memStore) Lock(_ context.Context, credential string) (func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -138,6 +161,16 @@ type countingStore struct {
 func (s *countingStore) History(ctx context.Context, credential string, limit int) ([]*rotation.Record, error) {
 	s.reads.Add(1)
 	return s.Store.History(ctx, credential, limit)
+}
+
+func (s *countingStore) Recent(ctx context.Context, credential string) ([]*rotation.Record, error) {
+	s.reads.Add(1)
+	return s.Store.Recent(ctx, credential)
+}
+
+func (s *countingStore) RecentAll(ctx context.Context) (map[string][]*rotation.Record, error) {
+	s.reads.Add(1)
+	return s.Store.RecentAll(ctx)
 }
 
 func (s *countingStore) Get(ctx context.Context, credential, id string) (*rotation.Record, error) {

@@ -16,25 +16,25 @@ import (
 	"github.com/rekeyhq/rekey/rotation/sqlite"
 )
 
-// countingStore counts the records the journal's read methods return.
-type countingStore struct {
+// rowCountingStore counts the records the journal's read methods return.
+type rowCountingStore struct {
 	rotation.Store
 	read atomic.Int64
 }
 
-func (s *countingStore) History(ctx context.Context, name string, limit int) ([]*rotation.Record, error) {
+func (s *rowCountingStore) History(ctx context.Context, name string, limit int) ([]*rotation.Record, error) {
 	h, err := s.Store.History(ctx, name, limit)
 	s.read.Add(int64(len(h)))
 	return h, err
 }
 
-func (s *countingStore) Recent(ctx context.Context, name string) ([]*rotation.Record, error) {
+func (s *rowCountingStore) Recent(ctx context.Context, name string) ([]*rotation.Record, error) {
 	h, err := s.Store.Recent(ctx, name)
 	s.read.Add(int64(len(h)))
 	return h, err
 }
 
-func (s *countingStore) RecentAll(ctx context.Context) (map[string][]*rotation.Record, error) {
+func (s *rowCountingStore) RecentAll(ctx context.Context) (map[string][]*rotation.Record, error) {
 	all, err := s.Store.RecentAll(ctx)
 	for _, h := range all {
 		s.read.Add(int64(len(h)))
@@ -77,7 +77,7 @@ func TestStateReadsNoOldHistory(t *testing.T) {
 	save("kept", rotation.Failed, true)
 	save("rb", rotation.RolledBack, false)
 
-	cs := &countingStore{Store: st}
+	cs := &rowCountingStore{Store: st}
 	clock := clockwork.NewFakeClockAt(at.Add(2 * time.Minute))
 	e := &rotation.Engine{Store: cs, Clock: clock, Log: zap.NewNop()}
 	c := &rotation.Credential{Name: "prod", RotateEvery: 30 * 24 * time.Hour}
