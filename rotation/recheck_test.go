@@ -623,3 +623,53 @@ func TestFreshMintSkipsOrphanLookup(t *testing.T) {
 		t.Errorf("%d lookups by label for a fresh rotation, want 0", n)
 	}
 }
+
+// rollbacker is a readable fake that undoes a Put from its receipt alone.
+type rollbacker struct {
+	*sinktest.FakeReader
+	old       secret.Value
+	rollbacks int
+}
+
+func (r *rollbacker) Rollback(context.Context, sinks.Receipt) error {
+	r.rollbacks++
+	r.Set(r.old)
+	return nil
+}
+
+// A sink that can roll back from its receipt is rolled back that way, and
+// the restore is read back before the new key is revoked.
+func TestRollbackUsesRollbacker(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	rb := &rollbacker{FakeReader: &sinktest.FakeReader{Fake: &sinktest.Fake{SinkName: "versioned"}}, old: w.seen[0]}
+	rb.Set(w.seen[0])
+	w.cred.Sinks = append(w.cred.Sinks, rb)
+	w.healthy = func() error { return errors.New("503") }
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.RolledBack {
+		t.Fatalf("phase %s (%v)", out.Phase, out.Err)
+	}
+	if rb.rollbacks != 1 || !rb.Value().Equal(w.seen[0]) {
+		t.Errorf("rollbacks %d, holds the old key %v", rb.rollbacks, rb.Value().Equal(w.seen[0]))
+	}
+}
+
+// On a first rotation into empty sinks there is no old key to restore: a
+// sink that now holds the new key cannot be emptied, so the new key is left
+// valid and tracked instead of revoked under it.
+func TestRollbackOfFirstKeyLeavesIt(t *testing.T) {
+	w := newWorld(t) // no seed: the file does not exist yet
+	w.healthy = func() error { return errors.New("503") }
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.Failed || !strings.Contains(out.Err.Error(), "cannot be emptied") {
+		t.Fatalf("phase %s (%v), want failed: the sink cannot be emptied", out.Phase, out.Err)
+	}
+	rec := w.latest()
+	if !w.fileHolds(w.sink, rec.NewValue) || w.keyStatus(rec.NewKeyID) != issuers.Active {
+		t.Errorf("the sink's only key must stay valid")
+	}
+	if len(rec.Left) != 1 || rec.Left[0].KeyID != rec.NewKeyID {
+		t.Errorf("left %+v, want the new key", rec.Left)
+	}
+}
