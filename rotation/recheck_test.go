@@ -673,3 +673,30 @@ func TestRollbackOfFirstKeyLeavesIt(t *testing.T) {
 		t.Errorf("left %+v, want the new key", rec.Left)
 	}
 }
+
+// lostWrite acknowledges every Put and keeps what it held: a write that
+// never landed, which only the read-back can catch.
+type lostWrite struct{ *sinktest.FakeReader }
+
+func (l lostWrite) Put(_ context.Context, _ secret.Value, id string) (sinks.Receipt, error) {
+	return sinks.Receipt{Sink: l.Name(), RotationID: id}, nil
+}
+
+// A write the read-back does not find fails the deploy, and the rollback
+// leaves that sink alone (it still holds the old key).
+func TestReadBackCatchesLostWrite(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	lw := lostWrite{&sinktest.FakeReader{Fake: &sinktest.Fake{SinkName: "lossy"}}}
+	lw.Set(w.seen[0])
+	w.cred.Sinks = append(w.cred.Sinks, lw)
+	out := w.rotate(rotation.Options{Force: true})
+	if out.Phase != rotation.RolledBack || !strings.Contains(out.Err.Error(), "read back lossy: holds sha256:") {
+		t.Fatalf("phase %s (%v), want rolled_back naming the read-back", out.Phase, out.Err)
+	}
+	if !lw.Value().Equal(w.seen[0]) {
+		t.Errorf("the lossy sink changed")
+	}
+	w.cred.Sinks = w.cred.Sinks[:1]
+	w.invariants(rotation.RolledBack)
+}
