@@ -700,3 +700,22 @@ func TestReadBackCatchesLostWrite(t *testing.T) {
 	w.cred.Sinks = w.cred.Sinks[:1]
 	w.invariants(rotation.RolledBack)
 }
+
+// A write-only sink is confirmed on deploy and needs no read-back before
+// the revoke; the rotation completes.
+func TestWriteOnlySinkIsConfirmed(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	confirms := 0
+	c := &sinktest.FakeConfirmer{Fake: &sinktest.Fake{SinkName: "write-only"},
+		ConfirmFunc: func(context.Context, secret.Value, sinks.Receipt) error { confirms++; return nil }}
+	w.cred.Sinks = append(w.cred.Sinks, c)
+	if out := w.rotate(rotation.Options{Force: true}); out.Phase != rotation.Done {
+		t.Fatalf("phase %s (%v)", out.Phase, out.Err)
+	}
+	if rec := w.latest(); !c.Value().Equal(rec.NewValue) || confirms < 2 {
+		t.Errorf("holds the new key %v, %d confirms (want the put's and the read-back's)", c.Value().Equal(rec.NewValue), confirms)
+	}
+	w.cred.Sinks = w.cred.Sinks[:1]
+	w.invariants(rotation.Done)
+}
