@@ -21,6 +21,9 @@ var (
 	ErrKeyLimit = errors.New("issuer: key limit reached")
 	// ErrInvalidLabel: the issuer rejects the label.
 	ErrInvalidLabel = errors.New("issuer: invalid label")
+	// ErrMaybeCreated: Create failed with an unknown outcome and the keys
+	// carrying its label could not be looked up and revoked: one may exist.
+	ErrMaybeCreated = errors.New("issuer: a key carrying the label may have been created")
 )
 
 // Status of a key at the issuer.
@@ -52,6 +55,8 @@ type Issuer interface {
 	// which the issuer shows only once. Create is never retried blindly: if
 	// the outcome of a request is unknown, the keys carrying label are
 	// looked up and revoked (their values are lost) before trying again.
+	// An error wrapping ErrMaybeCreated means a key carrying label may
+	// exist; any other error means none does.
 	Create(ctx context.Context, label string) (Key, secret.Value, error)
 	// Find returns every key, active or revoked, labelled exactly label,
 	// newest first.

@@ -189,7 +189,6 @@ func (e *Engine) plan(ctx context.Context, c *Credential, opt Options, st state)
 	}
 	if st.latest != nil {
 		rec.Left = slices.Clone(st.latest.Left)
-		rec.Unsure = slices.Clone(st.latest.Unsure)
 	}
 	if st.current != nil {
 		rec.OldKeyID, rec.OldValue = st.current.NewKeyID, st.current.NewValue

@@ -44,7 +44,6 @@ func copyRecord(r *rotation.Record) *rotation.Record {
 	cp := *r
 	cp.Receipts = slices.Clone(r.Receipts)
 	cp.Left = slices.Clone(r.Left)
-	cp.Unsure = slices.Clone(r.Unsure)
 	cp.Untouched = slices.Clone(r.Untouched)
 	cp.Transitions = slices.Clone(r.Transitions)
 	return &cp

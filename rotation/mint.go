@@ -9,7 +9,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,19 +18,21 @@ import (
 )
 
 // mint creates the new key. A rotation resumed in Planned may have created
-// a key whose value was lost with the crash: those are revoked first (I2),
-// with any key an earlier mint of unknown outcome may have left. A mint
-// that fails changed nothing, so the rotation ends at once in RolledBack
-// with nothing to undo; if the issuer could not be asked whether a key was
-// made after all, the label is carried forward for the next mint to clean.
+// a key whose value was lost with the crash: those are revoked first (I2).
+// A mint that fails changed nothing, so the rotation ends at once in
+// RolledBack with nothing to undo; unless the issuer says a key may have
+// been made after all (ErrMaybeCreated), which the rollback cleans up.
 func (e *Engine) mint(ctx context.Context, c *Credential, rec *Record) error {
 	// A freshly planned label cannot be on any key yet: only a resumed
-	// rotation, or unsure earlier mints, need the clean-up.
-	if err := e.revokeOrphans(ctx, c, rec, !rec.planned); err != nil {
-		if ctx.Err() != nil {
-			return err
+	// rotation needs the clean-up. If it fails, a key may exist: roll back,
+	// which retries the clean-up until it is done.
+	if !rec.planned {
+		if err := e.revokeOrphans(ctx, c, rec); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return e.fail(ctx, rec, fmt.Errorf("clean up before mint: %w", err))
 		}
-		return e.abandon(ctx, rec, fmt.Errorf("clean up before mint: %w", err))
 	}
 	var key issuers.Key
 	value, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) {
@@ -43,8 +44,9 @@ func (e *Engine) mint(ctx context.Context, c *Credential, rec *Record) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		if cerr := e.revokeOrphans(ctx, c, rec, true); cerr != nil && !slices.Contains(rec.Unsure, rec.Label) {
-			rec.Unsure = append(rec.Unsure, rec.Label)
+		if errors.Is(err, issuers.ErrMaybeCreated) {
+			// A key may exist: the rollback revokes it, resumably (I2).
+			return e.fail(ctx, rec, fmt.Errorf("mint: %w", err))
 		}
 		return e.abandon(ctx, rec, fmt.Errorf("mint: %w", err))
 	}
@@ -62,30 +64,23 @@ func (e *Engine) abandon(ctx context.Context, rec *Record, cause error) error {
 	return e.advance(ctx, rec, RolledBack, cause)
 }
 
-// revokeOrphans revokes every active key labelled like an earlier mint of
-// unknown outcome, and with own like this rotation, except the current key.
-// On success the unsure labels are cleared.
-func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record, own bool) error {
-	labels := rec.Unsure
-	if own {
-		labels = append([]string{rec.Label}, labels...)
+// revokeOrphans revokes every active key labelled like this rotation,
+// except the current key: keys whose values were lost with a crash or a
+// lost answer (I2).
+func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record) error {
+	keys, err := call(e, ctx, func(ctx context.Context) ([]issuers.Key, error) { return c.Issuer.Find(ctx, rec.Label) })
+	if err != nil {
+		return err
 	}
-	for _, label := range labels {
-		keys, err := call(e, ctx, func(ctx context.Context) ([]issuers.Key, error) { return c.Issuer.Find(ctx, label) })
-		if err != nil {
+	for _, k := range keys {
+		if k.Status != issuers.Active || k.ID == rec.OldKeyID || k.ID == rec.NewKeyID {
+			continue
+		}
+		e.emit(rec, "", "revoking orphan key "+k.ID+" left by an interrupted mint", nil)
+		if err := callErr(e, ctx, func(ctx context.Context) error { return c.Issuer.Revoke(ctx, k.ID) }); err != nil {
 			return err
 		}
-		for _, k := range keys {
-			if k.Status != issuers.Active || k.ID == rec.OldKeyID || k.ID == rec.NewKeyID {
-				continue
-			}
-			e.emit(rec, "", "revoking orphan key "+k.ID+" left by an interrupted mint", nil)
-			if err := callErr(e, ctx, func(ctx context.Context) error { return c.Issuer.Revoke(ctx, k.ID) }); err != nil {
-				return err
-			}
-		}
 	}
-	rec.Unsure = nil
 	return nil
 }
 

@@ -159,6 +159,12 @@ func (e *Engine) revokeOld(ctx context.Context, c *Credential, rec *Record) erro
 	if err := e.revokeLeft(ctx, c, rec); err != nil {
 		return err
 	}
+	// A create whose answer was lost can still land after the issuer's
+	// clean-up looked (the server acts on a request its client gave up
+	// on): look once more, now that the window has passed (I2).
+	if err := e.revokeOrphans(ctx, c, rec); err != nil {
+		return fmt.Errorf("rotation: %s/%s: revoke orphans: %w", rec.Credential, rec.ID, err)
+	}
 	rec.FinishedAt = e.Clock.Now().UTC()
 	return e.advance(ctx, rec, Done, nil)
 }

@@ -98,10 +98,6 @@ type Record struct {
 	// new rotation copies them forward, and a successful one revokes those
 	// no sink holds any more.
 	Left []LeftKey
-	// Unsure lists labels of mints whose outcome is unknown (the issuer
-	// could not be asked afterwards). Carried forward like Left; every later
-	// mint first revokes any active key that carries one of them (I2).
-	Unsure []string
 	// Untouched names sinks whose Put failed permanently, which by the
 	// Sink contract changed nothing: rollback has nothing to undo there.
 	Untouched []string

@@ -80,7 +80,7 @@ func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error
 			return fmt.Errorf("rotation: %s/%s: revoke new key %s: %w", rec.Credential, rec.ID, rec.NewKeyID, err)
 		}
 		e.emit(rec, "", "new key "+rec.NewKeyID+" revoked", nil)
-	} else if err := e.revokeOrphans(ctx, c, rec, true); err != nil {
+	} else if err := e.revokeOrphans(ctx, c, rec); err != nil {
 		return fmt.Errorf("rotation: %s/%s: revoke orphans: %w", rec.Credential, rec.ID, err)
 	}
 	rec.FinishedAt = e.Clock.Now().UTC()

@@ -220,7 +220,7 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		defer cancel()
 		if cerr := i.revokeOrphans(cctx, label); cerr != nil {
 			cleanupFailed = true
-			return fmt.Errorf("%w; cleanup of keys labelled %s: %v", err, label, cerr)
+			return fmt.Errorf("%w; cleanup of keys labelled %s: %v (%w)", err, label, cerr, issuers.ErrMaybeCreated)
 		}
 		return err
 	})

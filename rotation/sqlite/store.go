@@ -490,7 +490,6 @@ type plainRecord struct {
 	Kept        bool                  `json:"kept,omitempty"`
 	Reverts     int                   `json:"reverts,omitempty"`
 	Left        []rotation.LeftKey    `json:"left,omitempty"`
-	Unsure      []string              `json:"unsure,omitempty"`
 	Untouched   []string              `json:"untouched,omitempty"`
 	Error       string                `json:"error,omitempty"`
 	Transitions []rotation.Transition `json:"transitions,omitempty"`
@@ -532,7 +531,6 @@ func (s *Store) encode(r *rotation.Record) ([]any, error) {
 		Kept:        r.Kept,
 		Reverts:     r.Reverts,
 		Left:        r.Left,
-		Unsure:      r.Unsure,
 		Untouched:   r.Untouched,
 		Error:       r.Error,
 		Transitions: r.Transitions,
@@ -1049,7 +1047,6 @@ func (s *Store) decode(w *row) (r *rotation.Record, reason string) {
 		Kept:        p.Kept,
 		Reverts:     p.Reverts,
 		Left:        p.Left,
-		Unsure:      p.Unsure,
 		Untouched:   p.Untouched,
 		Error:       p.Error,
 		Transitions: p.Transitions,
