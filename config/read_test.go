@@ -10,23 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/fsutil/fsutiltest"
+
 	"github.com/rekeyhq/rekey/internal/fsutil"
 )
-
-// within fails the test when f does not return in time: reads must never
-// block.
-func within(t *testing.T, f func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("blocked")
-		return nil
-	}
-}
 
 func chmod(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
@@ -66,7 +53,7 @@ func TestLoadRefusesNonRegularAndHugeFiles(t *testing.T) {
 		huge:        "larger than the 64 MiB limit",
 	} {
 		start := time.Now()
-		err := within(t, func() error { _, err := Load(path); return err })
+		err := fsutiltest.Within(t, func() error { _, err := Load(path); return err })
 		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), want) {
 			t.Errorf("Load(%s) = %v, want an error naming the path and %q", path, err, want)
 		}
@@ -94,7 +81,7 @@ func TestSecretResolveFileRefusesNonRegularAndHugeFiles(t *testing.T) {
 			func(s Secret) error { _, err := s.ResolvePrivate(); return err },
 		} {
 			ref := "file:" + path
-			err := within(t, func() error { return resolve(Secret{Ref: ref}) })
+			err := fsutiltest.Within(t, func() error { return resolve(Secret{Ref: ref}) })
 			if !errors.Is(err, want) || !strings.Contains(err.Error(), ref) {
 				t.Errorf("Resolve(%s) = %v, want %v naming the reference", ref, err, want)
 			}

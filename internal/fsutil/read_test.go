@@ -10,26 +10,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// within fails the test when f does not return in time: the reads under
-// test must never block.
-func within[T any](t *testing.T, f func() T) T {
-	t.Helper()
-	done := make(chan T, 1)
-	go func() { done <- f() }()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("blocked")
-		panic("unreachable")
-	}
-}
+	"github.com/rekeyhq/rekey/internal/fsutil/fsutiltest"
+)
 
 func readErr(t *testing.T, path string, max int64) error {
 	t.Helper()
-	return within(t, func() error {
+	return fsutiltest.Within(t, func() error {
 		if _, err := ReadRegular(path, max); err != nil {
 			return err
 		}

@@ -11,24 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/fsutil/fsutiltest"
+
 	"github.com/rekeyhq/rekey/sinks"
 	"github.com/rekeyhq/rekey/sinks/sinktest"
 )
-
-// within fails the test when f does not return in time: no sink call may
-// block on what it finds at the path.
-func within(t *testing.T, f func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("blocked")
-		return nil
-	}
-}
 
 // TestNonRegularPathIsRefused: a FIFO or device at the path (or behind a
 // symlink there) is never read, never replaced and never blocks; every
@@ -83,15 +70,15 @@ func TestNonRegularPathIsRefused(t *testing.T) {
 				}
 				v := sinktest.Value(t, "v")
 
-				err = within(t, func() error { _, err := s.Put(context.Background(), v, "rot-1"); return err })
+				err = fsutiltest.Within(t, func() error { _, err := s.Put(context.Background(), v, "rot-1"); return err })
 				if !isPermanent(err) || !strings.Contains(err.Error(), n.want) {
 					t.Errorf("Put: %v, want a permanent error saying it %s", err, n.want)
 				}
-				err = within(t, func() error { _, err := s.Get(context.Background()); return err })
+				err = fsutiltest.Within(t, func() error { _, err := s.Get(context.Background()); return err })
 				if !isPermanent(err) || errors.Is(err, sinks.ErrNotFound) || !strings.Contains(err.Error(), n.want) {
 					t.Errorf("Get: %v, want a permanent error saying it %s", err, n.want)
 				}
-				if err := within(t, func() error { return s.Preflight(context.Background()) }); err == nil {
+				if err := fsutiltest.Within(t, func() error { return s.Preflight(context.Background()) }); err == nil {
 					t.Errorf("Preflight passed")
 				}
 				after, err := os.Lstat(target)
@@ -144,7 +131,7 @@ func TestPathThatCannotExist(t *testing.T) {
 	s := newSink(t, Config{Path: path, Key: "K"})
 	want := path + " cannot exist: " + parent + " is not a directory"
 
-	err := within(t, func() error { _, err := s.Get(context.Background()); return err })
+	err := fsutiltest.Within(t, func() error { _, err := s.Get(context.Background()); return err })
 	if !isPermanent(err) || errors.Is(err, sinks.ErrNotFound) || !strings.Contains(err.Error(), want) || !errors.Is(err, syscall.ENOTDIR) {
 		t.Errorf("Get: %v, want a permanent error saying %q", err, want)
 	}
