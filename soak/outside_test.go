@@ -525,8 +525,14 @@ func (c *cred) sinkReverted(f *fault, kind sinkKind, sticky bool, delay time.Dur
 //     interrupts a blocked open(2). The file sink must find out without
 //     blocking (lstat, or O_NONBLOCK and fstat) and fail permanently: a
 //     FIFO is no transient error worth five minutes of retries. An attempt
-//     still running 90 s after it began is killed and counted hung
-//     (asserted: none).
+//     still running 10 min after it began is killed and counted hung
+//     (asserted: none). The bound is far above what a FIFO costs a rekey
+//     that does not block on it (about a second), and above the engine's
+//     own retry budget (Engine.RetryFor, 5 min), because an attempt can
+//     legitimately wait that long for a server another credential's fault
+//     is breaking (the GitHub and Vault servers are shared): a 90 s bound
+//     once killed such an attempt, rolling back into GitHub while another
+//     credential's rollback-github-dropped fault dropped every write.
 //   - Never replace it: the FIFO is not rekey's to remove (someone put it
 //     there on purpose); an attempt that leaves a regular file in its
 //     place is counted as "FIFOs replaced" (asserted: none).
@@ -547,7 +553,7 @@ func (c *cred) sinkFIFO(f *fault, during bool, delay time.Duration) {
 	if during {
 		f.name = "sink-fifo-monitoring"
 	}
-	f.watchdog = 90 * time.Second
+	f.watchdog = 10 * time.Minute
 	var content []byte
 	var swapped, replaced, disarmed bool
 	var mu sync.Mutex
