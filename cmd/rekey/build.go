@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -37,7 +38,7 @@ func (a *app) loadConfig() (*config.Config, error) {
 	// from there, not from YAML.
 	cfg, err := config.LoadWith(a.configPath, config.Backends{
 		Issuer: func(spec *config.IssuerSpec) (any, error) { _, c, err := decodeIssuer(spec, nil, nil); return c, err },
-		Sink:   func(spec *config.SinkSpec) (any, error) { _, c, err := decodeSink(spec, nil); return c, err },
+		Sink:   func(spec *config.SinkSpec) (any, error) { _, c, err := decodeSink(spec, nil, nil); return c, err },
 	})
 	if err != nil {
 		return nil, fail(exitUsage, err)
@@ -68,13 +69,15 @@ func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger, pools *pools) (issue
 // decodeSink decodes one sink entry and, if log is not nil, constructs
 // the sink; with a nil log it only validates and returns a nil Sink. It
 // returns the entry's decoded config either way.
-func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, any, error) {
+//
+// hidden lists the variables a sink's child processes must not inherit
+// (hiddenEnv); it is shared by the config's sinks, read-only.
+func decodeSink(spec *config.SinkSpec, log *zap.Logger, hidden []string) (sinks.Sink, any, error) {
 	switch spec.Type {
 	case file.Type:
-		// on_change must not inherit rekey's secrets: the config's env:
-		// references and the variables sinks read a token from by default.
-		hide := file.WithoutEnv(append(spec.SecretEnv(), strings.TrimPrefix(ghactions.DefaultToken, "env:"), "VAULT_TOKEN")...)
-		return build(spec, log, func(c file.Config, l *zap.Logger) (*file.Sink, error) { return file.New(c, l, hide) })
+		return build(spec, log, func(c file.Config, l *zap.Logger) (*file.Sink, error) {
+			return file.New(c, l, file.WithoutEnv(hidden...))
+		})
 	case awssm.Type:
 		return build(spec, log, func(c awssm.Config, l *zap.Logger) (*awssm.Sink, error) { return awssm.New(c, l) })
 	case vaultkv.Type:
@@ -83,6 +86,13 @@ func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, any, error)
 		return build(spec, log, func(c ghactions.Config, l *zap.Logger) (*ghactions.Sink, error) { return ghactions.New(c, l) })
 	}
 	return nil, nil, spec.UnknownType()
+}
+
+// hiddenEnv is what on_change must not inherit of rekey's environment:
+// the variables the config's env: references name, and those sinks read a
+// token from by default.
+func hiddenEnv(cfg *config.Config) []string {
+	return append(cfg.SecretEnv(), strings.TrimPrefix(ghactions.DefaultToken, "env:"), "VAULT_TOKEN")
 }
 
 // buildIssuer decodes spec into the issuer's file config F and, if log is
@@ -227,9 +237,10 @@ func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, 
 	creds := map[string]*rotation.Credential{}
 	var names []string
 	var closers []sinks.Closer
+	hidden := hiddenEnv(cfg)
 	for _, name := range cfg.CredentialNames() {
 		cc := cfg.Credentials[name]
-		c, err := a.buildCredential(cc, iss[cc.Issuer], &closers)
+		c, err := a.buildCredential(cc, iss[cc.Issuer], hidden, &closers)
 		if err != nil {
 			for _, cl := range closers {
 				_ = cl.Close()
@@ -308,11 +319,11 @@ func notifyPhase(d *notify.Dispatcher) func(rotation.TransitionEvent) {
 	}
 }
 
-func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers *[]sinks.Closer) (*rotation.Credential, error) {
+func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden []string, closers *[]sinks.Closer) (*rotation.Credential, error) {
 	c := &rotation.Credential{
 		Name:          cc.Name,
 		Issuer:        iss,
-		Label:         cc.LabelFor,
+		Label:         config.LabelFunc(cc.Label), // not cc.LabelFor, which would keep cc
 		KeyID:         cc.KeyID,
 		RotateEvery:   cc.RotateEvery.Std(),
 		StageTimeout:  cc.StageTimeout.Std(),
@@ -344,7 +355,7 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers
 	// line, so that an idle credential holds no encoded copy of them.
 	log := a.log.WithLazy(zap.String("credential", cc.Name))
 	for i := range cc.Sinks {
-		s, _, err := decodeSink(&cc.Sinks[i], log)
+		s, _, err := decodeSink(&cc.Sinks[i], log, hidden)
 		if err != nil {
 			return nil, fail(exitUsage, err)
 		}
@@ -356,16 +367,39 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers
 	return c, nil
 }
 
+// checkClients holds one health-check client per timeout: the checks of a
+// fleet share a handful, not one each.
+var checkClients struct {
+	sync.Mutex
+	m map[time.Duration]*http.Client
+}
+
+func checkClient(timeout time.Duration) *http.Client {
+	checkClients.Lock()
+	defer checkClients.Unlock()
+	if c, ok := checkClients.m[timeout]; ok {
+		return c
+	}
+	if checkClients.m == nil {
+		checkClients.m = map[time.Duration]*http.Client{}
+	}
+	c := &http.Client{Timeout: timeout}
+	checkClients.m[timeout] = c
+	return c
+}
+
 func buildCheck(ch config.Check) (rotation.Check, error) {
 	hc := &rotation.HTTPCheck{
 		Name:         ch.Name,
 		Method:       ch.Method,
 		URL:          ch.URL,
-		Header:       http.Header{},
 		ExpectStatus: ch.ExpectStatus,
 		BodyContains: ch.BodyContains,
 		Timeout:      ch.Timeout.Std(),
-		Client:       &http.Client{Timeout: max(ch.Timeout.Std(), time.Second)},
+		Client:       checkClient(max(ch.Timeout.Std(), time.Second)),
+	}
+	if len(ch.Headers) > 0 {
+		hc.Header = http.Header{}
 	}
 	for k, v := range ch.Headers {
 		val, err := v.Resolve()

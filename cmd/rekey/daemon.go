@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/server"
 	"github.com/rekeyhq/rekey/notify"
@@ -60,6 +61,11 @@ func (a *app) daemon(ctx context.Context) error {
 			rt.notify.Notify(notify.Event{Kind: notify.Overdue, Credential: s.Credential, Time: a.clock.Now().UTC(), Error: msg})
 		},
 	}
+
+	// The credentials hold what they need of the config: keep only what a
+	// reload compares, so that the daemon does not also hold the config's
+	// entries for as long as it runs.
+	rt.cfg = &config.Config{Version: rt.cfg.Version, State: rt.cfg.State, Daemon: rt.cfg.Daemon, File: rt.cfg.File}
 
 	srv, err := server.Start(rt.cfg.Daemon.Listen, m.Handler())
 	if err != nil {
