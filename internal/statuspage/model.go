@@ -177,7 +177,7 @@ func Build(now time.Time, refresh time.Duration, in []Input) View {
 
 func row(now time.Time, c Input) Row {
 	d := c.Due
-	r := Row{Name: c.Name, RotateEvery: c.RotateEvery, NextDue: d.At, Due: !d.At.After(now), DueReason: d.Reason,
+	r := Row{Name: c.Name, RotateEvery: c.RotateEvery, NextDue: d.At, Due: d.Due || !d.At.After(now), DueReason: d.Reason,
 		Failures: d.Failures, Overdue: c.Overdue, AgeState: "unknown"}
 	first := true
 	for _, rec := range c.Recent { // newest first
