@@ -115,6 +115,7 @@ rolling everything back if anything goes wrong.`,
 		a.historyCommand(),
 		a.planCommand(),
 		a.resolveCommand(),
+		a.simCommand(),
 		a.daemonCommand(),
 	)
 	return root
