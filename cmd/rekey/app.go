@@ -116,6 +116,7 @@ rolling everything back if anything goes wrong.`,
 		a.planCommand(),
 		a.resolveCommand(),
 		a.simCommand(),
+		a.schemaCommand(),
 		a.daemonCommand(),
 	)
 	return root
