@@ -115,6 +115,8 @@ rolling everything back if anything goes wrong.`,
 		a.historyCommand(),
 		a.planCommand(),
 		a.resolveCommand(),
+		a.simCommand(),
+		a.schemaCommand(),
 		a.daemonCommand(),
 	)
 	return root
