@@ -3,7 +3,10 @@
 # rekey: a static binary on distroless (CA certificates, tzdata, no shell),
 # running as the non-root user 65532.
 #
-#   docker build -t rekey .
+#   docker build -t rekey \
+#     --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg COMMIT=$(git rev-parse HEAD) \
+#     --build-arg DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) .
 #   docker run --rm -v rekey-state:/var/lib/rekey \
 #     -v /etc/rekey:/etc/rekey:ro -e APEXVERIFY_MANAGEMENT_TOKEN rekey daemon
 #
@@ -17,9 +20,15 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+# What `rekey version` and rekey_build_info report (.git is not copied in).
+ARG VERSION=devel
+ARG COMMIT=unknown
+ARG DATE=unknown
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/rekey ./cmd/rekey
+    CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.date=${DATE}" \
+      -o /out/rekey ./cmd/rekey
 # The state directory, owned by the runtime user (distroless has no shell
 # to create it there). A fresh named volume mounted here copies this owner.
 RUN install -d -m 0700 -o 65532 -g 65532 /out/var/lib/rekey

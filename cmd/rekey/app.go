@@ -104,6 +104,8 @@ rolling everything back if anything goes wrong.`,
 			return a.setup(cmd.Name())
 		},
 	}
+	root.Version = currentBuild().String()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "config file (default $REKEY_CONFIG, else ./rekey.yaml)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "debug | info | warn | error (default: warn for interactive commands, info for run and daemon)")
 	root.AddCommand(
@@ -116,6 +118,7 @@ rolling everything back if anything goes wrong.`,
 		a.planCommand(),
 		a.resolveCommand(),
 		a.daemonCommand(),
+		a.versionCommand(),
 	)
 	return root
 }

@@ -43,6 +43,9 @@ func (a *app) daemon(ctx context.Context) error {
 	defer rt.Close()
 
 	m := metrics.New(a.clock)
+	b := currentBuild()
+	m.SetBuildInfo(b.Version, b.Commit, b.GoVersion)
+	m.Init(rt.names)
 	rt.engine.OnTransition = append(rt.engine.OnTransition, m.Transition)
 	sched := &rotation.Scheduler{
 		Engine:      rt.engine,
@@ -146,6 +149,7 @@ func (a *app) reloadConfig(rt *runtime, sched *rotation.Scheduler, m *metrics.Me
 	rt.closers = append(rt.closers, closers...)
 	rt.notify.SetTargets(targets)
 	rt.creds, rt.names = creds, names
+	m.Init(names)
 	list := make([]*rotation.Credential, 0, len(names))
 	for _, n := range names {
 		list = append(list, creds[n])
