@@ -26,6 +26,8 @@ is due and rotates it. It serves /healthz, /readyz and /metrics on
 daemon.listen. SIGHUP reloads the config (an invalid one is logged and the
 running one kept); SIGTERM or SIGINT finishes the current step, journals it
 and exits 0; a second signal exits at once (130).`,
+		Example: `  rekey daemon -c /etc/rekey/rekey.yaml
+  curl -s localhost:9464/metrics | grep rekey_overdue`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.daemon(cmd.Context())

@@ -64,9 +64,10 @@ credentials:
 func (a *app) demoCommand() *cobra.Command {
 	var keep bool
 	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run one full rotation against the built-in ApexVerify simulator, a file sink and a live app",
-		Args:  cobra.NoArgs,
+		Use:     "demo",
+		Short:   "Run one full rotation against the built-in ApexVerify simulator, a file sink and a live app",
+		Example: "  rekey demo",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.demo(cmd.Context(), keep)
 		},

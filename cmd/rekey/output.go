@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 )
@@ -46,4 +49,26 @@ func (a *app) writeJSON(v any) error {
 		return fail(exitFailed, err)
 	}
 	return nil
+}
+
+// completeCredential completes a command's first argument with the
+// credential names of the config at --config ($REKEY_CONFIG,
+// ./rekey.yaml). It reads no secret; a config that does not load
+// completes nothing.
+func (a *app) completeCredential(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	if a.configPath == "" {
+		a.configPath = os.Getenv("REKEY_CONFIG")
+	}
+	if a.configPath == "" {
+		a.configPath = "rekey.yaml"
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := slices.Sorted(maps.Keys(cfg.Credentials))
+	return names, cobra.ShellCompDirectiveNoFileComp
 }

@@ -21,7 +21,7 @@ func TestProgressOnTerminalAndPipe(t *testing.T) {
 	for _, tty := range []bool{true, false} {
 		var out bytes.Buffer
 		a := &app{stdout: &out, terminal: &tty}
-		p := a.progress()
+		p := a.progress(outputTable)
 		for _, ev := range events {
 			p(ev)
 		}
