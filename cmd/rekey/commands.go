@@ -124,7 +124,7 @@ func (a *app) runCommand() *cobra.Command {
 				report.Failed++
 			}
 			if o == outputTable {
-				fmt.Fprintf(a.stdout, "%-24s %s\n", r.Credential, res.Message)
+				a.println(fmt.Sprintf("%-24s %s", r.Credential, res.Message))
 			}
 		}
 		if o == outputJSON {
@@ -212,7 +212,7 @@ func (a *app) rotateCommand() *cobra.Command {
 					return werr
 				}
 			} else {
-				fmt.Fprintf(a.stdout, "%s: %s\n", c.Name, res.Message)
+				a.println(c.Name + ": " + res.Message)
 			}
 			if err != nil || r.Failed() {
 				return fail(exitFailed, nil)
@@ -227,31 +227,21 @@ func (a *app) rotateCommand() *cobra.Command {
 	return cmd
 }
 
-// progress prints each engine event as a timestamped line. On a terminal
-// the monitoring window also gets a live line: a countdown with the probes
-// passed and failed, rewritten in place.
-//
-// With -o json stdout holds the answer alone, so nothing is printed here
-// (the events are in the log on stderr).
+// progress prints each engine event as a timestamped line, on a terminal
+// only: the monitoring window also gets a live line, a countdown with the
+// probes passed and failed, rewritten in place. Elsewhere, and with -o
+// json, it returns nil: the log on stderr reports each event, once.
 func (a *app) progress(output string) func(rotation.Event) {
-	if output == outputJSON {
+	if !a.showsProgress(output) {
 		return nil
 	}
-	live := false // the cursor is at the end of a live line
-	tty := a.isTerminal()
+	c := a.liveConsole()
 	return func(ev rotation.Event) {
 		if ev.Probe != nil {
-			if tty {
-				fmt.Fprintf(a.stdout, "\r\033[K%s %s %s monitoring: %s left, %d passed, %d failed",
-					ev.Time.UTC().Format("15:04:05"), ev.Credential, ev.RotationID,
-					ev.Probe.Left.Round(time.Second), ev.Probe.Passed, ev.Probe.Failed)
-				live = true
-			}
+			c.setLive(fmt.Sprintf("%s %s %s monitoring: %s left, %d passed, %d failed",
+				ev.Time.UTC().Format("15:04:05"), ev.Credential, ev.RotationID,
+				ev.Probe.Left.Round(time.Second), ev.Probe.Passed, ev.Probe.Failed))
 			return
-		}
-		if live {
-			fmt.Fprint(a.stdout, "\r\033[K")
-			live = false
 		}
 		line := ev.Time.UTC().Format("15:04:05") + " " + ev.Credential + " " + ev.RotationID + " " + string(ev.Phase)
 		if ev.Sink != "" {
@@ -263,7 +253,7 @@ func (a *app) progress(output string) func(rotation.Event) {
 		if ev.Err != nil {
 			line += ": " + ev.Err.Error()
 		}
-		fmt.Fprintln(a.stdout, line)
+		c.println(line)
 	}
 }
 
