@@ -256,9 +256,10 @@ func TestValidateBadFixtures(t *testing.T) {
 func TestTwoRotationsAtOnce(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	first := e.binary("rotate", "prod")
+	// Off a terminal the events are in the log on stderr.
 	var firstOut bytes.Buffer
-	stdout, _ := first.StdoutPipe()
-	first.Stderr = &firstOut
+	stdout, _ := first.StderrPipe()
+	first.Stdout = &firstOut
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
