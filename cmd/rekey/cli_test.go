@@ -191,7 +191,7 @@ func TestRunSkipsWhatIsNotDue(t *testing.T) {
 		t.Fatalf("first run (never rotated: due): exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, _ := e.cli("run")
-	if code != 0 || !strings.Contains(out, "skipped") {
+	if code != 0 || !strings.Contains(out, "not due until") {
 		t.Fatalf("second run: exit %d\n%s", code, out)
 	}
 	if n := len(e.history()); n != 1 {

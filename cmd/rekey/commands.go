@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/human"
 	"github.com/rekeyhq/rekey/rotation"
 )
 
@@ -88,6 +89,8 @@ type resultJSON struct {
 	Error   string `json:"error,omitempty"`
 	// DueAt is set for not_due: when the credential becomes due.
 	DueAt *time.Time `json:"due_at,omitempty"`
+	// HeldBy is set for busy when the lock's holder is known.
+	HeldBy *rotation.LockHolder `json:"held_by,omitempty"`
 	// Failed mirrors the exit code: the credential needs attention.
 	Failed bool `json:"failed"`
 }
@@ -118,7 +121,7 @@ func (a *app) runCommand() *cobra.Command {
 		}
 		report := runReport{Results: []resultJSON{}}
 		for _, r := range rt.engine.RunAll(cmd.Context(), creds, rt.cfg.Daemon.Concurrency) {
-			res := resultOf(r)
+			res := resultOf(r, a.clock.Now())
 			report.Results = append(report.Results, res)
 			if res.Failed {
 				report.Failed++
@@ -141,9 +144,13 @@ func (a *app) runCommand() *cobra.Command {
 }
 
 // resultOf describes a result for a person (Message) and a script.
-func resultOf(r rotation.Result) resultJSON {
+func resultOf(r rotation.Result, now time.Time) resultJSON {
 	res := resultJSON{Credential: r.Credential, RotationID: r.Outcome.RotationID, Phase: string(r.Outcome.Phase), Failed: r.Failed()}
-	res.Status, res.Message = describeResult(r)
+	res.Status, res.Message = describeResult(r, now)
+	var busy *rotation.BusyError
+	if errors.As(r.Err, &busy) {
+		res.HeldBy = busy.Holder
+	}
 	switch {
 	case r.Err != nil:
 		res.Error = r.Err.Error()
@@ -157,22 +164,39 @@ func resultOf(r rotation.Result) resultJSON {
 	return res
 }
 
-func describeResult(r rotation.Result) (status, message string) {
+func describeResult(r rotation.Result, now time.Time) (status, message string) {
+	var busy *rotation.BusyError
 	switch {
+	case errors.As(r.Err, &busy) && busy.Holder != nil:
+		return "busy", "busy: another rekey is rotating it (" + busy.Holder.String() + "); nothing done here, the next run tries again"
 	case errors.Is(r.Err, rotation.ErrBusy):
-		return "busy", "busy: another rekey is rotating it"
+		return "busy", "busy: another rekey is rotating it; nothing done here, the next run tries again"
 	case errors.Is(r.Err, rotation.ErrInterrupted):
 		return "interrupted", "interrupted: " + r.Err.Error()
 	case r.Err != nil:
 		return "error", "error: " + r.Err.Error()
 	case r.Outcome.Staged:
-		return "staged", "skipped: " + r.Outcome.Skipped
+		return "staged", fmt.Sprintf("staged (rotation %s): the new key is live in every sink and the old key still valid; run rekey rotate %s --finish after the deploy",
+			r.Outcome.RotationID, r.Credential)
 	case r.Outcome.Skipped != "":
-		return "not_due", "skipped: " + r.Outcome.Skipped
+		return "not_due", dueText(false, r.Outcome.DueAt, r.Outcome.Skipped, now)
 	case r.Outcome.Err != nil:
 		return string(r.Outcome.Phase), fmt.Sprintf("%s (rotation %s): %v", r.Outcome.Phase, r.Outcome.RotationID, r.Outcome.Err)
 	}
 	return string(r.Outcome.Phase), fmt.Sprintf("%s (rotation %s)", r.Outcome.Phase, r.Outcome.RotationID)
+}
+
+// dueText says when a credential is due, for a person: "due now (never
+// rotated by rekey)", "not due until 2027-03-01 03:04 UTC (in 89d; rotate_every
+// 90d from the last rotation)".
+func dueText(due bool, at time.Time, reason string, now time.Time) string {
+	if due {
+		return "due now (" + reason + ")"
+	}
+	if at.IsZero() {
+		return "not due (" + reason + ")"
+	}
+	return "not due until " + human.Time(at) + " (in " + human.About(at.Sub(now)) + "; " + reason + ")"
 }
 
 func (a *app) rotateCommand() *cobra.Command {
@@ -206,7 +230,7 @@ func (a *app) rotateCommand() *cobra.Command {
 			}
 			out, err := rt.engine.Rotate(cmd.Context(), c, opt)
 			r := rotation.Result{Credential: c.Name, Outcome: out, Err: err}
-			res := resultOf(r)
+			res := resultOf(r, a.clock.Now())
 			if o == outputJSON {
 				if werr := a.writeJSON(res); werr != nil {
 					return werr
@@ -240,7 +264,7 @@ func (a *app) progress(output string) func(rotation.Event) {
 		if ev.Probe != nil {
 			c.setLive(fmt.Sprintf("%s %s %s monitoring: %s left, %d passed, %d failed",
 				ev.Time.UTC().Format("15:04:05"), ev.Credential, ev.RotationID,
-				ev.Probe.Left.Round(time.Second), ev.Probe.Passed, ev.Probe.Failed))
+				human.Duration(ev.Probe.Left.Round(time.Second)), ev.Probe.Passed, ev.Probe.Failed))
 			return
 		}
 		line := ev.Time.UTC().Format("15:04:05") + " " + ev.Credential + " " + ev.RotationID + " " + string(ev.Phase)
@@ -314,13 +338,14 @@ func (a *app) statusCommand() *cobra.Command {
 				return a.writeJSON(rows)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CREDENTIAL\tKEY\tAGE\tNEXT DUE\tLAST OUTCOME\tIN FLIGHT")
+			fmt.Fprintln(tw, "CREDENTIAL\tKEY\tLABEL\tAGE\tNEXT DUE\tLAST OUTCOME\tIN FLIGHT\tLAST ERROR")
 			for _, r := range rows {
-				next := r.NextDue.UTC().Format(time.RFC3339)
-				if r.Due {
-					next = "now (" + r.DueReason + ")"
+				age := ""
+				if r.RotatedAt != nil {
+					age = human.About(now.Sub(*r.RotatedAt))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, dash(r.KeyID), dash(r.Age), next, dash(r.LastOutcome), dash(r.InFlight))
+				next := strings.TrimPrefix(dueText(r.Due, r.NextDue, r.DueReason, now), "not due until ")
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, dash(r.KeyID), dash(r.Label), dash(age), next, dash(r.LastOutcome), dash(r.InFlight), dash(r.LastError))
 			}
 			if err := tw.Flush(); err != nil {
 				return err

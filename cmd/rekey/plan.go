@@ -79,7 +79,7 @@ func (a *app) planCommand() *cobra.Command {
 				if err := a.writeJSON(report); err != nil {
 					return err
 				}
-			} else if err := writePlan(a.stdout, report); err != nil {
+			} else if err := writePlan(a.stdout, report, a.clock.Now()); err != nil {
 				return fail(exitFailed, err)
 			}
 			if !report.Ready {
@@ -241,17 +241,14 @@ func checkHealth(ctx context.Context, i int, ch rotation.Check) planCheck {
 	return pc
 }
 
-func writePlan(w io.Writer, r planReport) error {
+func writePlan(w io.Writer, r planReport, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	problems := 0
 	for i, row := range r.Credentials {
 		if i > 0 {
 			fmt.Fprintln(tw)
 		}
-		when := "due now (" + row.Reason + ")"
-		if !row.Due {
-			when = "due " + row.DueAt.Format(time.RFC3339) + " (" + row.Reason + ")"
-		}
+		when := dueText(row.Due, row.DueAt, row.Reason, now)
 		fmt.Fprintf(tw, "%s\t%s\n", row.Name, when)
 		if row.InFlight != "" {
 			fmt.Fprintf(tw, "\tin flight: %s\n", row.InFlight)

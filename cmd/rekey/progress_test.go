@@ -29,7 +29,7 @@ func TestProgressOnTerminalAndPipe(t *testing.T) {
 	if !strings.Contains(got, "[file:/etc/app.env#K] written") || !strings.Contains(got, "abcd1234 revoking") {
 		t.Errorf("missing per-sink or phase lines:\n%q", got)
 	}
-	if !strings.Contains(got, "\r\033[K03:00:00 prod abcd1234 monitoring: 9m0s left, 1 passed, 1 failed\r\033[K03:00:00 prod abcd1234 revoking\n") {
+	if !strings.Contains(got, "\r\033[K03:00:00 prod abcd1234 monitoring: 9m left, 1 passed, 1 failed\r\033[K03:00:00 prod abcd1234 revoking\n") {
 		t.Errorf("live countdown not shown, or not cleared before the next line:\n%q", got)
 	}
 	// Off a terminal, and with -o json, the log reports each event: no
