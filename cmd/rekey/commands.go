@@ -239,6 +239,10 @@ func (a *app) rotateCommand() *cobra.Command {
 				a.println(c.Name + ": " + res.Message)
 			}
 			if err != nil || r.Failed() {
+				if o == outputJSON {
+					// stdout holds the answer alone; the error goes to stderr.
+					return fail(exitFailed, errors.New(c.Name+": "+res.Message))
+				}
 				return fail(exitFailed, nil)
 			}
 			return nil

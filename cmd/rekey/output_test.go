@@ -121,3 +121,29 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 		t.Errorf("commands missing: %v", want)
 	}
 }
+
+// TestJSONErrors: a failed rotation in JSON mode still exits 1 with one
+// JSON document on stdout and the error on stderr.
+func TestJSONErrors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.setHealthy(func() bool { return false })
+	for _, args := range [][]string{{"run", "-o", "json"}, {"rotate", "prod", "-o", "json"}} {
+		code, out, errOut := e.cli(args...)
+		var doc map[string]any
+		oneJSON(t, args[0], out, &doc)
+		if code != exitFailed || !strings.Contains(errOut, "rekey: ") || !strings.Contains(errOut, "failed") && !strings.Contains(errOut, "rolled_back") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+		res := doc
+		if rs, ok := doc["results"].([]any); ok && len(rs) == 1 {
+			res = rs[0].(map[string]any)
+		}
+		if res["status"] != "rolled_back" || res["failed"] != true || res["error"] == nil {
+			t.Errorf("%v: %s", args, out)
+		}
+	}
+	// A usage error: exit 2, nothing on stdout.
+	if code, out, errOut := e.cli("status", "-o", "json", "extra"); code != exitUsage || out != "" || errOut == "" {
+		t.Errorf("status with an argument: exit %d %q %q", code, out, errOut)
+	}
+}
