@@ -348,7 +348,10 @@ func (a *app) statusCommand() *cobra.Command {
 				if r.RotatedAt != nil {
 					age = human.About(now.Sub(*r.RotatedAt))
 				}
-				next := strings.TrimPrefix(dueText(r.Due, r.NextDue, r.DueReason, now), "not due until ")
+				next := "now (" + r.DueReason + ")"
+				if !r.Due {
+					next = human.Time(r.NextDue) + " (in " + human.About(r.NextDue.Sub(now)) + ")"
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, dash(r.KeyID), dash(r.Label), dash(age), next, dash(r.LastOutcome), dash(r.InFlight), dash(r.LastError))
 			}
 			if err := tw.Flush(); err != nil {
