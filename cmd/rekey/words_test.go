@@ -101,7 +101,10 @@ func TestBusyNamesWhoHoldsTheLock(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, "busy: another rekey is rotating it ("+holder) {
 		t.Errorf("rotate of a locked credential: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, _ = e.cli("run", "-o", "json")
+	code, out, errOut = e.cli("run", "-o", "json")
+	if !strings.Contains(errOut, `"holder_pid":`+strconv.Itoa(os.Getpid())) {
+		t.Errorf("run's log does not name the holder:\n%s", errOut)
+	}
 	var run struct {
 		Results []struct {
 			Status string `json:"status"`
