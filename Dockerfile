@@ -4,8 +4,9 @@
 # running as the non-root user 65532.
 #
 #   docker build -t rekey \
-#     --build-arg VERSION=v0.1.0 --build-arg COMMIT="$(git rev-parse HEAD)" \
-#     --build-arg DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" .
+#     --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg COMMIT=$(git rev-parse HEAD) \
+#     --build-arg DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) .
 #   docker run --rm -v rekey-state:/var/lib/rekey \
 #     -v /etc/rekey:/etc/rekey:ro -e APEXVERIFY_MANAGEMENT_TOKEN rekey daemon
 #
@@ -31,9 +32,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
-# The version, stamped into the binary. main.version, main.commit and
-# main.date are set where they exist; -X of a missing variable is ignored.
-ARG VERSION=dev
+# What `rekey version` and rekey_build_info report (.git is not copied
+# in, so the build args carry it).
+ARG VERSION=devel
 ARG COMMIT=unknown
 ARG DATE=unknown
 RUN --mount=type=cache,target=/go/pkg/mod \
@@ -46,7 +47,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 RUN install -d -m 0700 -o 65532 -g 65532 /out/var/lib/rekey
 
 FROM ${RUNTIME_IMAGE}
-ARG VERSION=dev
+ARG VERSION=devel
 ARG COMMIT=unknown
 ARG DATE=unknown
 ARG RUNTIME_IMAGE

@@ -22,8 +22,15 @@ FUZZ_DECODE_ERROR ?= 150000x
 demo:
 	$(GO) run ./cmd/rekey demo
 
+# `rekey version` and rekey_build_info name these; without them (go build,
+# go install) rekey falls back to Go's build info, then to devel/unknown.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS = -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/rekey ./cmd/rekey
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/rekey ./cmd/rekey
 
 test: lint test-root test-aws test-vault test-browser test-soak fuzz
 

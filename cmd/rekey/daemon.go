@@ -31,6 +31,8 @@ is due and rotates it. It serves a status page at /, and /healthz, /readyz
 and /metrics, on daemon.listen. SIGHUP reloads the config (an invalid one is
 logged and the running one kept); SIGTERM or SIGINT finishes the current
 step, journals it and exits 0; a second signal exits at once (130).`,
+		Example: `  rekey daemon -c /etc/rekey/rekey.yaml
+  curl -s localhost:9464/metrics | grep rekey_overdue`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.daemon(cmd.Context())
@@ -52,6 +54,9 @@ func (a *app) daemon(ctx context.Context) error {
 		creds = append(creds, rt.creds[n])
 	}
 	m := metrics.New(a.clock)
+	b := currentBuild()
+	m.SetBuildInfo(b.Version, b.Commit, b.GoVersion)
+	m.Init(rt.names)
 	rt.engine.OnTransition = append(rt.engine.OnTransition, m.Transition)
 	page := statuspage.New(rt.store, rt.engine, creds)
 	rt.engine.Observe = page.Observe
@@ -186,6 +191,7 @@ func (a *app) reloadConfig(rt *runtime, sched *rotation.Scheduler, m *metrics.Me
 	rt.closers = append(rt.closers, closers...)
 	rt.notify.SetTargets(targets)
 	rt.creds, rt.names = creds, names
+	m.Init(names)
 	list := make([]*rotation.Credential, 0, len(names))
 	for _, n := range names {
 		list = append(list, creds[n])

@@ -61,9 +61,10 @@ func (a *app) demoCommand() *cobra.Command {
 	var keep bool
 	var ext demoSim
 	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run one full rotation against the built-in ApexVerify simulator, a file sink and a live app",
-		Args:  cobra.NoArgs,
+		Use:     "demo",
+		Short:   "Run one full rotation against the built-in ApexVerify simulator, a file sink and a live app",
+		Example: "  rekey demo",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.demo(cmd.Context(), keep, ext)
 		},
