@@ -46,7 +46,8 @@ config/rekey.schema.json; point an editor at it with a first line such as
 
 The schema catches unknown keys, wrong types and malformed durations and
 secret references as you type; rekey validate remains the full check.`,
-		Args: cobra.NoArgs,
+		Example: `  rekey schema > rekey.schema.json`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := configSchema()
 			if err != nil {

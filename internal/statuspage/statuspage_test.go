@@ -68,7 +68,7 @@ func fixture() []Input {
 	return []Input{
 		{Name: "billing", RotateEvery: 90 * day, MonitorWindow: 10 * time.Minute,
 			Recent: []*rotation.Record{done("billing", "b1", now.Add(-30*day), "key_b0", "key_b1")},
-			Due:    rotation.Due{At: now.Add(60 * day), Reason: "rotate_every 2160h0m0s reached", LastRotated: now.Add(-30 * day)}},
+			Due:    rotation.Due{At: now.Add(60 * day), Reason: "rotate_every 90d from the last rotation", LastRotated: now.Add(-30 * day)}},
 		{Name: "crm", RotateEvery: 90 * day, MonitorWindow: time.Minute,
 			Recent: []*rotation.Record{crmFailed, done("crm", "c1", now.Add(-80*day), "key_crm0", "key_crm1")},
 			Due:    rotation.Due{At: now.Add(10 * day), Reason: "rotate_every reached", Failures: 1, LastRotated: now.Add(-80 * day)}},
@@ -449,8 +449,8 @@ func TestServeHTTP(t *testing.T) {
 	// Leaving monitoring drops the probe.
 	p.Observe(rotation.Event{Time: clock.Now(), Credential: "search", RotationID: "s2", Phase: rotation.Revoking, Transition: true})
 	_, doc = get(t, p)
-	if got := text(byClass(t, byID(t, doc, "cred-billing"), "reason")); got != "rotate_every 2160h0m0s reached" {
-		t.Errorf("billing reason %q, want the journal's", got)
+	if got := text(byClass(t, byID(t, doc, "cred-billing"), "reason")); got != "rotate_every 90d from the last rotation" {
+		t.Errorf("billing reason %q, want the journal's (not the scheduler's stale one)", got)
 	}
 	if got := text(byClass(t, byID(t, doc, "cred-search"), "countdown")); !strings.Contains(got, "estimated") {
 		t.Errorf("countdown after leaving monitoring %q, want the journal's estimate", got)
