@@ -78,3 +78,19 @@ func JoinFields(fields map[string]Value) Value {
 	}
 	return NewFields(raw)
 }
+
+// Parts returns values and, for each multi-field Value among them, its
+// fields: what a redaction must look for, since a sink writes each field
+// on its own and an error or a command's output can echo one field alone.
+func Parts(values ...Value) []Value {
+	out := make([]Value, 0, len(values))
+	for _, v := range values {
+		out = append(out, v)
+		if fs, ok := v.Fields(); ok {
+			for _, n := range slices.Sorted(maps.Keys(fs)) {
+				out = append(out, fs[n])
+			}
+		}
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package secret
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -51,5 +52,16 @@ func TestSingleValueIsNotFields(t *testing.T) {
 	}
 	if !NewFields(nil).IsZero() {
 		t.Error("NewFields(nil) is not zero")
+	}
+}
+
+func TestScrubCoversEachField(t *testing.T) {
+	v := NewFields(map[string]string{"id": "AKIAPARTONE", "secret": "part-two-secret"})
+	err := Scrub(errors.New("server echoed part-two-secret back"), v)
+	if strings.Contains(err.Error(), "part-two-secret") {
+		t.Fatalf("Scrub left a field value in %q", err)
+	}
+	if got := len(Parts(v, New("single"))); got != 4 {
+		t.Errorf("Parts: %d values, want 4 (the pair, its two fields, the single)", got)
 	}
 }

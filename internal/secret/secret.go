@@ -91,7 +91,7 @@ func Scrub(err error, values ...Value) error {
 	}
 	msg := err.Error()
 	changed := false
-	for _, v := range values {
+	for _, v := range Parts(values...) {
 		if s := v.Reveal(); s != "" && strings.Contains(msg, s) {
 			msg = strings.ReplaceAll(msg, s, Redacted)
 			changed = true

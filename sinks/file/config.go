@@ -2,6 +2,7 @@ package file
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/sinks"
 )
 
 // Type is the sink's type in configuration.
@@ -38,6 +40,11 @@ type Config struct {
 	// the value; required for those formats, forbidden for raw. A json key
 	// is a field name, never a path: "a.b" is the field named "a.b".
 	Key string `yaml:"key"`
+	// Fields maps a multi-field credential's fields to dotenv variables
+	// (or JSON top-level fields), e.g. {id: AWS_ACCESS_KEY_ID, secret:
+	// AWS_SECRET_ACCESS_KEY}; instead of Key, not for format raw. Every
+	// field is written in one atomic replacement of the file.
+	Fields sinks.Fields `yaml:"fields"`
 	// Mode is the octal permission (e.g. "0640") of a file Put creates;
 	// default 0600. An existing file keeps its mode and owner.
 	Mode string `yaml:"mode"`
@@ -88,15 +95,34 @@ func (c Config) Validate() error {
 	case strings.HasSuffix(c.Path, "/"):
 		add(config.Invalid("path", "must name a file, not a directory"))
 	}
+	switch f := c.format(); {
+	case c.Fields == nil:
+	case c.Key != "":
+		add(config.Invalid("fields", "key and fields are mutually exclusive: key holds a single value, fields map a multi-field one"))
+	case f == FormatRaw:
+		add(config.Invalid("fields", "not allowed for format raw: the whole file is one value"))
+	case f == FormatDotenv:
+		add(c.Fields.Validate(func(place string) error {
+			if !dotenvKeyRE.MatchString(place) {
+				return fmt.Errorf("%q is not a variable name (letters, digits and _, not starting with a digit)", place)
+			}
+			return nil
+		}))
+	case f == FormatJSON:
+		add(c.Fields.Validate(nil))
+	}
 	switch f := c.format(); f {
 	case FormatDotenv:
+		if c.Fields != nil {
+			break
+		}
 		if c.Key == "" {
 			add(config.Invalid("key", "required for format dotenv"))
 		} else if !dotenvKeyRE.MatchString(c.Key) {
 			add(config.Invalid("key", "%q is not a variable name (letters, digits and _, not starting with a digit)", c.Key))
 		}
 	case FormatJSON:
-		if c.Key == "" {
+		if c.Key == "" && c.Fields == nil {
 			add(config.Invalid("key", "required for format json"))
 		}
 	case FormatRaw:

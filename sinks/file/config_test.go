@@ -93,12 +93,45 @@ func TestConfigBad(t *testing.T) {
 	}
 }
 
+func TestConfigBadFields(t *testing.T) {
+	specs := decodeSinks(t, "testdata/config/bad-fields.yaml")
+	want := []string{
+		`bad-fields.yaml:15: credentials.api.sinks[0].fields: key and fields are mutually exclusive`,
+		`bad-fields.yaml:19: credentials.api.sinks[1].fields: not allowed for format raw`,
+		`bad-fields.yaml:23: credentials.api.sinks[2].fields.id: "1BAD-NAME" is not a variable name`,
+		`bad-fields.yaml:24: credentials.api.sinks[2].fields.secret: the place for field "secret" must not be empty`,
+		`bad-fields.yaml:30: credentials.api.sinks[3].fields.secret: "same" is already the place of field "id"`,
+		`bad-fields.yaml:33: credentials.api.sinks[4].fields: must map at least one field`,
+	}
+	if len(specs) != 5 {
+		t.Fatalf("%d sinks, want 5", len(specs))
+	}
+	var all []string
+	for i, spec := range specs {
+		var c Config
+		err := spec.Decode(&c)
+		if err == nil {
+			t.Errorf("sink %d decoded without error", i)
+			continue
+		}
+		all = append(all, err.Error())
+	}
+	got := strings.Join(all, "\n")
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("errors\n%s\nlack %q", got, w)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	ok := []Config{
 		{Path: "/a.env", Key: "A_1"},
 		{Path: "/a.env", Key: "_a", Format: FormatDotenv, Mode: "640"},
 		{Path: "/a.json", Key: "any key.at all", Format: FormatJSON},
 		{Path: "/a", Format: FormatRaw, Mode: "0400"},
+		{Path: "/a.env", Fields: map[string]string{"id": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY"}},
+		{Path: "/a.json", Format: FormatJSON, Fields: map[string]string{"sid": "twilio.sid", "secret": "twilio secret"}},
 	}
 	for _, c := range ok {
 		if err := c.Validate(); err != nil {

@@ -64,6 +64,7 @@ type Sink struct {
 	path     string
 	format   string
 	key      string
+	fields   sinks.Fields // nil for a single value
 	mode     os.FileMode
 	onChange []string
 	hideEnv  []string // variables on_change must not inherit; shared, read-only
@@ -112,6 +113,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 		path:     c.Path,
 		format:   c.format(),
 		key:      c.Key,
+		fields:   c.Fields,
 		mode:     mode,
 		onChange: append([]string(nil), c.OnChange...),
 		timeout:  c.onChangeTimeout(),
@@ -121,7 +123,10 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 		o(s)
 	}
 	s.name = "file:" + s.path
-	if s.key != "" {
+	switch {
+	case s.fields != nil:
+		s.name += "#" + strings.Join(s.fields.Places(), ",")
+	case s.key != "":
 		s.name += "#" + s.key
 	}
 	s.log = log // the sink's name is added per line (logger): an idle sink holds no logger of its own
@@ -130,7 +135,8 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 
 func (s *Sink) logger() *zap.Logger { return s.log.With(zap.String("sink", s.name)) }
 
-// Name is "file:PATH#KEY", or "file:PATH" for a raw file.
+// Name is "file:PATH#KEY", "file:PATH#PLACE1,PLACE2" for fields (the
+// places in the order of the field names), or "file:PATH" for a raw file.
 func (s *Sink) Name() string { return s.name }
 
 // String names the sink; a Sink never holds a value between calls.
@@ -161,6 +167,15 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 	if value.IsZero() {
 		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: empty value", s.name))
 	}
+	var parts map[string]secret.Value
+	if s.fields != nil {
+		var err error
+		if parts, err = s.fields.Split(value); err != nil {
+			return sinks.Receipt{}, fmt.Errorf("file: put %s: %w (file left unchanged)", s.name, err)
+		}
+	} else if value.IsFields() {
+		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: the value has fields %s but the sink holds a single value: map them with fields (file left unchanged)", s.name, strings.Join(value.FieldNames(), ", ")))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -178,7 +193,9 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 		return sinks.Receipt{}, classify(fmt.Errorf("file: put %s: %w", s.name, explain(target, err)))
 	}
 	old, present, err := s.decode(data)
-	agree := !errors.Is(err, errDisagree) // a dotenv variable assigned twice: the write sets both
+	// A dotenv variable assigned twice, or some fields of a pair held
+	// without the others: the write sets them all.
+	agree := !errors.Is(err, errDisagree) && !errors.Is(err, sinks.ErrPartial)
 	if err != nil && agree {
 		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: %w (file left unchanged)", s.name, err))
 	}
@@ -201,7 +218,7 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 		return m.receipt, nil
 	}
 
-	out, err := s.encode(data, value.Reveal())
+	out, err := s.encodeAll(data, value, parts)
 	if err != nil {
 		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("file: put %s: %w (file left unchanged)", s.name, err))
 	}
@@ -247,6 +264,9 @@ func (s *Sink) Get(ctx context.Context) (secret.Value, error) {
 		return secret.Value{}, classify(fmt.Errorf("file: get %s: %w", s.name, explain(target, err)))
 	}
 	v, ok, err := s.decode(data)
+	if errors.Is(err, sinks.ErrPartial) {
+		return secret.Value{}, fmt.Errorf("file: get %s: %w", s.name, err)
+	}
 	if err != nil {
 		return secret.Value{}, backoff.Permanent(fmt.Errorf("file: get %s: %w", s.name, err))
 	}
@@ -280,7 +300,7 @@ func (s *Sink) Preflight(ctx context.Context) error {
 		if err := syscall.Access(target, accessWrite); err != nil {
 			return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, &fs.PathError{Op: "write", Path: target, Err: err}))
 		}
-		if _, _, err := s.decode(data); err != nil && !errors.Is(err, errDisagree) { // Put sets every assignment
+		if _, _, err := s.decode(data); err != nil && !errors.Is(err, errDisagree) && !errors.Is(err, sinks.ErrPartial) { // Put sets every assignment and field
 			return backoff.Permanent(fmt.Errorf("file: preflight %s: %w", s.name, err))
 		}
 	}
@@ -325,6 +345,9 @@ func (s *Sink) target() (string, error) {
 // a dotenv variable whose assignments disagree, err matches errDisagree and
 // v is the last assignment's value (the one shells honour).
 func (s *Sink) decode(data []byte) (v secret.Value, ok bool, err error) {
+	if s.fields != nil {
+		return s.decodeFields(data)
+	}
 	switch s.format {
 	case FormatRaw:
 		str := strings.TrimSuffix(string(data), "\n")
@@ -347,6 +370,76 @@ func (s *Sink) decode(data []byte) (v secret.Value, ok bool, err error) {
 		}
 		return secret.New(str), str != "", err
 	}
+}
+
+// decodeFields is decode for a sink that maps fields: the value is every
+// mapped place's, joined; ok is false when none holds one. When some
+// places hold a value and others do not, err wraps sinks.ErrPartial and
+// names the missing places. For a dotenv variable whose assignments
+// disagree, err matches errDisagree.
+func (s *Sink) decodeFields(data []byte) (v secret.Value, ok bool, err error) {
+	held := make(map[string]secret.Value, len(s.fields))
+	var disagree error
+	if s.format == FormatJSON {
+		for _, pl := range s.fields.Places() {
+			str, _, err := getJSON(data, pl)
+			if err != nil {
+				return secret.Value{}, false, fmt.Errorf("json: %w", err)
+			}
+			held[pl] = secret.New(str)
+		}
+	} else {
+		as, err := parseDotenv(data)
+		if err != nil {
+			return secret.Value{}, false, fmt.Errorf("dotenv: %w", err)
+		}
+		for _, pl := range s.fields.Places() {
+			str, _, err := getDotenv(as, pl)
+			if err != nil && disagree == nil {
+				disagree = fmt.Errorf("dotenv: %w", err)
+			}
+			held[pl] = secret.New(str)
+		}
+	}
+	v, err = s.fields.Join(held)
+	switch {
+	case errors.Is(err, sinks.ErrNotFound):
+		return secret.Value{}, false, disagree
+	case err != nil:
+		return secret.Value{}, true, err
+	}
+	return v, true, disagree
+}
+
+// encodeAll returns data with value set: for a sink that maps fields,
+// every place set to its field (parts, by place), so that one write
+// replaces them all.
+func (s *Sink) encodeAll(data []byte, value secret.Value, parts map[string]secret.Value) ([]byte, error) {
+	if s.fields == nil {
+		return s.encode(data, value.Reveal())
+	}
+	out := data
+	for _, pl := range s.fields.Places() {
+		var err error
+		if s.format == FormatJSON {
+			out, err = setJSON(out, pl, parts[pl].Reveal())
+			err = wrapIf("json", err)
+		} else {
+			out, err = setDotenv(out, pl, parts[pl].Reveal())
+			err = wrapIf("dotenv", err)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func wrapIf(prefix string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
 }
 
 // encode returns data with the value set.

@@ -84,7 +84,7 @@ func (s *Sink) childEnv() []string {
 // shownOutput redacts values from out, then cuts it to outputShown bytes.
 func shownOutput(out []byte, values []secret.Value) string {
 	s := string(bytes.TrimSpace(out))
-	for _, v := range values {
+	for _, v := range secret.Parts(values...) {
 		if !v.IsZero() {
 			s = string(bytes.ReplaceAll([]byte(s), []byte(v.Reveal()), []byte(secret.Redacted)))
 		}

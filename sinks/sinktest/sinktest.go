@@ -164,7 +164,7 @@ func Value(t *testing.T, tag string) secret.Value {
 // AssertNoLeak fails the test if text contains any of the values.
 func AssertNoLeak(t *testing.T, text string, values ...secret.Value) {
 	t.Helper()
-	for _, v := range values {
+	for _, v := range secret.Parts(values...) {
 		if !v.IsZero() && strings.Contains(text, v.Reveal()) {
 			t.Errorf("key value leaked into %q", strings.ReplaceAll(text, v.Reveal(), "<THE KEY>"))
 		}
