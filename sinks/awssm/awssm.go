@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -203,7 +204,10 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 }
 
 func (s *Sink) put(ctx context.Context, value secret.Value, rotationID string) (sinks.Receipt, error) {
-	token := Token(s.cfg.SecretID, s.cfg.Key, rotationID)
+	if err := s.checkShape(value); err != nil {
+		return sinks.Receipt{}, err
+	}
+	token := Token(s.cfg.SecretID, s.cfg.tokenKey(), rotationID)
 	r := sinks.Receipt{Sink: s.name, RotationID: rotationID, Version: token}
 
 	stages, found, err := s.stages(ctx, "put")
@@ -238,7 +242,7 @@ func (s *Sink) put(ctx context.Context, value secret.Value, rotationID string) (
 	r.Previous = base
 
 	newString := value.Reveal()
-	if s.cfg.Key == "" {
+	if !s.cfg.jsonMode() {
 		r.Created = base == ""
 	} else {
 		curString := ""
@@ -248,7 +252,7 @@ func (s *Sink) put(ctx context.Context, value secret.Value, rotationID string) (
 			}
 		}
 		var existed bool
-		newString, existed, err = setField(curString, s.cfg.Key, value.Reveal())
+		newString, existed, err = s.setValue(curString, value)
 		if err != nil {
 			return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("awssm: put %s: version %s: %w; refusing to overwrite it", s.cfg.SecretID, current, err))
 		}
@@ -260,7 +264,7 @@ func (s *Sink) put(ctx context.Context, value secret.Value, rotationID string) (
 				if err != nil {
 					return sinks.Receipt{}, err
 				}
-				_, had, err := getField(baseString, s.cfg.Key)
+				had, err := s.holdsAny(baseString)
 				r.Created = err != nil || !had
 			}
 		}
@@ -294,8 +298,8 @@ func (s *Sink) put(ctx context.Context, value secret.Value, rotationID string) (
 // when the secret already exists.
 func (s *Sink) create(ctx context.Context, value secret.Value, token string) (created bool, err error) {
 	str := value.Reveal()
-	if s.cfg.Key != "" {
-		str, _, _ = setField("", s.cfg.Key, value.Reveal())
+	if s.cfg.jsonMode() {
+		str, _, _ = s.setValue("", value)
 	}
 	in := &secretsmanager.CreateSecretInput{
 		Name:               aws.String(s.cfg.SecretID),
@@ -338,8 +342,11 @@ func (s *Sink) Get(ctx context.Context) (secret.Value, error) {
 		return secret.Value{}, backoff.Permanent(fmt.Errorf("awssm: get %s: version %s holds binary data, not a string", s.cfg.SecretID, aws.ToString(out.VersionId)))
 	}
 	str := *out.SecretString
-	if s.cfg.Key == "" {
+	if !s.cfg.jsonMode() {
 		return secret.New(str), nil
+	}
+	if s.cfg.Fields != nil {
+		return s.getFields(str, aws.ToString(out.VersionId))
 	}
 	v, ok, err := getField(str, s.cfg.Key)
 	if err != nil {
@@ -409,7 +416,7 @@ func (s *Sink) Preflight(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.cfg.Key != "" {
+	if s.cfg.jsonMode() {
 		if _, err := parseObject(str); err != nil {
 			return backoff.Permanent(fmt.Errorf("awssm: preflight %s: version %s: %w", s.cfg.SecretID, current, err))
 		}
@@ -481,4 +488,80 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// checkShape refuses, before anything is read or written, a value whose
+// shape the sink cannot hold: with fields, a value that is not a
+// multi-field one with exactly the mapped field names; without, a
+// multi-field value (its fields would be written as one string).
+func (s *Sink) checkShape(value secret.Value) error {
+	if s.cfg.Fields != nil {
+		if _, err := s.cfg.Fields.Split(value); err != nil {
+			return fmt.Errorf("awssm: put %s: %w", s.cfg.SecretID, err)
+		}
+		return nil
+	}
+	if value.IsFields() {
+		return backoff.Permanent(fmt.Errorf("awssm: put %s: the value has fields %s but the sink holds a single value: map them with fields", s.cfg.SecretID, strings.Join(value.FieldNames(), ", ")))
+	}
+	return nil
+}
+
+// setValue returns the JSON object cur with the value set: the field key,
+// or every mapped field (all in the one string a single PutSecretValue
+// writes). existed reports whether any of them was there before.
+func (s *Sink) setValue(cur string, value secret.Value) (out string, existed bool, err error) {
+	if s.cfg.Fields == nil {
+		return setField(cur, s.cfg.Key, value.Reveal())
+	}
+	parts, err := s.cfg.Fields.Split(value) // checked by checkShape
+	if err != nil {
+		return "", false, err
+	}
+	out = cur
+	for _, pl := range s.cfg.Fields.Places() {
+		var had bool
+		if out, had, err = setField(out, pl, parts[pl].Reveal()); err != nil {
+			return "", false, err
+		}
+		existed = existed || had
+	}
+	return out, existed, nil
+}
+
+// holdsAny reports whether the JSON object str holds the key field, or
+// any mapped field.
+func (s *Sink) holdsAny(str string) (bool, error) {
+	places := []string{s.cfg.Key}
+	if s.cfg.Fields != nil {
+		places = s.cfg.Fields.Places()
+	}
+	for _, pl := range places {
+		_, had, err := getField(str, pl)
+		if err != nil {
+			return false, err
+		}
+		if had {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// getFields joins the mapped fields of the JSON object str (version id):
+// sinks.ErrNotFound when it holds none, sinks.ErrPartial when some.
+func (s *Sink) getFields(str, id string) (secret.Value, error) {
+	held := make(map[string]secret.Value, len(s.cfg.Fields))
+	for _, pl := range s.cfg.Fields.Places() {
+		v, _, err := getField(str, pl)
+		if err != nil {
+			return secret.Value{}, backoff.Permanent(fmt.Errorf("awssm: get %s: version %s: %w", s.cfg.SecretID, id, err))
+		}
+		held[pl] = secret.New(v)
+	}
+	v, err := s.cfg.Fields.Join(held)
+	if err != nil {
+		return secret.Value{}, fmt.Errorf("awssm: get %s: %w", s.cfg.SecretID, err)
+	}
+	return v, nil
 }

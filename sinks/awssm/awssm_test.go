@@ -501,3 +501,76 @@ func mustPermanent(t *testing.T, err error, secretID string) {
 func equal(a []string, b ...string) bool {
 	return strings.Join(a, ",") == strings.Join(b, ",")
 }
+
+var pairFields = map[string]string{sinktest.FieldID: "access_key_id", sinktest.FieldSecret: "secret_access_key"}
+
+// fieldsFixture is fixture for a sink that maps a pair to two fields of
+// the JSON secret, next to a field it must keep.
+func fieldsFixture(c awssm.Config, exists bool) func(t *testing.T) sinktest.FieldsFixture {
+	return func(t *testing.T) sinktest.FieldsFixture {
+		srv := fakesm.New(t)
+		if exists {
+			srv.CreateEmpty(c.SecretID)
+		}
+		seeded := false
+		return sinktest.FieldsFixture{
+			Sink: newSink(t, srv, c, zap.NewNop()),
+			Peek: func(t *testing.T) map[string]string {
+				out := map[string]string{}
+				cur, ok := srv.Current(c.SecretID)
+				if !ok {
+					return out
+				}
+				if note, _ := field(t, cur, "note"); seeded && note != "kept" {
+					t.Errorf("the write dropped a field the sink does not map")
+				}
+				for f, pl := range pairFields {
+					if v, ok := field(t, cur, pl); ok {
+						out[f] = v
+					}
+				}
+				return out
+			},
+			Seed: func(t *testing.T, fields map[string]string) {
+				s := `{"user":"svc"`
+				for f, v := range fields {
+					s += `,` + quote(pairFields[f]) + `:` + quote(v)
+				}
+				srv.Seed(c.SecretID, s+`,"note":"kept"}`)
+				seeded = true
+			},
+		}
+	}
+}
+
+func TestFieldsContract(t *testing.T) {
+	t.Run("existing", func(t *testing.T) {
+		sinktest.RunFields(t, fieldsFixture(awssm.Config{SecretID: "prod/crm/aws", Fields: pairFields}, true))
+	})
+	t.Run("created", func(t *testing.T) {
+		sinktest.RunFields(t, fieldsFixture(awssm.Config{SecretID: "prod/crm/aws", Fields: pairFields, CreateIfMissing: true}, false))
+	})
+}
+
+// TestFieldsOnePutSecretValue: a pair lands as one new version holding
+// both fields, never a version with one of them.
+func TestFieldsOnePutSecretValue(t *testing.T) {
+	srv := fakesm.New(t)
+	srv.Seed("app", `{"access_key_id":"AKIAOLD","secret_access_key":"old-secret","note":"kept"}`)
+	s := newSink(t, srv, awssm.Config{SecretID: "app", Fields: pairFields}, nil)
+	if want := "aws-secretsmanager:app#access_key_id,secret_access_key"; s.Name() != want {
+		t.Errorf("Name() = %q, want %q", s.Name(), want)
+	}
+	before := srv.Calls("PutSecretValue")
+	v := secret.NewFields(map[string]string{"id": "AKIANEW", "secret": "new-secret"})
+	if _, err := s.Put(context.Background(), v, "rot-1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Calls("PutSecretValue") - before; n != 1 {
+		t.Errorf("%d PutSecretValue calls for a pair, want 1", n)
+	}
+	cur, _ := srv.Current("app")
+	if cur != `{"access_key_id":"AKIANEW","secret_access_key":"new-secret","note":"kept"}` {
+		t.Errorf("AWSCURRENT = %s", cur)
+	}
+}

@@ -2,6 +2,7 @@ package awssm
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/url"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/sinks"
 )
 
 // Type is the sink's type in configuration.
@@ -26,6 +28,11 @@ type Config struct {
 	// Key names a top-level field of a JSON-object secret to set; empty
 	// means the key is the whole SecretString.
 	Key string `yaml:"key"`
+	// Fields maps a multi-field credential's fields to top-level fields
+	// of the JSON-object secret, e.g. {id: access_key_id, secret:
+	// secret_access_key}; instead of Key. Every field is written in one
+	// PutSecretValue, so a version never holds half a pair.
+	Fields sinks.Fields `yaml:"fields"`
 
 	// Region and Profile feed the SDK's default configuration chain; empty
 	// means the chain's own choice (AWS_REGION, the profile's region, ...).
@@ -76,6 +83,18 @@ func (c *Config) Validate() error {
 	if c.Key != "" && strings.TrimSpace(c.Key) != c.Key {
 		bad("key", "%q has leading or trailing spaces", c.Key)
 	}
+	if c.Fields != nil {
+		if c.Key != "" {
+			bad("fields", "key and fields are mutually exclusive: key holds a single value, fields map a multi-field one")
+		} else {
+			errs = append(errs, c.Fields.Validate(func(pl string) error {
+				if strings.TrimSpace(pl) != pl {
+					return fmt.Errorf("%q has leading or trailing spaces", pl)
+				}
+				return nil
+			}))
+		}
+	}
 	if c.Region != "" && !regionRE.MatchString(c.Region) {
 		bad("region", "%q is not an AWS region (e.g. us-east-1)", c.Region)
 	}
@@ -125,8 +144,21 @@ func (c *Config) Validate() error {
 // the key in JSON field mode.
 func (c *Config) Name() string {
 	n := Type + ":" + c.SecretID
-	if c.Key != "" {
-		n += "#" + c.Key
+	if k := c.tokenKey(); k != "" {
+		n += "#" + k
 	}
 	return n
+}
+
+// jsonMode reports whether the secret is a JSON object the sink sets
+// fields of (key or fields), rather than one whole string.
+func (c *Config) jsonMode() bool { return c.Key != "" || c.Fields != nil }
+
+// tokenKey is what names the sink's part of the secret in Name and Token:
+// the key, or the mapped places joined by ",".
+func (c *Config) tokenKey() string {
+	if c.Fields != nil {
+		return strings.Join(c.Fields.Places(), ",")
+	}
+	return c.Key
 }

@@ -115,3 +115,81 @@ func TestContractAgainstKumo(t *testing.T) {
 		sinktest.Run(t, kumoFixture(awssm.Config{SecretID: "prod/crm/apexverify", Key: "api_key", CreateIfMissing: true}, false))
 	})
 }
+
+var pairFields = map[string]string{sinktest.FieldID: "access_key_id", sinktest.FieldSecret: "secret_access_key"}
+
+// kumoFieldsFixture is kumoFixture for a sink that maps a pair to two
+// fields of the JSON secret.
+func kumoFieldsFixture(c awssm.Config, exists bool) func(t *testing.T) sinktest.FieldsFixture {
+	return func(t *testing.T) sinktest.FieldsFixture {
+		c.Fields = pairFields
+		srv := kumo.NewServer()
+		t.Cleanup(srv.Close)
+		c.SecretID = fmt.Sprintf("%s-%d", c.SecretID, fixtures.Add(1))
+		direct := secretsmanager.New(secretsmanager.Options{
+			Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(srv.URL),
+		})
+		ctx := context.Background()
+		if exists {
+			if _, err := direct.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(c.SecretID)}); err != nil {
+				t.Fatalf("kumo CreateSecret: %v", err)
+			}
+		}
+		c.Region, c.Endpoint = "us-east-1", srv.URL
+		s, err := awssm.New(c, zap.NewNop(), awssm.WithRetryBackoff(noDelay{}),
+			awssm.WithClientOptions(func(o *secretsmanager.Options) { o.Credentials = creds }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sinktest.FieldsFixture{
+			Sink: withoutRollback{s, s},
+			Peek: func(t *testing.T) map[string]string {
+				got := map[string]string{}
+				out, err := direct.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(c.SecretID)})
+				var ae smithy.APIError
+				if errors.As(err, &ae) && ae.ErrorCode() == "ResourceNotFoundException" {
+					return got
+				}
+				if err != nil {
+					t.Fatalf("kumo GetSecretValue: %v", err)
+				}
+				var m map[string]any
+				if str := aws.ToString(out.SecretString); str != "" {
+					if err := json.Unmarshal([]byte(str), &m); err != nil {
+						t.Fatalf("secret is not a JSON object: %v", err)
+					}
+				}
+				for f, pl := range pairFields {
+					if v, ok := m[pl].(string); ok {
+						got[f] = v
+					}
+				}
+				return got
+			},
+			Seed: func(t *testing.T, fields map[string]string) {
+				obj := map[string]string{"user": "svc"}
+				for f, v := range fields {
+					obj[pairFields[f]] = v
+				}
+				b, _ := json.Marshal(obj)
+				_, err := direct.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(c.SecretID), SecretString: aws.String(string(b))})
+				var ae smithy.APIError
+				if errors.As(err, &ae) && ae.ErrorCode() == "ResourceNotFoundException" {
+					_, err = direct.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(c.SecretID), SecretString: aws.String(string(b))})
+				}
+				if err != nil {
+					t.Fatalf("kumo seed: %v", err)
+				}
+			},
+		}
+	}
+}
+
+func TestFieldsContractAgainstKumo(t *testing.T) {
+	t.Run("existing", func(t *testing.T) {
+		sinktest.RunFields(t, kumoFieldsFixture(awssm.Config{SecretID: "prod/crm/aws"}, true))
+	})
+	t.Run("created", func(t *testing.T) {
+		sinktest.RunFields(t, kumoFieldsFixture(awssm.Config{SecretID: "prod/crm/aws", CreateIfMissing: true}, false))
+	})
+}
