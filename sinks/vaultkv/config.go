@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/sinks"
 )
 
 // Type is the sink's type in configuration.
@@ -32,6 +33,10 @@ type Config struct {
 	Path string `yaml:"path"`
 	// Key is the field of the secret that holds the key; other fields are kept.
 	Key string `yaml:"key"`
+	// Fields maps a multi-field credential's fields to fields of the
+	// secret, e.g. {id: access_key_id, secret: secret_access_key}; instead
+	// of Key. Every field is written in one KV write.
+	Fields sinks.Fields `yaml:"fields"`
 	// KVVersion is 2 (default) or 1, and must match the mount.
 	KVVersion int `yaml:"kv_version"`
 
@@ -82,7 +87,16 @@ func (c Config) Validate() error {
 	if trimSlashes(c.Path) == "" {
 		add("path", "required (the secret's path inside the mount)")
 	}
-	if c.Key == "" {
+	switch {
+	case c.Fields != nil && c.Key != "":
+		add("fields", "key and fields are mutually exclusive: key holds a single value, fields map a multi-field one")
+	case c.Fields != nil:
+		for _, err := range flattenJoin(c.Fields.Validate(nil)) {
+			if ce, ok := err.(*config.Error); ok {
+				errs = append(errs, ce)
+			}
+		}
+	case c.Key == "":
 		add("key", "required (the secret's field that holds the key)")
 	}
 	switch c.KVVersion {
@@ -162,3 +176,14 @@ func (c Config) withDefaults(env func(string) string) Config {
 }
 
 func trimSlashes(s string) string { return strings.Trim(strings.TrimSpace(s), "/") }
+
+// flattenJoin returns the errors an errors.Join holds, or err alone.
+func flattenJoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

@@ -36,18 +36,20 @@ func (s *SinkV1) Put(ctx context.Context, value secret.Value, rotationID string)
 	if err := s.ready(ctx); err != nil {
 		return sinks.Receipt{}, err
 	}
+	if err := s.cfg.checkShape(s.dataPath(), value); err != nil {
+		return sinks.Receipt{}, err
+	}
 	cur, err := s.read(ctx)
 	if err != nil {
 		return sinks.Receipt{}, err
 	}
 	r := sinks.Receipt{Sink: s.name, RotationID: rotationID, At: time.Now().UTC()}
-	if got, ok := field(cur, s.cfg.Key); ok && secret.New(got).Equal(value) {
+	if s.cfg.holds(cur, value) {
 		return r, nil
 	}
-	_, had := cur[s.cfg.Key]
-	r.Created = !had
+	r.Created = !s.cfg.hadAny(cur)
 	data := copyData(cur)
-	data[s.cfg.Key] = value.Reveal()
+	s.cfg.set(data, value)
 	if _, err := s.client.Logical().WriteWithContext(ctx, s.dataPath(), data); err != nil {
 		return sinks.Receipt{}, secret.Scrub(s.classify("write", s.dataPath(), err), value)
 	}
@@ -67,7 +69,7 @@ func (s *SinkV1) Get(ctx context.Context) (secret.Value, error) {
 	if cur == nil {
 		return secret.Value{}, sinks.ErrNotFound
 	}
-	return valueOf(cur, s.cfg.Key, s.dataPath())
+	return s.cfg.valueOf(cur, s.dataPath())
 }
 
 // Preflight logs in, checks the mount and its KV version, reads the secret

@@ -118,6 +118,9 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 	if err := s.ready(ctx); err != nil {
 		return sinks.Receipt{}, err
 	}
+	if err := s.cfg.checkShape(s.dataPath(), value); err != nil {
+		return sinks.Receipt{}, err
+	}
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		cur, err := s.read(ctx, 0)
 		if err != nil {
@@ -129,16 +132,15 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 		if cur != nil {
 			cas = cur.version
 			if cur.data != nil {
-				if got, ok := field(cur.data, s.cfg.Key); ok && secret.New(got).Equal(value) {
+				if s.cfg.holds(cur.data, value) {
 					return s.repeatReceipt(ctx, cur, value, r)
 				}
 				data = copyData(cur.data)
-				_, had := cur.data[s.cfg.Key]
-				r.Created = !had
+				r.Created = !s.cfg.hadAny(cur.data)
 				r.Previous = strconv.Itoa(cur.version)
 			}
 		}
-		data[s.cfg.Key] = value.Reveal()
+		s.cfg.set(data, value)
 		w, err := s.write(ctx, data, cas, value)
 		if isCASMismatch(err) {
 			s.log.Debug("check-and-set lost a race; reading again", zap.Int("attempt", attempt+1))
@@ -175,12 +177,11 @@ func (s *Sink) repeatReceipt(ctx context.Context, cur *kvVersion, value secret.V
 		if prev == nil || prev.data == nil {
 			break
 		}
-		if got, ok := field(prev.data, s.cfg.Key); ok && secret.New(got).Equal(value) {
+		if s.cfg.holds(prev.data, value) {
 			w = prev
 			continue
 		}
-		_, had := prev.data[s.cfg.Key]
-		r.Created, r.Previous = !had, strconv.Itoa(prev.version)
+		r.Created, r.Previous = !s.cfg.hadAny(prev.data), strconv.Itoa(prev.version)
 		break
 	}
 	r.Version = strconv.Itoa(w.version)
@@ -201,7 +202,7 @@ func (s *Sink) Get(ctx context.Context) (secret.Value, error) {
 	if cur == nil || cur.data == nil {
 		return secret.Value{}, sinks.ErrNotFound
 	}
-	return valueOf(cur.data, s.cfg.Key, s.dataPath())
+	return s.cfg.valueOf(cur.data, s.dataPath())
 }
 
 func valueOf(data map[string]any, key, p string) (secret.Value, error) {
@@ -262,14 +263,14 @@ func (s *Sink) Rollback(ctx context.Context, r sinks.Receipt) error {
 			}
 			target = prev.data
 		} else {
-			if _, has := curData[s.cfg.Key]; !has {
+			if !s.cfg.hadAny(curData) {
 				return nil
 			}
 			target = copyData(curData)
-			delete(target, s.cfg.Key)
+			s.cfg.unset(target)
 		}
-		if wrote != nil && wrote.data != nil && !reflect.DeepEqual(curData[s.cfg.Key], wrote.data[s.cfg.Key]) {
-			return s.permanent(nil, "rollback %s: field %q changed after version %d was written (now version %d); not overwriting it", s.dataPath(), s.cfg.Key, wrote.version, cas)
+		if wrote != nil && wrote.data != nil && !s.cfg.samePlaces(curData, wrote.data) {
+			return s.permanent(nil, "rollback %s: field %q changed after version %d was written (now version %d); not overwriting it", s.dataPath(), s.cfg.placeName(), wrote.version, cas)
 		}
 		_, err = s.write(ctx, target, cas, secret.Value{})
 		if isCASMismatch(err) {

@@ -99,7 +99,7 @@ func newConn(c Config, log *zap.Logger, env func(string) string) (*conn, error) 
 	if c.Address == "" {
 		return nil, errors.New("vaultkv: no address: set address or VAULT_ADDR")
 	}
-	name := "vault-kv:" + c.Mount + "/" + c.Path + "#" + c.Key
+	name := "vault-kv:" + c.Mount + "/" + c.Path + "#" + c.placeName()
 	log = log.WithLazy(zap.String("sink", name)) // every sink names itself once, encoded on its first line
 
 	// Built by hand rather than from api.DefaultConfig, which reads
