@@ -205,18 +205,6 @@ func (s *Sink) Get(ctx context.Context) (secret.Value, error) {
 	return s.cfg.valueOf(cur.data, s.dataPath())
 }
 
-func valueOf(data map[string]any, key, p string) (secret.Value, error) {
-	raw, present := data[key]
-	if !present {
-		return secret.Value{}, sinks.ErrNotFound
-	}
-	v, ok := raw.(string)
-	if !ok {
-		return secret.Value{}, backoff.Permanent(fmt.Errorf("vaultkv: get %s: field %q is a %T, not a string", p, key, raw))
-	}
-	return secret.New(v), nil
-}
-
 // Rollback writes the data of r.Previous back as a new version with
 // check-and-set, as `vault kv rollback` does; when r.Previous is empty (the
 // secret held no live version before), it writes the current data without

@@ -290,11 +290,6 @@ func isCASMismatch(err error) bool {
 }
 
 // field returns data[key] when it is a string.
-func field(data map[string]any, key string) (string, bool) {
-	v, ok := data[key].(string)
-	return v, ok
-}
-
 func copyData(data map[string]any) map[string]any {
 	out := make(map[string]any, len(data)+1)
 	for k, v := range data {

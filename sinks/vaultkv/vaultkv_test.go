@@ -53,7 +53,9 @@ func TestValidate(t *testing.T) {
 		{"kubernetes without role", func(c *Config) { c.Auth = Auth{Method: "kubernetes"} }, []string{"auth.role"}},
 		{"token with role id", func(c *Config) { c.Auth = Auth{RoleID: config.Secret{Ref: "env:R"}} }, []string{"auth.role_id"}},
 		{"unknown method", func(c *Config) { c.Auth.Method = "ldap" }, []string{"auth.method"}},
-		{"fields", func(c *Config) { c.Key, c.Fields = "", map[string]string{"id": "access_key_id", "secret": "secret_access_key"} }, nil},
+		{"fields", func(c *Config) {
+			c.Key, c.Fields = "", map[string]string{"id": "access_key_id", "secret": "secret_access_key"}
+		}, nil},
 		{"fields and key", func(c *Config) { c.Fields = map[string]string{"id": "a", "secret": "b"} }, []string{"fields"}},
 		{"fields sharing a place", func(c *Config) { c.Key, c.Fields = "", map[string]string{"id": "a", "secret": "a"} }, []string{"fields.secret"}},
 		{"empty fields", func(c *Config) { c.Key, c.Fields = "", map[string]string{} }, []string{"fields"}},
