@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/sinks"
 )
 
 // Type is the sink's type in configuration.
@@ -33,6 +34,13 @@ type Config struct {
 	SelectedRepositories []string `yaml:"selected_repositories"`
 	// Name is the secret's name.
 	Name string `yaml:"name"`
+	// Fields maps a multi-field credential's fields to secret names, e.g.
+	// {id: AWS_ACCESS_KEY_ID, secret: AWS_SECRET_ACCESS_KEY}; instead of
+	// Name. GitHub writes one secret at a time: Put writes them in the
+	// order of the field names, and when a later write fails after an
+	// earlier one landed it returns a retryable error, so that the engine
+	// rolls the sink back by writing the old value to every secret.
+	Fields sinks.Fields `yaml:"fields"`
 	// Dependabot writes a Dependabot secret instead of an Actions secret.
 	Dependabot bool `yaml:"dependabot"`
 	// Token authenticates as a user or with a fine-grained token; default
@@ -128,8 +136,20 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	if msg := checkName(c.Name); msg != "" {
-		bad("name", "%s", msg)
+	switch {
+	case c.Fields != nil && c.Name != "":
+		bad("fields", "name and fields are mutually exclusive: name holds a single value, fields map a multi-field one to one secret each")
+	case c.Fields != nil:
+		errs = append(errs, c.Fields.Validate(func(pl string) error {
+			if msg := checkName(pl); msg != "" {
+				return errors.New(msg)
+			}
+			return nil
+		}))
+	default:
+		if msg := checkName(c.Name); msg != "" {
+			bad("name", "%s", msg)
+		}
 	}
 
 	if c.Key != "" {

@@ -100,6 +100,9 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 		log = zap.NewNop()
 	}
 	s := &Sink{cfg: c, name: "github-actions:" + scopeName(c) + "/" + c.Name, clock: o.clock}
+	if c.Fields != nil {
+		s.name = "github-actions:" + scopeName(c) + "/" + strings.Join(c.Fields.Places(), ",")
+	}
 	s.log = log.WithLazy(zap.String("sink", s.name))
 
 	base, err := url.Parse(c.BaseURL)
@@ -177,23 +180,37 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 	if value.IsZero() {
 		return sinks.Receipt{}, backoff.Permanent(fmt.Errorf("ghactions: put %s: empty value", s.name))
 	}
+	items, err := s.items(value)
+	if err != nil {
+		return sinks.Receipt{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	api, err := s.scope(ctx)
 	if err != nil {
 		return sinks.Receipt{}, err
 	}
-	// The updated_at before the write lets Confirm tell a write that landed
-	// from one that was acknowledged and lost: it must move strictly past it.
-	var previous string
-	if sec, _, err := api.get(ctx, s.cfg.Name); err == nil {
-		previous = sec.UpdatedAt.Time.UTC().Format(time.RFC3339)
-	} else if statusOf(err) != http.StatusNotFound {
-		return sinks.Receipt{}, s.classify("put", err, value)
-	}
-	resp, err := s.write(ctx, api, value)
-	if err != nil {
-		return sinks.Receipt{}, s.classify("put", err, value)
+	var previous []string
+	var resp *github.Response
+	created := true
+	for i, it := range items {
+		// The updated_at before the write lets Confirm tell a write that
+		// landed from one that was acknowledged and lost: it must move
+		// strictly past it.
+		prev := ""
+		if sec, _, err := api.get(ctx, it.name); err == nil {
+			prev = sec.UpdatedAt.Time.UTC().Format(time.RFC3339)
+		} else if statusOf(err) != http.StatusNotFound {
+			return sinks.Receipt{}, s.partial(items[:i], it, s.classify("put", err, value))
+		}
+		if resp, err = s.write(ctx, api, it.name, it.value); err != nil {
+			return sinks.Receipt{}, s.partial(items[:i], it, s.classify("put", err, value))
+		}
+		created = created && resp.StatusCode == http.StatusCreated
+		if s.cfg.Fields != nil {
+			prev = it.name + "=" + prev
+		}
+		previous = append(previous, prev)
 	}
 	fp := value.Fingerprint()
 	if s.last.rotationID == rotationID && s.last.fingerprint == fp {
@@ -202,17 +219,67 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 	r := sinks.Receipt{
 		Sink:       s.name,
 		RotationID: rotationID,
-		Previous:   previous,
-		Created:    resp.StatusCode == http.StatusCreated,
+		Previous:   strings.Join(previous, ","),
+		Created:    created,
 		At:         s.ackTime(resp),
 	}
 	s.last = putMemo{rotationID: rotationID, fingerprint: fp, receipt: r}
 	return r, nil
 }
 
+// item is one secret a Put writes and the value it gets.
+type item struct {
+	name  string
+	value secret.Value
+}
+
+// items returns what a Put of value writes: the one secret, or with
+// fields one secret per field, in the order of the field names. A value
+// whose shape does not match the sink is a permanent error.
+func (s *Sink) items(value secret.Value) ([]item, error) {
+	if s.cfg.Fields == nil {
+		if value.IsFields() {
+			return nil, backoff.Permanent(fmt.Errorf("ghactions: put %s: the value has fields %s but the sink holds a single value: map them with fields", s.name, strings.Join(value.FieldNames(), ", ")))
+		}
+		return []item{{s.cfg.Name, value}}, nil
+	}
+	parts, err := s.cfg.Fields.Split(value)
+	if err != nil {
+		return nil, fmt.Errorf("ghactions: put %s: %w", s.name, err)
+	}
+	var out []item
+	for _, pl := range s.cfg.Fields.Places() {
+		out = append(out, item{pl, parts[pl]})
+	}
+	return out, nil
+}
+
+// partial is the error of a Put whose write of failed came after the
+// secrets in done were written. GitHub cannot write several secrets at
+// once, nor show what a secret held: the sink cannot restore the earlier
+// secrets itself. So once any secret was written the error is never
+// permanent (a permanent error means Put changed nothing), and the engine
+// rolls the sink back with a Put of the journaled old value, which
+// rewrites every secret of the pair: a partial pair is never left.
+func (s *Sink) partial(done []item, failed item, err error) error {
+	if len(done) == 0 {
+		return err
+	}
+	var pe *backoff.PermanentError
+	if errors.As(err, &pe) {
+		err = pe.Unwrap()
+	}
+	names := make([]string, len(done))
+	for i, d := range done {
+		names[i] = d.name
+	}
+	return fmt.Errorf("ghactions: put %s: wrote %s but not %s, so the pair is split until it is written again: %w",
+		s.name, strings.Join(names, ", "), failed.name, err)
+}
+
 // write PUTs value sealed for the cached public key, fetching it first when
 // none is cached and refetching it once when GitHub rejects it (422).
-func (s *Sink) write(ctx context.Context, api secretsAPI, value secret.Value) (*github.Response, error) {
+func (s *Sink) write(ctx context.Context, api secretsAPI, name string, value secret.Value) (*github.Response, error) {
 	fresh := false
 	if s.key == nil {
 		if err := s.fetchKey(ctx, api); err != nil {
@@ -225,7 +292,7 @@ func (s *Sink) write(ctx context.Context, api secretsAPI, value secret.Value) (*
 		if err != nil {
 			return nil, err
 		}
-		resp, err := api.put(ctx, s.cfg.Name, s.key.GetKeyID(), sealed)
+		resp, err := api.put(ctx, name, s.key.GetKeyID(), sealed)
 		if err == nil {
 			return resp, nil
 		}
@@ -299,25 +366,48 @@ func (s *Sink) Confirm(ctx context.Context, r sinks.Receipt) error {
 	if err != nil {
 		return err
 	}
-	sec, _, err := api.get(ctx, s.cfg.Name)
+	if s.cfg.Fields == nil {
+		return s.confirmOne(ctx, api, s.cfg.Name, r.Previous, r.At)
+	}
+	prevs := map[string]string{}
+	for _, p := range strings.Split(r.Previous, ",") {
+		name, ts, _ := strings.Cut(p, "=")
+		prevs[name] = ts
+	}
+	for _, name := range s.cfg.Fields.Places() {
+		if err := s.confirmOne(ctx, api, name, prevs[name], r.At); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// confirmOne is Confirm for the secret name, whose updated_at was previous
+// (RFC 3339, or empty) before the write acknowledged at at.
+func (s *Sink) confirmOne(ctx context.Context, api secretsAPI, name, previous string, at time.Time) error {
+	what := s.name
+	if s.cfg.Fields != nil {
+		what += " (secret " + name + ")"
+	}
+	sec, _, err := api.get(ctx, name)
 	if statusOf(err) == http.StatusNotFound {
 		return fmt.Errorf("ghactions: confirm %s: the secret does not exist after the write acknowledged at %s",
-			s.name, r.At.Format(time.RFC3339))
+			what, at.Format(time.RFC3339))
 	}
 	if err != nil {
 		return s.classify("confirm", err, secret.Value{})
 	}
 	updated := sec.UpdatedAt.Time
-	if prev, err := time.Parse(time.RFC3339, r.Previous); err == nil && !updated.After(prev) {
+	if prev, err := time.Parse(time.RFC3339, previous); err == nil && !updated.After(prev) {
 		// GitHub's timestamps have whole seconds: a write in the same second
 		// as the one before it cannot be told apart. Retrying the put a second
 		// later settles it.
 		return fmt.Errorf("ghactions: confirm %s: updated_at %s has not moved past %s: the write has not landed (yet)",
-			s.name, updated.UTC().Format(time.RFC3339), r.Previous)
+			what, updated.UTC().Format(time.RFC3339), previous)
 	}
-	if updated.Before(r.At.Truncate(granularity).Add(-granularity)) {
+	if updated.Before(at.Truncate(granularity).Add(-granularity)) {
 		return fmt.Errorf("ghactions: confirm %s: updated_at %s is older than the write acknowledged at %s: the write has not landed",
-			s.name, updated.UTC().Format(time.RFC3339), r.At.UTC().Format(time.RFC3339))
+			what, updated.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -336,10 +426,20 @@ func (s *Sink) Preflight(ctx context.Context) error {
 	if err := s.fetchKey(ctx, api); err != nil {
 		return s.classify("preflight", err, secret.Value{})
 	}
-	if _, _, err := api.get(ctx, s.cfg.Name); err != nil && statusOf(err) != http.StatusNotFound {
-		return s.classify("preflight", err, secret.Value{})
+	for _, name := range s.secretNames() {
+		if _, _, err := api.get(ctx, name); err != nil && statusOf(err) != http.StatusNotFound {
+			return s.classify("preflight", err, secret.Value{})
+		}
 	}
 	return nil
+}
+
+// secretNames returns the secrets the sink writes, in write order.
+func (s *Sink) secretNames() []string {
+	if s.cfg.Fields != nil {
+		return s.cfg.Fields.Places()
+	}
+	return []string{s.cfg.Name}
 }
 
 // scope returns the API for the secret's scope, looking up the repository

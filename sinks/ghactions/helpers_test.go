@@ -58,7 +58,7 @@ func tokenFile(t *testing.T, tok string) config.Secret {
 // unless c says otherwise.
 func (e *env) sink(t *testing.T, c Config, opts ...Option) *Sink {
 	t.Helper()
-	if c.Name == "" {
+	if c.Name == "" && c.Fields == nil {
 		c.Name = secretName
 	}
 	if !c.Token.IsSet() && c.App == nil {

@@ -107,6 +107,7 @@ type Server struct {
 	scopes       map[string]*scope
 	forbidden    map[string]bool
 	dropWrites   bool
+	failPuts     map[string]failPut // by secret name
 	limit        *rateLimit
 	apps         map[int64]*app // by installation ID
 	tokenTTL     time.Duration
@@ -198,6 +199,45 @@ func (s *Server) DropWrites(drop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropWrites = drop
+}
+
+type failPut struct {
+	status int
+	times  int // left; < 0 for every PUT
+}
+
+// FailPuts makes the next times PUTs of the secret name (in any scope)
+// answer status without storing anything, as a GitHub outage or a
+// permission missing for one secret would; times < 0 fails every PUT until
+// FailPuts(name, 0, 0).
+func (s *Server) FailPuts(name string, status, times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failPuts == nil {
+		s.failPuts = map[string]failPut{}
+	}
+	if times == 0 {
+		delete(s.failPuts, name)
+		return
+	}
+	s.failPuts[name] = failPut{status: status, times: times}
+}
+
+// failPutLocked reports the status a PUT of name must fail with, if any.
+func (s *Server) failPutLocked(name string) (int, bool) {
+	f, ok := s.failPuts[name]
+	if !ok {
+		return 0, false
+	}
+	if f.times > 0 {
+		f.times--
+		if f.times == 0 {
+			delete(s.failPuts, name)
+		} else {
+			s.failPuts[name] = f
+		}
+	}
+	return f.status, true
 }
 
 // RotateKey gives scope a new key pair and key ID; PUTs sealed for the old
@@ -573,6 +613,13 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
+	s.mu.Lock()
+	status, fail := s.failPutLocked(name)
+	s.mu.Unlock()
+	if fail {
+		writeError(w, status, http.StatusText(status))
+		return
+	}
 	if !validName.MatchString(name) || strings.HasPrefix(strings.ToUpper(name), "GITHUB_") {
 		writeError(w, http.StatusUnprocessableEntity,
 			"Secret names can only contain alphanumeric characters ([a-z], [A-Z], [0-9]) or underscores (_). Spaces are not allowed. Must start with a letter ([a-z], [A-Z]) or underscores (_). Must not start with GITHUB_.")
