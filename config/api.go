@@ -59,6 +59,25 @@ type entry struct {
 	budget *int
 	// secretEnv is the loaded Config's SecretEnv.
 	secretEnv []string
+	// fieldsLine is where a sink entry's fields key is, 0 if none.
+	fieldsLine int
+}
+
+// FieldMapper is a sink config that can hold a multi-field credential
+// (its `fields:` entry). MappedFields returns the credential field names
+// it maps, sorted; nil for a sink that holds a single value.
+type FieldMapper interface {
+	MappedFields() []string
+}
+
+// MappedFields returns the field names the sink's decoded config maps
+// (FieldMapper), sorted; nil for a single-value sink or an entry no
+// Backends hook decoded.
+func (s *SinkSpec) MappedFields() []string {
+	if fm, ok := s.decoded.(FieldMapper); ok {
+		return fm.MappedFields()
+	}
+	return nil
 }
 
 // Error is one configuration problem, located in the file.

@@ -60,6 +60,17 @@ type Credential struct {
 	loc *time.Location // Timezone, loaded by Load
 }
 
+// Fields returns the credential field names its sinks map (they all map
+// the same ones: Load checks), sorted; nil for a single-value credential.
+func (c *Credential) Fields() []string {
+	for i := range c.Sinks {
+		if fs := c.Sinks[i].MappedFields(); fs != nil {
+			return fs
+		}
+	}
+	return nil
+}
+
 // Verify is how long to keep trying the new key before giving up (new keys
 // can take a moment to become valid).
 type Verify struct {

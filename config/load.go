@@ -117,6 +117,7 @@ func ParseWith(file string, data []byte, b Backends) (*Config, error) {
 			s := &cfg.Credentials[name].Sinks[i]
 			s.secretEnv = env
 			if b.Sink != nil && s.node != nil && s.Type != "" {
+				s.fieldsLine = keyLine(s.node, "fields")
 				s.budget = d.budget
 				kept, err := b.Sink(s)
 				s.budget = nil
@@ -127,10 +128,67 @@ func ParseWith(file string, data []byte, b Backends) (*Config, error) {
 			}
 		}
 	}
+	if b.Sink != nil {
+		for _, name := range cfg.CredentialNames() {
+			d.fieldsAgree(cfg.Credentials[name])
+		}
+	}
 	if !d.errs.empty() {
 		return nil, d.errs.result()
 	}
 	return cfg, nil
+}
+
+// fieldsAgree checks that every sink of a credential holds the same shape
+// of value: all one value, or all the same named fields (a sink that maps
+// id and secret next to one that holds a single key would get a value it
+// cannot hold). Sinks whose entries had problems are left out: they were
+// reported already.
+func (d *decoder) fieldsAgree(cr *Credential) {
+	ref := -1
+	for i := range cr.Sinks {
+		if cr.Sinks[i].decoded != nil && cr.Sinks[i].MappedFields() != nil {
+			ref = i
+			break
+		}
+	}
+	if ref < 0 {
+		return
+	}
+	want := cr.Sinks[ref].MappedFields()
+	for i := range cr.Sinks {
+		s := &cr.Sinks[i]
+		if i == ref || s.decoded == nil {
+			continue
+		}
+		got := s.MappedFields()
+		switch {
+		case got == nil:
+			d.errs.addError(&Error{File: s.File, Line: s.Line, Field: s.Field,
+				Msg: fmt.Sprintf("holds a single value, but sinks[%d] maps the fields %s: every sink of a credential must map the same fields (use fields: here too)", ref, strings.Join(want, ", "))})
+		case !slices.Equal(got, want):
+			line := s.fieldsLine
+			if line == 0 {
+				line = s.Line
+			}
+			d.errs.addError(&Error{File: s.File, Line: line, Field: s.Field + ".fields",
+				Msg: fmt.Sprintf("maps the fields %s, but sinks[%d] maps %s: every sink of a credential must map the same fields", strings.Join(got, ", "), ref, strings.Join(want, ", "))})
+		}
+	}
+}
+
+// keyLine returns the line of key among the mapping n's own keys, 0 if it
+// has none.
+func keyLine(n *yaml.Node, key string) int {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return 0
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
+			return k.Line
+		}
+	}
+	return 0
 }
 
 // merge adds a back-end's problems with an entry to d's.

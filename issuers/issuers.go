@@ -103,3 +103,13 @@ type KeyLimiter interface {
 type Account interface {
 	Account() string
 }
+
+// Fielded is an issuer whose values are multi-field (secret.NewFields):
+// an AWS access key ID and its secret, a Twilio SID and secret. Fields
+// returns the field names every value it creates carries, sorted. rekey
+// checks, before any rotation, that each sink of a credential maps exactly
+// these fields. An issuer of single values does not implement it; one that
+// does must never return a single value.
+type Fielded interface {
+	Fields() []string
+}

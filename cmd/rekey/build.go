@@ -241,6 +241,9 @@ func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, 
 	for _, name := range cfg.CredentialNames() {
 		cc := cfg.Credentials[name]
 		c, err := a.buildCredential(cc, iss[cc.Issuer], hidden, &closers)
+		if err == nil {
+			err = checkFields(cc, iss[cc.Issuer])
+		}
 		if err != nil {
 			for _, cl := range closers {
 				_ = cl.Close()
@@ -253,6 +256,29 @@ func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, 
 	}
 	sort.Strings(names)
 	return creds, names, closers, nil
+}
+
+// checkFields checks a credential's sinks against the fields its issuer's
+// values carry, when the issuer says (issuers.Fielded): every sink must map
+// exactly those fields. An issuer that does not say decides per value; a
+// sink then refuses a value of the wrong shape before writing anything.
+func checkFields(cc *config.Credential, iss issuers.Issuer) error {
+	fi, ok := iss.(issuers.Fielded)
+	if !ok || len(cc.Sinks) == 0 {
+		return nil
+	}
+	want := slices.Sorted(slices.Values(fi.Fields()))
+	got := cc.Fields()
+	s := cc.Sinks[0]
+	switch {
+	case len(want) == 0 || slices.Equal(got, want):
+		return nil
+	case got == nil:
+		return fail(exitUsage, &config.Error{File: s.File, Line: s.Line, Field: "credentials." + cc.Name + ".sinks",
+			Msg: fmt.Sprintf("issuer %s's keys have the fields %s: map each of them in every sink with fields: (key: holds a single value)", cc.Issuer, strings.Join(want, ", "))})
+	}
+	return fail(exitUsage, &config.Error{File: s.File, Line: s.Line, Field: "credentials." + cc.Name + ".sinks",
+		Msg: fmt.Sprintf("the sinks map the fields %s, but issuer %s's keys have the fields %s", strings.Join(got, ", "), cc.Issuer, strings.Join(want, ", "))})
 }
 
 // setupOf names a credential's setup for the journal (I8): the issuer's

@@ -23,9 +23,9 @@ var (
 		{Type: file.Type, Config: file.Config{}, Required: []string{"path"},
 			Enums: map[string][]any{"format": {file.FormatDotenv, file.FormatRaw, file.FormatJSON}}},
 		{Type: awssm.Type, Config: awssm.Config{}, Required: []string{"secret_id"}},
-		{Type: vaultkv.Type, Config: vaultkv.Config{}, Required: []string{"mount", "path", "key"},
+		{Type: vaultkv.Type, Config: vaultkv.Config{}, Required: []string{"mount", "path"}, // and key or fields
 			Enums: map[string][]any{"kv_version": {0, 1, 2}}},
-		{Type: ghactions.Type, Config: ghactions.Config{}, Required: []string{"name"},
+		{Type: ghactions.Type, Config: ghactions.Config{}, // name or fields
 			Enums: map[string][]any{"visibility": {"all", "private", "selected"}}},
 	}
 )

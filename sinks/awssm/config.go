@@ -162,3 +162,7 @@ func (c *Config) tokenKey() string {
 	}
 	return c.Key
 }
+
+// MappedFields implements config.FieldMapper: the credential fields the
+// sink maps, sorted; nil when it holds a single value.
+func (c Config) MappedFields() []string { return c.Fields.MappedFields() }

@@ -143,3 +143,7 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MappedFields implements config.FieldMapper: the credential fields the
+// sink maps, sorted; nil when it holds a single value.
+func (c Config) MappedFields() []string { return c.Fields.MappedFields() }

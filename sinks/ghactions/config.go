@@ -219,3 +219,7 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// MappedFields implements config.FieldMapper: the credential fields the
+// sink maps, sorted; nil when it holds a single value.
+func (c Config) MappedFields() []string { return c.Fields.MappedFields() }

@@ -187,3 +187,7 @@ func flattenJoin(err error) []error {
 	}
 	return []error{err}
 }
+
+// MappedFields implements config.FieldMapper: the credential fields the
+// sink maps, sorted; nil when it holds a single value.
+func (c Config) MappedFields() []string { return c.Fields.MappedFields() }
