@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -218,6 +219,7 @@ func (e *Engine) plan(ctx context.Context, c *Credential, opt Options, st state)
 // revokes nothing. A key_id that contradicts the key in the sinks is a
 // permanent error: rotating would revoke a key the sinks do not hold.
 func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) (string, error) {
+	var partial []string // sinks holding some fields of a pair but not all
 	for _, s := range c.Sinks {
 		rd, ok := s.(sinks.Reader)
 		if !ok {
@@ -225,6 +227,12 @@ func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) (string,
 		}
 		v, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) { return rd.Get(ctx) })
 		if errors.Is(err, sinks.ErrNotFound) {
+			continue
+		}
+		if errors.Is(err, sinks.ErrPartial) {
+			// Half a pair identifies no key; the deploy writes the whole
+			// new value over it.
+			partial = append(partial, s.Name())
 			continue
 		}
 		if err != nil {
@@ -267,6 +275,8 @@ func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) (string,
 		}
 		rec.OldKeyID = k.ID
 		return "current key " + k.ID + " named by key_id", nil
+	case rec.OldValue.IsZero() && len(partial) > 0:
+		return strings.Join(partial, ", ") + " holds only some of the key's fields, which identify no key, and no readable sink holds a whole key: the new key will be deployed over it, and nothing will be revoked", nil
 	case rec.OldValue.IsZero():
 		return "no readable sink holds a key yet: nothing will be revoked", nil
 	case !canIdentify:

@@ -37,19 +37,27 @@ func (e *Engine) recheckSinks(ctx context.Context, c *Credential, rec *Record) (
 			continue
 		}
 		var got secret.Value
+		partial := false
 		err := e.retry(ctx, func(ctx context.Context) error {
 			var err error
 			got, err = rd.Get(ctx)
+			if errors.Is(err, sinks.ErrPartial) {
+				partial = true // an answer, not a failure to read: no retry
+				return nil
+			}
+			partial = false
 			return err
 		})
 		if err != nil && !errors.Is(err, sinks.ErrNotFound) {
 			return nil, fmt.Errorf("%s: %w", s.Name(), err)
 		}
-		if got.Equal(rec.NewValue) {
+		if !partial && got.Equal(rec.NewValue) {
 			continue
 		}
 		what := "another value (" + fingerprint(got) + ")"
 		switch {
+		case partial:
+			what = "only some of the key's fields"
 		case got.IsZero():
 			what = "no value"
 		case got.Equal(rec.OldValue):

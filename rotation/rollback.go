@@ -101,6 +101,8 @@ func (e *Engine) restore(ctx context.Context, s sinks.Sink, rec *Record) error {
 	if rd, ok := s.(sinks.Reader); ok {
 		got, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) { return rd.Get(ctx) })
 		switch {
+		case errors.Is(err, sinks.ErrPartial):
+			// Half a pair: put the whole old value back over it.
 		case errors.Is(err, sinks.ErrNotFound) && rec.OldValue.IsZero():
 			return nil // never written, nothing to restore
 		case err != nil && !errors.Is(err, sinks.ErrNotFound):
