@@ -7,19 +7,25 @@ package rotation_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
 	"github.com/rekeyhq/rekey/rotation"
 	"github.com/rekeyhq/rekey/sinks"
 	"github.com/rekeyhq/rekey/sinks/file"
+	"github.com/rekeyhq/rekey/sinks/ghactions"
+	"github.com/rekeyhq/rekey/sinks/ghactions/ghtest"
 )
 
 // pairIssuer turns the simulator's keys into two-field values.
@@ -328,4 +334,55 @@ func TestPairReadBackSeesOneFieldReverted(t *testing.T) {
 			w.checkNoLeak()
 		})
 	}
+}
+
+// GitHub writes one secret at a time. When the pair's second secret keeps
+// failing during the deploy, the first already holds the new id: the
+// engine must roll the GitHub sink back (a Put of the whole old pair), so
+// that no sink is left holding half of the new pair.
+func TestPairGitHubPartialWriteIsRolledBack(t *testing.T) {
+	w := newPairWorld(t)
+	old, oldV := w.seed()
+	gh := ghtest.New(t, ghtest.WithClock(w.clock))
+	gh.AddRepo("acme/crm")
+	scope := ghtest.RepoScope("acme/crm")
+	gh.SetSecret(scope, "AWS_ACCESS_KEY_ID", oldV.Field("id").Reveal())
+	gh.SetSecret(scope, "AWS_SECRET_ACCESS_KEY", oldV.Field("secret").Reveal())
+	tok := filepath.Join(t.TempDir(), "token")
+	must(t, os.WriteFile(tok, []byte(gh.Token()), 0o600))
+	ghs, err := ghactions.New(ghactions.Config{
+		Repository: "acme/crm", BaseURL: gh.URL + "/", Token: config.Secret{Ref: "file:" + tok},
+		Fields: map[string]string{"id": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY"},
+	}, zap.NewNop(), ghactions.WithClock(w.clock))
+	must(t, err)
+	w.cred.Sinks = []sinks.Sink{w.env, ghs}
+	w.clock.Advance(2 * time.Second) // GitHub's updated_at has whole seconds
+	// Every deploy attempt is refused on the second secret (a permission
+	// missing for it, which alone would be a permanent error); the rollback's
+	// writes go through.
+	gh.FailPuts("AWS_SECRET_ACCESS_KEY", http.StatusForbidden, 3)
+
+	out, rec := w.rotate()
+	if out.Phase != rotation.RolledBack {
+		t.Fatalf("phase %s: %v, want rolled_back", out.Phase, out.Err)
+	}
+	if slices.Contains(rec.Untouched, ghs.Name()) {
+		t.Errorf("the GitHub sink was taken as untouched, though its first secret was written")
+	}
+	for f, name := range map[string]string{"id": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY"} {
+		if got, _ := gh.Plaintext(scope, name); got != oldV.Field(f).Reveal() {
+			t.Errorf("GitHub secret %s does not hold the old %s after the rollback", name, f)
+		}
+	}
+	got, err := w.env.Get(context.Background())
+	if err != nil || !got.Equal(oldV) {
+		t.Errorf("env file holds %s (%v), want the old pair", got.Fingerprint(), err)
+	}
+	if st := w.keyStatus(old.ID); st != "active" {
+		t.Errorf("old key is %s, want active", st)
+	}
+	if st := w.keyStatus(rec.NewKeyID); st != "revoked" {
+		t.Errorf("new key is %s, want revoked", st)
+	}
+	w.checkNoLeak()
 }
