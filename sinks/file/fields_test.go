@@ -117,3 +117,23 @@ func TestFieldsPartialGetNamesThePlace(t *testing.T) {
 		t.Errorf("Preflight of a partial pair (a Put repairs it): %v", err)
 	}
 }
+
+// TestFieldsOnChangeOutputHidesEveryField: a hook that prints the file
+// shows each field of the pair redacted, old and new.
+func TestFieldsOnChangeOutputHidesEveryField(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.env")
+	old := sinktest.PairValue(t, "old")
+	write(t, path, "AWS_ACCESS_KEY_ID="+old.Field("id").Reveal()+"\nAWS_SECRET_ACCESS_KEY="+old.Field("secret").Reveal()+"\n", 0o600)
+	script := hook(t, dir, "cat "+path+"\nexit 3")
+	s := newSink(t, Config{Path: path, Fields: pairPlaces, OnChange: []string{script}})
+	v := sinktest.PairValue(t, "new")
+	_, err := s.Put(context.Background(), v, "rot-1")
+	if err == nil {
+		t.Fatal("Put succeeded though on_change failed")
+	}
+	sinktest.AssertNoLeak(t, err.Error(), v, old)
+	if strings.Count(err.Error(), secret.Redacted) < 2 {
+		t.Errorf("the hook's output does not show both fields redacted: %v", err)
+	}
+}
