@@ -21,6 +21,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/issuers/issuertest"
 	"github.com/rekeyhq/rekey/rotation"
 	"github.com/rekeyhq/rekey/sinks"
 	"github.com/rekeyhq/rekey/sinks/file"
@@ -385,4 +386,13 @@ func TestPairGitHubPartialWriteIsRolledBack(t *testing.T) {
 		t.Errorf("new key is %s, want revoked", st)
 	}
 	w.checkNoLeak()
+}
+
+// The fake pair issuer meets the issuer contract, Fielded check included,
+// so the engine tests above run against a faithful issuer.
+func TestPairIssuerContract(t *testing.T) {
+	issuertest.Run(t, func(t *testing.T) issuertest.Fixture {
+		w := newWorld(t)
+		return issuertest.Fixture{Issuer: pairIssuer{w.iss}, ActiveCount: w.sim.ActiveCount, Advance: w.clock.Advance}
+	})
 }

@@ -50,7 +50,7 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
 			if c.k.ID == "" || c.k.Label != "contract-create" || c.k.Status != issuers.Active || c.k.CreatedAt.IsZero() {
 				t.Errorf("Create returned key %+v, want an ID, label %q, status active, created_at", c.k, "contract-create")
 			}
-			if c.k.Prefix != "" && !strings.HasPrefix(c.v.Reveal(), c.k.Prefix) {
+			if c.k.Prefix != "" && !slices.ContainsFunc(valueParts(c.v), func(p string) bool { return strings.HasPrefix(p, c.k.Prefix) }) {
 				t.Errorf("key %s: the value does not start with its prefix %q", c.k.ID, c.k.Prefix)
 			}
 			if !c.k.LastUsedAt.IsZero() || !c.k.RevokedAt.IsZero() {
@@ -259,6 +259,20 @@ func Mutate(v secret.Value) secret.Value {
 	return secret.New(string(s))
 }
 
+// valueParts returns a single value's string, or each field of a
+// multi-field one.
+func valueParts(v secret.Value) []string {
+	fs, ok := v.Fields()
+	if !ok {
+		return []string{v.Reveal()}
+	}
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Reveal())
+	}
+	return out
+}
+
 // AssertNoLeak fails the test if text contains any of the values.
 func AssertNoLeak(t testing.TB, text string, values ...secret.Value) {
 	t.Helper()
@@ -289,6 +303,17 @@ func create(t *testing.T, ctx context.Context, f Fixture, label string) (issuers
 	}
 	if v.IsZero() {
 		t.Fatalf("Create(%s) returned no value", label)
+	}
+	if fi, ok := f.Issuer.(issuers.Fielded); ok {
+		want := slices.Sorted(slices.Values(fi.Fields()))
+		if got := v.FieldNames(); !slices.Equal(got, want) {
+			t.Fatalf("Create(%s) returned a value with fields %v; the issuer is Fielded with %v", label, got, want)
+		}
+		for _, n := range want {
+			if v.Field(n).IsZero() {
+				t.Errorf("Create(%s): field %s is empty", label, n)
+			}
+		}
 	}
 	if f.Logs != nil {
 		AssertNoLeak(t, f.Logs(), v)
