@@ -1,6 +1,7 @@
 // Package file is the sink that keeps a key in a local file: one variable
 // of a dotenv file, one top-level field of a JSON object, or a whole raw
-// file. Every write goes through fsutil.WriteFile (temp file, fsync,
+// file; or, for a multi-field credential (Config.Fields), one variable or
+// field per credential field, all set in the same single write. Every write goes through fsutil.WriteFile (temp file, fsync,
 // rename, fsync of the directory), keeps the file's mode and owner, and
 // leaves every other byte of the file as it was. Every read goes through
 // fsutil.ReadRegular: the file must be a regular file (after following a
