@@ -310,6 +310,11 @@ func (e *Engine) drive(ctx context.Context, c *Credential, rec *Record) (Outcome
 			return Outcome{}, fmt.Errorf("rotation: %s/%s: unknown phase %q", rec.Credential, rec.ID, rec.Phase)
 		}
 		if err != nil {
+			if errors.Is(err, ErrLockLost) {
+				e.Log.Error("lost the credential's lock: stopped this rotation without acting; whoever holds the lock now resumes it from the journal",
+					zap.String("credential", rec.Credential), zap.String("rotation_id", rec.ID), zap.String("phase", string(rec.Phase)), zap.Error(err))
+				return Outcome{RotationID: rec.ID, Phase: rec.Phase}, err
+			}
 			if errors.Is(err, errHook) || ctx.Err() != nil {
 				return Outcome{RotationID: rec.ID, Phase: rec.Phase}, interrupted(err)
 			}
