@@ -116,6 +116,7 @@ rolling everything back if anything goes wrong.`,
 		a.planCommand(),
 		a.resolveCommand(),
 		a.daemonCommand(),
+		a.stateCommand(),
 	)
 	return root
 }

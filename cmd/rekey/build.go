@@ -21,7 +21,6 @@ import (
 	"github.com/rekeyhq/rekey/notify/slack"
 	"github.com/rekeyhq/rekey/notify/webhook"
 	"github.com/rekeyhq/rekey/rotation"
-	"github.com/rekeyhq/rekey/rotation/sqlite"
 	"github.com/rekeyhq/rekey/sinks"
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
@@ -32,10 +31,13 @@ import (
 // loadConfig reads and fully validates the config, every issuer and sink
 // entry included, without reading a secret; a problem is a usage error
 // (exit 2).
-func (a *app) loadConfig() (*config.Config, error) {
+func (a *app) loadConfig() (*config.Config, error) { return loadConfigAt(a.configPath) }
+
+// loadConfigAt is loadConfig of the config at path.
+func loadConfigAt(path string) (*config.Config, error) {
 	// Each entry keeps only its decoded config: building decodes it again
 	// from there, not from YAML.
-	cfg, err := config.LoadWith(a.configPath, config.Backends{
+	cfg, err := config.LoadWith(path, config.Backends{
 		Issuer: func(spec *config.IssuerSpec) (any, error) { _, c, err := decodeIssuer(spec, nil, nil); return c, err },
 		Sink:   func(spec *config.SinkSpec) (any, error) { _, c, err := decodeSink(spec, nil); return c, err },
 	})
@@ -138,7 +140,7 @@ func (a *app) pools(cfg *config.Config) *pools {
 // runtime is everything a rotating command needs, built from the config.
 type runtime struct {
 	cfg     *config.Config
-	store   *sqlite.Store
+	store   journal
 	engine  *rotation.Engine
 	creds   map[string]*rotation.Credential
 	names   []string // sorted
@@ -167,7 +169,8 @@ func (rt *runtime) Close() {
 	}
 }
 
-// auditPath is where the audit log lives: next to the journal.
+// auditPath is where the audit log lives: next to the journal, or with
+// the etcd backend, where state.path says (no journal file is made there).
 func auditPath(cfg *config.Config) string { return cfg.State.Path + ".audit.jsonl" }
 
 // open loads the config, opens the journal and builds every credential.
@@ -185,13 +188,9 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 			rt.Close()
 		}
 	}()
-	keyText, err := cfg.State.EncryptionKey.ResolvePrivate()
+	key, err := stateKey(cfg)
 	if err != nil {
-		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key: %w", err))
-	}
-	key, err := sqlite.DecodeKey(keyText.Reveal())
-	if err != nil {
-		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key (%s): %w", cfg.State.EncryptionKey, err))
+		return nil, err
 	}
 	if rt.creds, rt.names, rt.closers, err = a.credentials(cfg); err != nil {
 		return nil, err
@@ -200,8 +199,8 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rt.store, err = sqlite.Open(ctx, cfg.State.Path, key); err != nil {
-		return nil, fail(exitFailed, err)
+	if rt.store, err = a.openJournal(ctx, cfg, key); err != nil {
+		return nil, err
 	}
 	rt.audit = audit.New(auditPath(cfg))
 	rt.notify = notify.NewDispatcher(targets, notify.Retry{}, a.clock, a.log.Named("notify"))
