@@ -142,6 +142,15 @@ var ErrBusy = errors.New("rotation: credential is busy")
 // resumes from the journal.
 var ErrLockLost = errors.New("rotation: the credential's lock is not held (lost or released): nothing was journaled")
 
+// LockWatcher is an optional ability of a Store whose locks can be lost
+// while held (lease-backed locks). LockLost returns a channel that is
+// closed once the lock on credential held through this Store is lost or
+// released, or nil if this Store holds none. The engine ends a rotation's
+// calls in flight when it closes, as their journal writes would fail anyway.
+type LockWatcher interface {
+	LockLost(credential string) <-chan struct{}
+}
+
 // ErrNotFound is returned by Store.Get for an unknown rotation.
 var ErrNotFound = errors.New("rotation: no such rotation")
 

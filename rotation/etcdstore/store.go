@@ -796,6 +796,21 @@ func (s *Store) revoke(id clientv3.LeaseID) {
 	_, _ = s.cli.Revoke(ctx, id)
 }
 
+// LockLost returns a channel closed once the lock on credential this
+// Store holds ends: released, or its lease expired or revoked as the
+// keep-alive finds out (rotation.LockWatcher). It is nil if the Store holds
+// no lock on credential.
+func (s *Store) LockLost(credential string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.held[credential]; h != nil {
+		return h.session.Done()
+	}
+	return nil
+}
+
+var _ rotation.LockWatcher = (*Store)(nil)
+
 // Lease returns the lease ID of the lock this Store holds on credential,
 // and whether it holds one: for tests and diagnostics.
 func (s *Store) Lease(credential string) (clientv3.LeaseID, bool) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -308,5 +309,47 @@ func TestLockTTLIsTheLease(t *testing.T) {
 	}
 	if _, err := New(ctx, c.Client(t), testKey(1), Options{LockTTL: 5e8}); err == nil {
 		t.Error("a lock TTL under a second was accepted")
+	}
+}
+
+// LockLost closes once the lock's lease is gone, as the keep-alive finds
+// out, and on unlock; it is nil without a lock.
+func TestLockLostChannel(t *testing.T) {
+	ctx := context.Background()
+	c := etcdtest.Start(t)
+	s, err := New(ctx, c.Client(t), testKey(1), Options{Prefix: "/lost/", LockTTL: 2e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.LockLost("prod") != nil {
+		t.Error("LockLost without a lock is not nil")
+	}
+	unlock, err := s.Lock(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	lost := s.LockLost("prod")
+	lease, _ := s.Lease("prod")
+	if _, err := c.Client(t).Revoke(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(30 * time.Second): // a bound, not a wait: the keep-alive answers within a third of the TTL
+		t.Fatal("LockLost did not close after the lease was revoked")
+	}
+
+	unlock2, err := s.Lock(ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost2 := s.LockLost("other")
+	unlock2()
+	select {
+	case <-lost2:
+	default:
+		t.Error("LockLost still open after unlock")
 	}
 }
