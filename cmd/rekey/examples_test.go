@@ -63,9 +63,10 @@ func TestExamplesValidate(t *testing.T) {
 		configs = append(configs, e.Name())
 		t.Run(e.Name(), func(t *testing.T) { validateFile(t, filepath.Join(dir, e.Name())) })
 	}
-	// One per sink (file dotenv and json, AWS, Vault, GitHub) and per mode
-	// (daemon, cron, deploy hook, drain): losing one is a regression.
-	want := []string{"aws-secretsmanager.yaml", "cron.yaml", "daemon.yaml", "deploy-hook.yaml", "drain.yaml",
+	// One per sink (file dotenv and json, AWS, Vault, GitHub), per mode
+	// (daemon, cron, deploy hook, drain) and the etcd journal: losing one
+	// is a regression.
+	want := []string{"aws-secretsmanager.yaml", "cron.yaml", "daemon.yaml", "deploy-hook.yaml", "drain.yaml", "etcd.yaml",
 		"file-dotenv.yaml", "file-json.yaml", "github-actions.yaml", "vault-kv.yaml"}
 	for _, w := range want {
 		if !slices.Contains(configs, w) {

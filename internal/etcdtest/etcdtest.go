@@ -79,7 +79,10 @@ type Cluster struct {
 }
 
 // Start starts a one-member cluster.
-func Start(t testing.TB) *Cluster { return StartCluster(t, 1) }
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	return StartCluster(t, 1)
+}
 
 // StartCluster starts an n-member cluster and returns once every member
 // serves clients. Members are killed when t ends.
