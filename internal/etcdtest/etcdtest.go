@@ -68,6 +68,8 @@ type Member struct {
 	cluster string // --initial-cluster
 	logPath string
 
+	tls *TLSFiles // nil: plain http
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -76,6 +78,7 @@ type Member struct {
 // Cluster is one or more members forming one etcd cluster.
 type Cluster struct {
 	Members []*Member
+	tls     *TLSFiles
 }
 
 // Start starts a one-member cluster.
@@ -88,19 +91,28 @@ func Start(t testing.TB) *Cluster {
 // serves clients. Members are killed when t ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return startCluster(t, n, nil)
+}
+
+func startCluster(t testing.TB, n int, files *TLSFiles) *Cluster {
+	t.Helper()
 	bin := Binary(t)
+	scheme := "http://"
+	if files != nil {
+		scheme = "https://"
+	}
 	root := t.TempDir()
 	// Free ports are found by binding :0 and closing; another process can
 	// take one in between, so a start that fails to bind is tried again
 	// on other ports.
 	var lastErr error
 	for attempt := range 5 {
-		c := &Cluster{}
+		c := &Cluster{tls: files}
 		var peers []string
 		for i := range n {
-			m := &Member{Name: fmt.Sprintf("m%d", i), t: t, bin: bin,
+			m := &Member{Name: fmt.Sprintf("m%d", i), t: t, bin: bin, tls: files,
 				dir: filepath.Join(root, fmt.Sprintf("try%d-m%d", attempt, i))}
-			m.ClientURL = "http://" + freeAddr(t)
+			m.ClientURL = scheme + freeAddr(t)
 			m.PeerURL = "http://" + freeAddr(t)
 			m.logPath = m.dir + ".log"
 			peers = append(peers, m.Name+"="+m.PeerURL)
@@ -155,7 +167,14 @@ func (c *Cluster) Endpoints() []string {
 // Client returns a client of every member, closed when the test ends.
 func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if c.tls != nil {
+		var err error
+		if cfg.TLS, err = c.tls.ClientConfig(); err != nil {
+			t.Fatalf("etcdtest: client: %v", err)
+		}
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		t.Fatalf("etcdtest: client: %v", err)
 	}
@@ -212,7 +231,7 @@ func (m *Member) start() error {
 		m.mu.Unlock()
 		return err
 	}
-	cmd := exec.Command(m.bin,
+	args := []string{
 		"--name", m.Name,
 		"--data-dir", m.dir,
 		"--listen-client-urls", m.ClientURL,
@@ -223,7 +242,12 @@ func (m *Member) start() error {
 		"--initial-cluster-state", "new",
 		"--initial-cluster-token", "etcdtest",
 		"--logger", "zap", "--log-outputs", "stderr",
-	)
+	}
+	if m.tls != nil {
+		args = append(args, "--cert-file", m.tls.serverCert, "--key-file", m.tls.serverKey,
+			"--trusted-ca-file", m.tls.CA, "--client-cert-auth")
+	}
+	cmd := exec.Command(m.bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no ETCD_* from the environment
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -269,7 +293,13 @@ func (m *Member) start() error {
 	// etcd 3.4 logs "serving client traffic" once the member has joined the
 	// cluster (3.5 and later say "ready to serve client requests"); a Get
 	// with a deadline proves it answers.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL}, DialTimeout: startTimeout, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: []string{m.ClientURL}, DialTimeout: startTimeout, Logger: zap.NewNop()}
+	if m.tls != nil {
+		if cfg.TLS, err = m.tls.ClientConfig(); err != nil {
+			return err
+		}
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return err
 	}

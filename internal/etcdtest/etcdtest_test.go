@@ -45,3 +45,15 @@ func TestClusterMemberStopStart(t *testing.T) {
 		t.Errorf("restarted member at revision %d, want the writes made while it was down", st.Header.Revision)
 	}
 }
+
+func TestStartTLS(t *testing.T) {
+	c, files := StartTLS(t)
+	if files.CA == "" || c.Endpoints()[0][:8] != "https://" {
+		t.Fatalf("StartTLS = %v, %+v", c.Endpoints(), files)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Client(t).Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+}
