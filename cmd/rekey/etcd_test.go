@@ -10,6 +10,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/e2etest"
 	"github.com/rekeyhq/rekey/internal/etcdtest"
+	"github.com/rekeyhq/rekey/internal/secret"
 )
 
 // etcdState returns the state lines of a config on c under prefix.
@@ -65,6 +66,29 @@ func TestCommandsOnEtcd(t *testing.T) {
 	if err != nil || resp.Count != 1 {
 		t.Errorf("etcd holds %v rotations of prod under /cli/, %v; want 1", resp, err)
 	}
+}
+
+// state.etcd's TLS files and username/password (file: secrets) reach
+// etcd: a rotation runs against a member that requires a client
+// certificate and a login allowed only the journal's prefix.
+func TestEtcdTLSAndAuthConfig(t *testing.T) {
+	c, files := etcdtest.StartTLS(t)
+	c.EnableAuth(t, "rekey", "pw_CLIETCDPASSWORD_0b9d", "/secure/")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "etcd-user"), "rekey")
+	writeFile(t, filepath.Join(dir, "etcd-password"), "pw_CLIETCDPASSWORD_0b9d")
+	rememberValue(secret.New("pw_CLIETCDPASSWORD_0b9d")) // never in any output (the transcript check)
+	e := newEnv(t, envOptions{state: []string{"backend: etcd", "etcd:",
+		"  endpoints: [" + c.Endpoints()[0] + "]",
+		"  prefix: /secure/",
+		"  ca_cert: " + files.CA, "  cert: " + files.Cert, "  key: " + files.Key,
+		"  username: file:" + filepath.Join(dir, "etcd-user"),
+		"  password: file:" + filepath.Join(dir, "etcd-password"),
+	}})
+	if code, _, errOut := e.cli("rotate", "prod", "--force"); code != 0 {
+		t.Fatalf("rotate: exit %d: %s", code, errOut)
+	}
+	e.invariants()
 }
 
 // A journal migrates SQLite → etcd and back, re-encrypted under the

@@ -79,6 +79,7 @@ type Member struct {
 type Cluster struct {
 	Members []*Member
 	tls     *TLSFiles
+	root    bool // auth is on: clients log in as root
 }
 
 // Start starts a one-member cluster.
@@ -168,6 +169,9 @@ func (c *Cluster) Endpoints() []string {
 func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
 	cfg := clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if c.root {
+		cfg.Username, cfg.Password = "root", "root-pw"
+	}
 	if c.tls != nil {
 		var err error
 		if cfg.TLS, err = c.tls.ClientConfig(); err != nil {
@@ -338,4 +342,31 @@ func tail(path string) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return strings.Join(lines[max(0, len(lines)-15):], "\n")
+}
+
+// EnableAuth turns on etcd's authentication: a root user (password
+// "root-pw") and user with password, allowed to read and write under
+// prefix only. Clients from Client log in as root from then on.
+func (c *Cluster) EnableAuth(t testing.TB, user, password, prefix string) {
+	t.Helper()
+	cli := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for _, step := range []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", "root-pw"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.RoleAdd(ctx, user); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, user, prefix, clientv3.GetPrefixRangeEnd(prefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := cli.UserAdd(ctx, user, password); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, user, user); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("etcdtest: enable auth: %v", err)
+		}
+	}
+	c.root = true
 }

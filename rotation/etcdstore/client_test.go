@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/rekeyhq/rekey/internal/etcdtest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/rotation"
@@ -16,36 +14,12 @@ import (
 
 const rekeyPassword = "pw_ETCDPASSWORD_5c1e"
 
-// enableAuth turns on etcd's authentication with a root user and a user
-// "rekey" allowed to read and write prefix only.
-func enableAuth(t *testing.T, cli *clientv3.Client, prefix string) {
-	t.Helper()
-	ctx := context.Background()
-	steps := []func() error{
-		func() error { _, err := cli.UserAdd(ctx, "root", "root-pw"); return err },
-		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := cli.RoleAdd(ctx, "rekey"); return err },
-		func() error {
-			_, err := cli.RoleGrantPermission(ctx, "rekey", prefix, clientv3.GetPrefixRangeEnd(prefix), clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := cli.UserAdd(ctx, "rekey", rekeyPassword); return err },
-		func() error { _, err := cli.UserGrantRole(ctx, "rekey", "rekey"); return err },
-		func() error { _, err := cli.AuthEnable(ctx); return err },
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			t.Fatalf("enable auth: %v", err)
-		}
-	}
-}
-
 // A user allowed only the journal's prefix can run the whole journal:
 // records, locks and leases. A wrong password fails without echoing it.
 func TestAuthPrefixOnly(t *testing.T) {
 	ctx := context.Background()
 	c := etcdtest.Start(t)
-	enableAuth(t, c.Client(t), "/auth/")
+	c.EnableAuth(t, "rekey", rekeyPassword, "/auth/")
 	cc := ClientConfig{Endpoints: c.Endpoints(), Username: "rekey", Password: secret.New(rekeyPassword)}
 	s, err := Open(ctx, cc, testKey(1), Options{Prefix: "/auth/"}, nil)
 	if err != nil {
