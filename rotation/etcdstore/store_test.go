@@ -353,3 +353,32 @@ func TestLockLostChannel(t *testing.T) {
 		t.Error("LockLost still open after unlock")
 	}
 }
+
+// The index and the summaries only choose what to read: edited, they make
+// a read unreadable or longer, never wrong.
+func TestEditedIndexAndSummary(t *testing.T) {
+	ctx := context.Background()
+	c := etcdtest.Start(t)
+	cli := c.Client(t)
+	s := open(t, c, "/index/")
+	saved := storetest.ThreeRotations(t, s)
+
+	// An index entry pointing at another record.
+	k1 := recordKeyOf(t, cli, s, "production-api", "r-01")
+	if _, err := cli.Put(ctx, s.idKey("production-api", "r-03"), k1); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Get(ctx, "production-api", "r-03"); err != nil || !strings.Contains(r.Unreadable, "index entry names another record") {
+		t.Errorf("Get through an edited index = %+v, %v", r, err)
+	}
+
+	for _, sum := range []string{`{"done":"` + k1 + `"}`, `{"done":"/elsewhere/x"}`, `not json`, `{}`} {
+		if _, err := cli.Put(ctx, s.summaryKey("production-api"), sum); err != nil {
+			t.Fatal(err)
+		}
+		ok, bad := storetest.CheckRecent(t, s, saved, "production-api", "other")
+		if !reflect.DeepEqual(ok, []string{"production-api/r-03"}) || bad != nil {
+			t.Errorf("summary %s: Recent = %v, unreadable %v; want r-03 (the newest, done)", sum, ok, bad)
+		}
+	}
+}
