@@ -167,6 +167,15 @@ func Readable(t *testing.T, rs []*rotation.Record, saved map[string]*rotation.Re
 func testRoundTrip(t *testing.T, s rotation.Store) {
 	ctx := context.Background()
 	want := FullRecord()
+	// FullRecord must set every field a Store keeps, so that a field added
+	// to Record and forgotten by a back-end fails this test.
+	v := reflect.ValueOf(want).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if f.IsExported() && f.Name != "Unreadable" && v.Field(i).IsZero() {
+			t.Errorf("FullRecord leaves Record.%s unset: set it, so that every Store is checked to keep it", f.Name)
+		}
+	}
 	Save(t, s, want)
 	got, err := s.Get(ctx, want.Credential, want.ID)
 	if err != nil {
