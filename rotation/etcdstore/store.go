@@ -446,11 +446,19 @@ func (s *Store) Save(ctx context.Context, r *rotation.Record) error {
 		var oldKey string
 		var idRev, sumRev int64
 		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-			oldKey, idRev = string(kvs[0].Value), kvs[0].ModRevision
+			idRev = kvs[0].ModRevision
+			// The record's old place, if the index names one of this
+			// record's places: an edited index must not make Save
+			// delete another record.
+			if pos, ok := s.parseKey(string(kvs[0].Value)); ok && pos.credential == r.Credential && pos.id == r.ID {
+				oldKey = string(kvs[0].Value)
+			}
 		}
 		var sum summary
 		if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
-			_ = json.Unmarshal(kvs[0].Value, &sum) // a summary that does not parse is rebuilt
+			if json.Unmarshal(kvs[0].Value, &sum) != nil || !strings.HasPrefix(sum.Done, s.rotationsOf(r.Credential)) {
+				sum = summary{} // edited: rebuilt from here on
+			}
 			sumRev = kvs[0].ModRevision
 		}
 		if r.Phase == rotation.Done && key > sum.Done {

@@ -371,6 +371,12 @@ func TestEditedIndexAndSummary(t *testing.T) {
 	if r, err := s.Get(ctx, "production-api", "r-03"); err != nil || !strings.Contains(r.Unreadable, "index entry names another record") {
 		t.Errorf("Get through an edited index = %+v, %v", r, err)
 	}
+	// Saving r-03 again does not take the index's word for its old place:
+	// r-01 is not deleted.
+	storetest.Save(t, s, saved["production-api/r-03"])
+	if r, err := s.Get(ctx, "production-api", "r-01"); err != nil || r.Unreadable != "" {
+		t.Errorf("r-01 after r-03 was saved over an edited index: %+v, %v", r, err)
+	}
 
 	for _, sum := range []string{`{"done":"` + k1 + `"}`, `{"done":"/elsewhere/x"}`, `not json`, `{}`} {
 		if _, err := cli.Put(ctx, s.summaryKey("production-api"), sum); err != nil {
