@@ -14,6 +14,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/rekeyhq/rekey/internal/etcdtest"
 	"github.com/rekeyhq/rekey/rotation"
@@ -387,4 +388,28 @@ func TestEditedIndexAndSummary(t *testing.T) {
 			t.Errorf("summary %s: Recent = %v, unreadable %v; want r-03 (the newest, done)", sum, ok, bad)
 		}
 	}
+}
+
+// The contract on a three-member cluster, each Store talking to another
+// member: reads through one member see writes made through another.
+func TestContractOnCluster(t *testing.T) {
+	c := etcdtest.StartCluster(t, 3)
+	var n atomic.Int64
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		prefix := fmt.Sprintf("/cluster-%d/", prefixes.Add(1))
+		return func(t *testing.T) rotation.Store {
+			ep := c.Members[int(n.Add(1))%len(c.Members)].ClientURL
+			cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cli.Close() })
+			s, err := New(context.Background(), cli, testKey(1), Options{Prefix: prefix, PageSize: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+	})
 }
