@@ -46,14 +46,16 @@ func TestCommandsOnEtcd(t *testing.T) {
 		{"history", "prod"},
 		{"plan"},
 		{"resolve", "prod", "--accept-setup"},
+		{"rotate", "prod", "--stage"},
+		{"rotate", "prod", "--finish"},
 	} {
 		if code, _, errOut := e.cli(args...); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
 		}
 	}
 	e.invariants()
-	if h := e.history(); len(h) != 1 || h[0].Phase != "done" {
-		t.Errorf("history = %+v, want one done rotation", h)
+	if h := e.history(); len(h) != 2 || h[0].Phase != "done" || h[1].Phase != "done" {
+		t.Errorf("history = %+v, want two done rotations (forced, then staged and finished)", h)
 	}
 	if _, err := os.Stat(filepath.Join(e.Dir, "state.db")); !os.IsNotExist(err) {
 		t.Errorf("a SQLite journal was made with backend etcd: %v", err)
@@ -63,8 +65,8 @@ func TestCommandsOnEtcd(t *testing.T) {
 	}
 	// The journal is in etcd, under the prefix.
 	resp, err := c.Client(t).Get(t.Context(), "/cli/rotations/prod/", clientPrefix())
-	if err != nil || resp.Count != 1 {
-		t.Errorf("etcd holds %v rotations of prod under /cli/, %v; want 1", resp, err)
+	if err != nil || resp.Count != 2 {
+		t.Errorf("etcd holds %v rotations of prod under /cli/, %v; want 2", resp, err)
 	}
 }
 
