@@ -195,13 +195,9 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 			rt.Close()
 		}
 	}()
-	keyText, err := cfg.State.EncryptionKey.ResolvePrivate()
+	key, err := stateKey(cfg)
 	if err != nil {
-		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key: %w", err))
-	}
-	key, err := sqlite.DecodeKey(keyText.Reveal())
-	if err != nil {
-		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key (%s): %w", cfg.State.EncryptionKey, err))
+		return nil, err
 	}
 	if rt.creds, rt.names, rt.closers, err = a.credentials(cfg); err != nil {
 		return nil, err
@@ -220,6 +216,48 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 	rt.engine = &rotation.Engine{Store: rt.store, Clock: a.clock, Log: a.log,
 		OnTransition: []func(rotation.TransitionEvent){a.auditPhase(rt.audit), notifyPhase(rt.notify)}}
 	ok = true
+	return rt, nil
+}
+
+// stateKey resolves and decodes the journal's encryption key.
+func stateKey(cfg *config.Config) ([]byte, error) {
+	keyText, err := cfg.State.EncryptionKey.ResolvePrivate()
+	if err != nil {
+		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key: %w", err))
+	}
+	key, err := sqlite.DecodeKey(keyText.Reveal())
+	if err != nil {
+		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key (%s): %w", cfg.State.EncryptionKey, err))
+	}
+	return key, nil
+}
+
+// openJournal is open for the commands that only read the journal (status,
+// history): each credential gets its schedule but no issuer or sink, so
+// that they need the state key and none of the issuers' or sinks' tokens,
+// and talk to nothing upstream.
+func (a *app) openJournal(ctx context.Context) (*runtime, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	rt := &runtime{cfg: cfg, creds: make(map[string]*rotation.Credential, len(cfg.Credentials))}
+	for _, name := range cfg.CredentialNames() {
+		c, err := schedule(cfg.Credentials[name])
+		if err != nil {
+			return nil, err
+		}
+		rt.creds[name] = c
+		rt.names = append(rt.names, name)
+	}
+	key, err := stateKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if rt.store, err = sqlite.Open(ctx, cfg.State.Path, key); err != nil {
+		return nil, fail(exitFailed, err)
+	}
+	rt.engine = &rotation.Engine{Store: rt.store, Clock: a.clock, Log: a.log}
 	return rt, nil
 }
 
@@ -319,10 +357,11 @@ func notifyPhase(d *notify.Dispatcher) func(rotation.TransitionEvent) {
 	}
 }
 
-func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden []string, closers *[]sinks.Closer) (*rotation.Credential, error) {
+// schedule builds what of a credential its schedule and its journal
+// need: everything but its issuer, sinks and health checks.
+func schedule(cc *config.Credential) (*rotation.Credential, error) {
 	c := &rotation.Credential{
 		Name:          cc.Name,
-		Issuer:        iss,
 		Label:         config.LabelFunc(cc.Label), // not cc.LabelFor, which would keep cc
 		KeyID:         cc.KeyID,
 		RotateEvery:   cc.RotateEvery.Std(),
@@ -344,6 +383,15 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden 
 	if cc.Drain != nil {
 		c.Drain = &rotation.Drain{IdleFor: cc.Drain.IdleFor.Std(), MaxWait: cc.Drain.MaxWait.Std()}
 	}
+	return c, nil
+}
+
+func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden []string, closers *[]sinks.Closer) (*rotation.Credential, error) {
+	c, err := schedule(cc)
+	if err != nil {
+		return nil, err
+	}
+	c.Issuer = iss
 	for i, ch := range cc.Monitor.Checks {
 		hc, err := buildCheck(ch)
 		if err != nil {

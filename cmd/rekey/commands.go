@@ -318,7 +318,7 @@ func (a *app) statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rt, err := a.open(cmd.Context())
+			rt, err := a.openJournal(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -457,11 +457,14 @@ func (a *app) historyCommand() *cobra.Command {
 			if limit < 0 {
 				return fail(exitUsage, fmt.Errorf("--limit %d: want 0 (all) or more", limit))
 			}
-			rt, _, err := a.openCredential(cmd.Context(), args[0])
+			rt, err := a.openJournal(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer rt.Close()
+			if _, ok := rt.creds[args[0]]; !ok {
+				return fail(exitUsage, fmt.Errorf("no credential %q in %s", args[0], rt.cfg.File))
+			}
 			hist, err := rt.store.History(cmd.Context(), args[0], limit)
 			if err != nil {
 				return fail(exitFailed, err)
