@@ -15,6 +15,9 @@
 //   - `rekey rotate` of one credential, first (adopting the key in the
 //     sinks) and then steady-state rotations;
 //   - `rekey run` over N credentials, all due, with its peak RSS (wait4);
+//   - `rekey daemon` over N credentials with nothing due (the journal
+//     `rekey run` left), idle for -idle once start-up is over: RSS and CPU
+//     seconds from /proc;
 //   - `rekey daemon` over N credentials, all due, until the audit log
 //     shows every rotation ended; then idle for -idle with nothing due: RSS
 //     and CPU seconds from /proc;
@@ -355,6 +358,9 @@ func (b *bench) fleet(ctx context.Context, n int) error {
 		return err
 	}
 	if err := b.startup(ctx, w, fmt.Sprintf("%d credentials", n)); err != nil {
+		return err
+	}
+	if err := b.idleDaemon(ctx, w); err != nil {
 		return err
 	}
 	return b.daemon(ctx, w)

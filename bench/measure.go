@@ -345,3 +345,69 @@ func (b *bench) deepHistory(ctx context.Context, w *world) error {
 	b.logf("wrote %d journal records of %s in %s", b.o.history, name, time.Since(start).Round(time.Millisecond))
 	return b.startup(ctx, w, fmt.Sprintf("1 credential with %d rotations", b.o.history+len(hist)))
 }
+
+// idleDaemon watches `rekey daemon` over w's credentials with nothing due
+// (the journal `rekey run` left: every credential just rotated) for -idle,
+// once it has fallen quiet after start-up: what an idle daemon holds and
+// spends when it has rotated nothing since it started.
+func (b *bench) idleDaemon(ctx context.Context, w *world) error {
+	figure := fmt.Sprintf("rekey daemon, %d credentials, nothing due, idle %s", w.n, b.o.idle)
+	before := w.accounts.counts()
+	cmd, res, err := b.startRekey(w.config, "daemon")
+	if err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		b.kids.remove(cmd.Process)
+		cmd.closeFiles()
+	}()
+	start := time.Now()
+	var p0 procStat
+	for quiet := false; !quiet; {
+		if time.Since(start) > settleMax {
+			b.fail(figure, fmt.Errorf("still using CPU %s after start", settleMax))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-exited:
+			b.fail(figure, fmt.Errorf("daemon exited (%v): %s", err, tail(res.stderr, 500)))
+			return nil
+		case <-time.After(time.Second):
+		}
+		p, err := readProc(cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		quiet = p0.cpu != 0 && p.cpu-p0.cpu < 20*time.Millisecond
+		p0 = p
+	}
+	startup := time.Since(start) - time.Second // the last, quiet sample is idle
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-exited:
+		b.fail(figure, fmt.Errorf("daemon exited (%v): %s", err, tail(res.stderr, 500)))
+		return nil
+	case <-time.After(b.o.idle):
+	}
+	p1, err := readProc(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	calls := w.accounts.connStats(before).requests
+	b.add(row{figure: figure + ": CPU", measured: fmtDur(p1.cpu - p0.cpu), ideal: "0s",
+		note: fmt.Sprintf("utime+stime; quiet %s after start (start-up CPU %s); %d issuer requests", fmtDur(startup), fmtDur(p0.cpu), calls)})
+	b.add(row{figure: figure + ": RSS", measured: fmtBytes(p1.rss), note: fmt.Sprintf("VmRSS at the end; VmHWM (peak, start-up included) %s", fmtBytes(p1.hwm))})
+	return nil
+}

@@ -12,7 +12,15 @@ import (
 // rotation's short ID. Load guarantees the result is a valid issuer label
 // for an 8-character shortID.
 func (c *Credential) LabelFor(now time.Time, shortID string) string {
-	return strings.ReplaceAll(c.Label, datePlaceholder, now.UTC().Format("20060102")) + "-" + shortID
+	return LabelFunc(c.Label)(now, shortID)
+}
+
+// LabelFunc is LabelFor of a credential whose label template is template,
+// holding nothing else of the config.
+func LabelFunc(template string) func(now time.Time, shortID string) string {
+	return func(now time.Time, shortID string) string {
+		return strings.ReplaceAll(template, datePlaceholder, now.UTC().Format("20060102")) + "-" + shortID
+	}
 }
 
 // Location returns the credential's time zone for its window: Timezone, or

@@ -31,13 +31,13 @@ type decoder struct {
 	// set holds the paths whose value is not null.
 	set map[string]bool
 	// bad holds the paths that failed to decode; validation stays quiet
-	// about them and what lies below them.
+	// about them and what lies below them. Nil until the first.
 	bad map[string]bool
 	// budget is how many more nodes may be decoded; a load shares it with
 	// the Backends' decodes of its entries.
 	budget *int
 	depth  int
-	active map[*yaml.Node]bool // aliases being expanded, to stop cycles
+	active map[*yaml.Node]bool // aliases being expanded, to stop cycles; nil until the first
 }
 
 func newDecoder(file string) *decoder {
@@ -46,14 +46,15 @@ func newDecoder(file string) *decoder {
 		file:   file,
 		pos:    map[string]int{},
 		set:    map[string]bool{},
-		bad:    map[string]bool{},
 		budget: &budget,
-		active: map[*yaml.Node]bool{},
 	}
 }
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.errs.add(d.file, d.lineOf(n, path), path, format, args...)
+	if d.bad == nil {
+		d.bad = map[string]bool{}
+	}
 	d.bad[path] = true
 }
 
@@ -301,6 +302,9 @@ func (d *decoder) enter(n *yaml.Node, path string) bool {
 		d.fail(n, path, "alias refers to itself")
 		return false
 	}
+	if d.active == nil {
+		d.active = map[*yaml.Node]bool{}
+	}
 	d.active[n] = true
 	return true
 }
@@ -311,7 +315,7 @@ type pair struct{ key, val *yaml.Node }
 // keys win, then earlier merges), reporting non-string and duplicate keys.
 func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 	var own, merged []pair
-	seen := map[string]*yaml.Node{}
+	seen := keySet{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
@@ -325,20 +329,53 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 			d.fail(k, path, "mapping keys must be strings, got %s", describe(k))
 			continue
 		}
-		if first, dup := seen[k.Value]; dup {
+		if first := seen.get(own, k.Value); first != nil {
 			d.fail(k, joinField(path, k.Value), "duplicate key (first at line %d)", first.Line)
 			continue
 		}
-		seen[k.Value] = k
 		own = append(own, pair{k, val})
+		seen.add(own)
 	}
 	for _, p := range merged {
-		if _, ok := seen[p.key.Value]; !ok {
-			seen[p.key.Value] = p.key
+		if seen.get(own, p.key.Value) == nil {
 			own = append(own, p)
+			seen.add(own)
 		}
 	}
 	return own
+}
+
+// keySet finds a key among a mapping's pairs so far: by a scan while they
+// are few (most mappings have a handful of keys, and a map per mapping is
+// most of the cost of decoding a large file), by a map past that.
+type keySet struct{ m map[string]*yaml.Node }
+
+const keySetScan = 16
+
+func (s *keySet) get(pairs []pair, key string) *yaml.Node {
+	if s.m != nil {
+		return s.m[key]
+	}
+	for _, p := range pairs {
+		if p.key.Value == key {
+			return p.key
+		}
+	}
+	return nil
+}
+
+// add records the last of pairs, which grew by one.
+func (s *keySet) add(pairs []pair) {
+	switch {
+	case s.m != nil:
+		last := pairs[len(pairs)-1]
+		s.m[last.key.Value] = last.key
+	case len(pairs) > keySetScan:
+		s.m = make(map[string]*yaml.Node, 2*len(pairs))
+		for _, p := range pairs {
+			s.m[p.key.Value] = p.key
+		}
+	}
 }
 
 func (d *decoder) mergePairs(k, val *yaml.Node, path string) []pair {

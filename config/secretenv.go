@@ -61,10 +61,10 @@ func walkSecrets(v reflect.Value, add func(string)) {
 			add(v.Field(0).String())
 			return
 		case sinkSpecType:
-			walkNode(v.Interface().(SinkSpec).node, add, map[*yaml.Node]bool{})
+			walkNode(v.Interface().(SinkSpec).node, add, nil)
 			return
 		case issuerSpecType:
-			walkNode(v.Interface().(IssuerSpec).node, add, map[*yaml.Node]bool{})
+			walkNode(v.Interface().(IssuerSpec).node, add, nil)
 			return
 		}
 		for i := range v.NumField() {
@@ -83,18 +83,28 @@ func walkSecrets(v reflect.Value, add func(string)) {
 	}
 }
 
-// walkNode calls add with every string scalar under n, following aliases
-// once each.
-func walkNode(n *yaml.Node, add func(string), seen map[*yaml.Node]bool) {
-	if n == nil || seen[n] {
-		return
+// walkNode calls add with every string scalar under n, walking each
+// alias's anchor once (seen holds the anchors walked; nil until the first),
+// so that aliases cannot multiply the work.
+func walkNode(n *yaml.Node, add func(string), seen map[*yaml.Node]bool) map[*yaml.Node]bool {
+	if n == nil {
+		return seen
 	}
-	seen[n] = true
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil || seen[n.Alias] {
+			return seen
+		}
+		if seen == nil {
+			seen = map[*yaml.Node]bool{}
+		}
+		seen[n.Alias] = true
+		return walkNode(n.Alias, add, seen)
+	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
 		add(n.Value)
 	}
-	walkNode(n.Alias, add, seen)
 	for _, c := range n.Content {
-		walkNode(c, add, seen)
+		seen = walkNode(c, add, seen)
 	}
+	return seen
 }

@@ -21,8 +21,9 @@ var (
 	ErrKeyLimit = errors.New("issuer: key limit reached")
 	// ErrInvalidLabel: the issuer rejects the label.
 	ErrInvalidLabel = errors.New("issuer: invalid label")
-	// ErrMaybeCreated: Create failed with an unknown outcome and the keys
-	// carrying its label could not be looked up and revoked: one may exist.
+	// ErrMaybeCreated: Create failed after an attempt of unknown outcome:
+	// a key carrying its label may exist, or may still appear (a request
+	// whose answer was lost can land after a clean-up looked).
 	ErrMaybeCreated = errors.New("issuer: a key carrying the label may have been created")
 )
 
@@ -56,7 +57,7 @@ type Issuer interface {
 	// the outcome of a request is unknown, the keys carrying label are
 	// looked up and revoked (their values are lost) before trying again.
 	// An error wrapping ErrMaybeCreated means a key carrying label may
-	// exist; any other error means none does.
+	// exist or still appear; any other error means none does.
 	Create(ctx context.Context, label string) (Key, secret.Value, error)
 	// Find returns every key, active or revoked, labelled exactly label,
 	// newest first.

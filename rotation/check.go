@@ -59,7 +59,9 @@ func (h *HTTPCheck) Check(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("check %s: %w", h.name(), err)
 	}
-	req.Header = h.Header.Clone()
+	if h.Header != nil {
+		req.Header = h.Header.Clone()
+	}
 	resp, err := h.client().Do(req)
 	if err != nil {
 		switch {

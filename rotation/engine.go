@@ -101,7 +101,13 @@ type Outcome struct {
 	Phase      Phase // Done, RolledBack, Failed, or Deployed when staged
 	// Skipped is set when nothing was done and why (not due, staged).
 	Skipped string
-	Err     error
+	// DueAt is when the credential becomes due, for a rotation skipped as
+	// not due.
+	DueAt time.Time
+	// Staged is set when the rotation is staged (rotate --stage): its new
+	// key is live everywhere and it waits for --finish.
+	Staged bool
+	Err    error
 }
 
 var (
@@ -140,7 +146,7 @@ func (e *Engine) Rotate(ctx context.Context, c *Credential, opt Options) (Outcom
 		}
 		if !opt.Force {
 			if due := schedule(c, st.hist, e.Clock.Now()); !due.Due {
-				return Outcome{Skipped: due.Reason}, nil
+				return Outcome{Skipped: due.Reason, DueAt: due.At}, nil
 			}
 		}
 		if rec, err = e.plan(ctx, c, opt, st); err != nil {
@@ -324,7 +330,7 @@ func (e *Engine) drive(ctx context.Context, c *Credential, rec *Record) (Outcome
 			err = e.deploy(ctx, c, rec)
 		case Deployed:
 			if rec.Staged && e.Clock.Since(rec.UpdatedAt) < c.StageTimeout {
-				return Outcome{RotationID: rec.ID, Phase: Deployed, Skipped: "staged: waiting for --finish"}, nil
+				return Outcome{RotationID: rec.ID, Phase: Deployed, Staged: true, Skipped: "staged: waiting for --finish"}, nil
 			}
 			err = e.advance(ctx, rec, Monitoring, nil)
 		case Monitoring:

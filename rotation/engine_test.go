@@ -426,6 +426,18 @@ func TestAdoptUnknownKeyRevokesNothing(t *testing.T) {
 	for _, ev := range w.events {
 		warned = warned || strings.Contains(ev.Msg, "will not be revoked")
 	}
+	said := false
+	for _, ev := range w.events {
+		if strings.Contains(ev.Msg, "never identified") {
+			said = true
+			if !strings.Contains(ev.Msg, "revoked nothing") || strings.Contains(ev.Msg, "I7") {
+				t.Errorf("the warning names an invariant code instead of what happened: %q", ev.Msg)
+			}
+		}
+	}
+	if !said {
+		t.Error("no warning at revoking that the old key was never identified")
+	}
 	if !warned {
 		t.Errorf("no warning that the old key will not be revoked")
 	}

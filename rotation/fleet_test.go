@@ -540,3 +540,44 @@ func BenchmarkSchedulerEvents(b *testing.B) {
 		})
 	}
 }
+
+// OnIdle marks the ends of bursts: once at start (nothing due) and once
+// when the last rotation of a burst finishes, never while one runs or
+// waits for a slot.
+func TestSchedulerOnIdleEndsEachBurst(t *testing.T) {
+	const n = 20
+	// Every credential falls due an hour from now, at once.
+	f := newFleet(n, &quickIssuer{}, func(int) time.Time { return fleetStart.Add(-fleetEvery + time.Hour) })
+	var finished atomic.Int32
+	idle := make(chan int32, 10) // rotations finished at each OnIdle
+	s := &rotation.Scheduler{Engine: f.engine, Concurrency: 3,
+		OnResult: func(rotation.Result) { finished.Add(1) },
+		OnIdle:   func() { idle <- finished.Load() }}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.Run(ctx, f.creds) }()
+	stop := sync.OnceFunc(func() { cancel(); <-stopped })
+	defer stop()
+	next := func() int32 {
+		t.Helper()
+		select {
+		case k := <-idle:
+			return k
+		case <-time.After(30 * time.Second):
+			t.Fatal("OnIdle was not called")
+		}
+		return 0
+	}
+	if k := next(); k != 0 {
+		t.Fatalf("first OnIdle after %d rotations, want 0 (at start)", k)
+	}
+	f.asleep(t)
+	f.clock.Advance(time.Hour)
+	if k := next(); k != n {
+		t.Fatalf("OnIdle after %d of the burst's %d rotations, want after the last", k, n)
+	}
+	stop()
+	if len(idle) != 0 {
+		t.Errorf("OnIdle called again after the burst (%d more)", len(idle))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,7 +74,8 @@ func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record) 
 		return err
 	}
 	for _, k := range keys {
-		if k.Status != issuers.Active || k.ID == rec.OldKeyID || k.ID == rec.NewKeyID {
+		if k.Status != issuers.Active || k.ID == rec.OldKeyID || k.ID == rec.NewKeyID ||
+			slices.ContainsFunc(rec.Left, func(l LeftKey) bool { return l.KeyID == k.ID }) {
 			continue
 		}
 		e.emit(rec, "", "revoking orphan key "+k.ID+" left by an interrupted mint", nil)
@@ -82,6 +84,21 @@ func (e *Engine) revokeOrphans(ctx context.Context, c *Credential, rec *Record) 
 		}
 	}
 	return nil
+}
+
+// failed ends a rotation that needs a person. The keys it leaves valid
+// are named in the record; a key carrying its label that the record cannot
+// name (a create that landed late) is revoked first, so no valid key goes
+// unnamed (I2). If that check fails, the error says so.
+func (e *Engine) failed(ctx context.Context, c *Credential, rec *Record, cause error) error {
+	if err := e.revokeOrphans(ctx, c, rec); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		rec.Error += fmt.Sprintf("; other keys labelled %s may remain valid at the issuer (looking for them failed: %v)", rec.Label, err)
+	}
+	rec.FinishedAt = e.Clock.Now().UTC()
+	return e.advance(ctx, rec, Failed, cause)
 }
 
 // verify waits until the new key authenticates at the issuer.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/human"
 	"github.com/rekeyhq/rekey/issuers"
 )
 
@@ -17,7 +18,7 @@ import (
 func (e *Engine) monitor(ctx context.Context, c *Credential, rec *Record) error {
 	m := c.Monitor
 	end := e.Clock.Now().Add(m.Window)
-	e.emit(rec, "", fmt.Sprintf("monitoring for %s", m.Window), nil)
+	e.emit(rec, "", "monitoring for "+human.Duration(m.Window), nil)
 	fails, passed, failed := 0, 0, 0
 	for {
 		err := e.probe(ctx, c, rec)
@@ -109,7 +110,7 @@ func (e *Engine) waitIdle(ctx context.Context, c *Credential, rec *Record, keyID
 			return nil
 		}
 		if now.Sub(since) >= c.Drain.MaxWait {
-			e.emit(rec, "", fmt.Sprintf("%s key still in use after max_wait %s: revoking", which, c.Drain.MaxWait), nil)
+			e.emit(rec, "", fmt.Sprintf("%s key still in use after max_wait %s: revoking", which, human.Duration(c.Drain.MaxWait)), nil)
 			return nil
 		}
 		wait := c.Drain.IdleFor
@@ -139,7 +140,7 @@ func (e *Engine) revokeOld(ctx context.Context, c *Credential, rec *Record) erro
 		}
 	}
 	if rec.OldKeyID == "" {
-		e.warn(rec, "old key was never identified (I7): nothing revoked; revoke it by hand once unused")
+		e.warn(rec, "the old key was never identified at the issuer, so rekey revoked nothing: revoke it by hand once it is unused")
 	} else {
 		ok, err := e.checkIdentity(ctx, c, rec)
 		if err != nil || !ok {

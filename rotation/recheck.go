@@ -98,8 +98,7 @@ func (e *Engine) reverted(ctx context.Context, c *Credential, rec *Record, held 
 		"Nothing was revoked: both keys %s and %s stay valid until a person settles which the sinks should hold",
 		strings.Join(desc, "; "), rec.NewKeyID, rec.OldKeyID, rec.NewKeyID)
 	e.leave(rec, rec.NewKeyID, "sinks disagree: changed behind rekey's back twice", holdingNew)
-	rec.FinishedAt = e.Clock.Now().UTC()
-	return e.advance(ctx, rec, Failed, errors.New("sinks reverted twice"))
+	return e.failed(ctx, c, rec, errors.New("sinks reverted twice"))
 }
 
 // checkIdentity makes sure the key ID about to be revoked is the key whose
@@ -138,16 +137,16 @@ func (e *Engine) checkIdentity(ctx context.Context, c *Credential, rec *Record) 
 			rec.FinishedAt = e.Clock.Now().UTC()
 			return false, e.advance(ctx, rec, Done, nil)
 		}
-		return false, e.mismatch(ctx, rec, "is no active key of the issuer", "")
+		return false, e.mismatch(ctx, c, rec, "is no active key of the issuer", "")
 	case err != nil:
 		return false, fmt.Errorf("rotation: %s/%s: identify old key before revoking: %w", rec.Credential, rec.ID, err)
 	}
-	return false, e.mismatch(ctx, rec, "identifies as key "+k.ID, k.ID)
+	return false, e.mismatch(ctx, c, rec, "identifies as key "+k.ID, k.ID)
 }
 
 // mismatch ends a rotation whose journaled old key ID does not match the
 // old value: the new key stays in every sink, nothing is revoked.
-func (e *Engine) mismatch(ctx context.Context, rec *Record, what, realID string) error {
+func (e *Engine) mismatch(ctx context.Context, c *Credential, rec *Record, what, realID string) error {
 	rec.Error = fmt.Sprintf("the journal's old key ID %s does not match the old key's value, which %s: nothing was revoked; "+
 		"the new key %s is in every sink and stays current", rec.OldKeyID, what, rec.NewKeyID)
 	if realID != "" {
@@ -155,8 +154,7 @@ func (e *Engine) mismatch(ctx context.Context, rec *Record, what, realID string)
 	}
 	e.leave(rec, rec.OldKeyID, "named as the old key by the journal, but not the old key's value", nil)
 	rec.Kept = true
-	rec.FinishedAt = e.Clock.Now().UTC()
-	return e.advance(ctx, rec, Failed, errors.New("old key identity mismatch"))
+	return e.failed(ctx, c, rec, errors.New("old key identity mismatch"))
 }
 
 // activeKey reports whether id is an active key at the issuer.
@@ -233,8 +231,7 @@ func (e *Engine) keepNew(ctx context.Context, c *Credential, rec *Record) error 
 		rec.Error += "; these sinks could not be given the new key: " + strings.Join(failed, ", ")
 	}
 	rec.Kept = true
-	rec.FinishedAt = e.Clock.Now().UTC()
-	return e.advance(ctx, rec, Failed, errors.New("old key dead: new key kept"))
+	return e.failed(ctx, c, rec, errors.New("old key dead: new key kept"))
 }
 
 // leave records a key left valid for a person.

@@ -654,3 +654,43 @@ func TestLateCreateIsRevokedBeforeDone(t *testing.T) {
 	}
 	w.invariants(rotation.Done) // exactly one active key: the one in the sink
 }
+
+// I2: a key created late is revoked by a rotation that rolls back, too.
+// The soak found one such orphan (a create lost mid-flight, then health
+// failed): the rollback revoked the new key but not the late one.
+func TestLateCreateIsRevokedByRollback(t *testing.T) {
+	w := newWorld(t)
+	w.seed()
+	w.cred.Issuer = lateCreate{w.iss}
+	w.healthy = func() error { return errors.New("503 from app") }
+	if out := w.rotate(rotation.Options{Force: true}); out.Phase != rotation.RolledBack {
+		t.Fatalf("phase %s (%v)", out.Phase, out.Err)
+	}
+	w.invariants(rotation.RolledBack) // exactly one active key: the old one, in the sink
+}
+
+// I2: a rotation that ends failed leaves the keys it names for a person,
+// and no key it cannot name: a late create is revoked.
+func TestLateCreateIsRevokedWhenFailed(t *testing.T) {
+	w := newWorld(t)
+	old := w.seed()
+	w.cred.Issuer = lateCreate{w.iss}
+	w.healthy = func() error {
+		// Someone revokes the old key during the window: rolling back to it
+		// would be an outage, so the new key is kept and the rotation fails.
+		if w.revokedOutside == nil {
+			w.revokedOutside = map[string]bool{old.ID: true}
+			must(t, w.iss.Revoke(context.Background(), old.ID))
+		}
+		return errors.New("503 from app")
+	}
+	if out := w.rotate(rotation.Options{Force: true}); out.Phase != rotation.Failed {
+		t.Fatalf("phase %s (%v)", out.Phase, out.Err)
+	}
+	rec := w.latest()
+	for _, k := range w.sim.Keys() {
+		if k.Label == rec.Label && k.Status == "active" && k.ID != rec.NewKeyID {
+			t.Errorf("orphan %s labelled %s is active: the record names only %s", k.ID, k.Label, rec.NewKeyID)
+		}
+	}
+}

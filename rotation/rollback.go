@@ -63,8 +63,7 @@ func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error
 			slices.Reverse(failed)
 			rec.Error += fmt.Sprintf(" (the new key %s was left valid: %s may hold it)", rec.NewKeyID, strings.Join(failed, ", "))
 			e.leave(rec, rec.NewKeyID, "rollback could not restore every sink", failed)
-			rec.FinishedAt = e.Clock.Now().UTC()
-			return e.advance(ctx, rec, Failed, errors.New("rollback incomplete"))
+			return e.failed(ctx, c, rec, errors.New("rollback incomplete"))
 		}
 	}
 	if rec.NewKeyID != "" {
@@ -80,7 +79,10 @@ func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error
 			return fmt.Errorf("rotation: %s/%s: revoke new key %s: %w", rec.Credential, rec.ID, rec.NewKeyID, err)
 		}
 		e.emit(rec, "", "new key "+rec.NewKeyID+" revoked", nil)
-	} else if err := e.revokeOrphans(ctx, c, rec); err != nil {
+	}
+	// A create whose answer was lost may have landed after the issuer's
+	// clean-up looked, whether or not a later create succeeded (I2).
+	if err := e.revokeOrphans(ctx, c, rec); err != nil {
 		return fmt.Errorf("rotation: %s/%s: revoke orphans: %w", rec.Credential, rec.ID, err)
 	}
 	rec.FinishedAt = e.Clock.Now().UTC()

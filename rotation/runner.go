@@ -66,7 +66,12 @@ func (e *Engine) runOne(ctx context.Context, c *Credential) Result {
 	}
 	out, err := e.Rotate(ctx, c, Options{})
 	if errors.Is(err, ErrBusy) {
-		e.Log.Info("another rekey is rotating this credential", zap.String("credential", c.Name))
+		fields := []zap.Field{zap.String("credential", c.Name)}
+		var busy *BusyError
+		if errors.As(err, &busy) && busy.Holder != nil {
+			fields = append(fields, zap.Int("holder_pid", busy.Holder.PID), zap.String("holder_host", busy.Holder.Host), zap.Time("holder_since", busy.Holder.Since))
+		}
+		e.Log.Info("another rekey is rotating this credential: left alone this time", fields...)
 	}
 	return Result{Credential: c.Name, Outcome: out, Err: err}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/rekeyhq/rekey/internal/human"
 )
 
 // Window is the set of minutes in which a due rotation may start, given
@@ -109,8 +111,13 @@ func schedule(c *Credential, hist []*Record, now time.Time) Due {
 	}
 	at, reason := now, "never rotated by rekey"
 	if !d.LastRotated.IsZero() {
-		at, reason = d.LastRotated.Add(c.RotateEvery), "rotate_every "+c.RotateEvery.String()+" reached"
+		at = d.LastRotated.Add(c.RotateEvery)
 		d.Overdue = !now.Before(at)
+		if d.Overdue {
+			reason = "the key is " + human.About(now.Sub(d.LastRotated)) + " old; rotate_every is " + human.Duration(c.RotateEvery)
+		} else {
+			reason = "rotate_every " + human.Duration(c.RotateEvery) + " from the last rotation"
+		}
 	}
 	if d.Failures > 0 {
 		if retry := lastFail.Add(Backoff(d.Failures)); retry.After(at) {
@@ -123,7 +130,7 @@ func schedule(c *Credential, hist []*Record, now time.Time) Due {
 			start = now
 		}
 		if next := c.Window.Next(start); next.After(now) {
-			at, reason = next, reason+"; next window "+c.Window.String()
+			at, reason = next, reason+"; then waits for the window "+c.Window.String()
 		}
 	}
 	d.At, d.Reason = at, reason

@@ -74,6 +74,13 @@ type Scheduler struct {
 	OnOverdue func(Status)
 	// OnResult, if set, receives every finished rotation attempt.
 	OnResult func(Result)
+	// OnIdle, if set, is called when the scheduler has nothing running and
+	// nothing waiting for a slot: once after start, and after each burst
+	// of attempts, when the last one finishes. A daemon releases what the
+	// burst left (idle connections, freed heap) there, so that what it
+	// holds while idle does not depend on what it did before. It is called
+	// from the scheduler's goroutine and must not block.
+	OnIdle func()
 
 	mu      sync.Mutex
 	pending []*Credential
@@ -205,6 +212,7 @@ func (s *Scheduler) Run(ctx context.Context, creds []*Credential) {
 	defer l.stopTimer()
 	reload := s.reloaded()
 	l.reload(creds)
+	l.idle()
 	ctxDone := ctx.Done()
 	for {
 		if ctx.Err() != nil {
@@ -338,6 +346,14 @@ func (l *loop) finished(f finished) {
 	l.fill()
 	if en.listed {
 		l.evaluate(en)
+	}
+	l.idle()
+}
+
+// idle calls OnIdle when nothing runs or waits.
+func (l *loop) idle() {
+	if l.running == 0 && len(l.queue) == 0 && l.s.OnIdle != nil && l.ctx.Err() == nil {
+		l.s.OnIdle()
 	}
 }
 

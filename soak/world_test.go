@@ -348,6 +348,41 @@ type proc struct {
 	line   []byte
 	on     func(line string)
 	log    string
+	// errLine is stderr's unfinished line, under mu.
+	errLine []byte
+}
+
+// procLogs is a proc's stderr. Off a terminal rekey reports each event
+// once, in its JSON log: each journaled phase change ("phase X") is passed
+// to on as the progress line a terminal would show, "HH:MM:SS credential
+// rotation_id phase".
+type procLogs struct{ p *proc }
+
+func (l procLogs) Write(b []byte) (int, error) {
+	p := l.p
+	p.errOut.Write(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.errLine = append(p.errLine, b...)
+	for {
+		i := bytes.IndexByte(p.errLine, '\n')
+		if i < 0 {
+			break
+		}
+		var entry struct {
+			Msg        string `json:"msg"`
+			Credential string `json:"credential"`
+			RotationID string `json:"rotation_id"`
+			Phase      string `json:"phase"`
+		}
+		line := p.errLine[:i]
+		p.errLine = p.errLine[i+1:]
+		if p.on == nil || json.Unmarshal(line, &entry) != nil || entry.Phase == "" || entry.Msg != "phase "+entry.Phase {
+			continue
+		}
+		p.on(fmt.Sprintf("00:00:00 %s %s %s", entry.Credential, entry.RotationID, entry.Phase))
+	}
+	return len(b), nil
 }
 
 func (p *proc) Write(b []byte) (int, error) {
@@ -375,7 +410,7 @@ func (w *world) start(config string, on func(string), args ...string) *proc {
 	p := &proc{on: on, log: filepath.Join(w.dir, "logs", fmt.Sprintf("%06d.log", n))}
 	p.cmd = e2etest.Command(w.t, config, args...)
 	p.cmd.Env = w.env
-	p.cmd.Stdout, p.cmd.Stderr = p, &p.errOut
+	p.cmd.Stdout, p.cmd.Stderr = p, procLogs{p}
 	if err := p.cmd.Start(); err != nil {
 		w.t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 	"github.com/mattn/go-isatty"
@@ -43,7 +44,11 @@ type app struct {
 	clock          clockwork.Clock
 	configPath     string
 	logLevel       string
+	logFormat      string
 	log            *zap.Logger
+	// console coordinates the live progress line with log lines when
+	// progress is shown on a terminal; nil otherwise.
+	console *console
 	// shared is what the back-ends of every config this process loads
 	// share (see pools).
 	shared *pools
@@ -101,11 +106,16 @@ rolling everything back if anything goes wrong.`,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.setup(cmd.Name())
+			return a.setup(cmd)
 		},
 	}
+	root.Version = currentBuild().String()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "config file (default $REKEY_CONFIG, else ./rekey.yaml)")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "debug | info | warn | error (default: warn for interactive commands, info for run and daemon)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "debug | info | warn | error (default: info for daemon, and for run and rotate when no progress is shown; warn otherwise)")
+	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "", "console | json (default: console if stderr is a terminal, json otherwise)")
+	_ = root.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"console", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	root.AddCommand(
 		a.demoCommand(),
 		a.validateCommand(),
@@ -115,23 +125,36 @@ rolling everything back if anything goes wrong.`,
 		a.historyCommand(),
 		a.planCommand(),
 		a.resolveCommand(),
+		a.simCommand(),
+		a.schemaCommand(),
 		a.daemonCommand(),
+		a.versionCommand(),
 		a.stateCommand(),
 	)
 	return root
 }
 
-// setup resolves the config path and builds the logger: console lines on
-// a terminal, JSON otherwise, always on stderr.
-func (a *app) setup(command string) error {
+// setup resolves the config path and builds the logger, always on stderr.
+//
+// Each rotation event is reported once: on a terminal (stdout a terminal,
+// table output) by the progress lines of run and rotate, which is why
+// their default log level is then warn; everywhere else by the log alone
+// (default level info), and stdout holds only the command's answer.
+func (a *app) setup(cmd *cobra.Command) error {
 	if a.configPath == "" {
 		a.configPath = os.Getenv("REKEY_CONFIG")
 	}
 	if a.configPath == "" {
 		a.configPath = "rekey.yaml"
 	}
+	output := outputTable
+	if f := cmd.Flags().Lookup("output"); f != nil && f.Value.String() == outputJSON {
+		output = outputJSON
+	}
+	rotating := cmd.Name() == "run" || cmd.Name() == "rotate"
+	progress := rotating && a.showsProgress(output)
 	level := zapcore.WarnLevel
-	if command == "run" || command == "daemon" {
+	if cmd.Name() == "daemon" || rotating && !progress {
 		level = zapcore.InfoLevel
 	}
 	if a.logLevel != "" {
@@ -141,16 +164,66 @@ func (a *app) setup(command string) error {
 		}
 		level = l
 	}
-	var enc zapcore.Encoder
+	stderrTTY := false
 	if f, ok := a.stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-		cfg := zap.NewDevelopmentEncoderConfig()
-		cfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		enc = zapcore.NewConsoleEncoder(cfg)
-	} else {
-		enc = zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+		stderrTTY = true
 	}
-	a.log = zap.New(zapcore.NewCore(enc, zapcore.AddSync(a.stderr), level))
+	format := a.logFormat
+	if format == "" {
+		format = "json"
+		if stderrTTY {
+			format = "console"
+		}
+	}
+	var enc zapcore.Encoder
+	switch format {
+	case "console":
+		cfg := zap.NewDevelopmentEncoderConfig()
+		cfg.EncodeTime = utcTime("2006-01-02T15:04:05.000Z07:00")
+		if stderrTTY {
+			cfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
+		enc = zapcore.NewConsoleEncoder(cfg)
+	case "json":
+		cfg := zap.NewProductionEncoderConfig()
+		cfg.EncodeTime = utcTime(time.RFC3339Nano)
+		enc = zapcore.NewJSONEncoder(cfg)
+	default:
+		return fail(exitUsage, fmt.Errorf("--log-format %q: want console or json", format))
+	}
+	var ws zapcore.WriteSyncer = zapcore.AddSync(a.stderr)
+	if progress {
+		ws = a.liveConsole().logs(a.stderr)
+	}
+	a.log = zap.New(zapcore.NewCore(enc, ws, level))
 	return nil
+}
+
+// utcTime encodes log times in UTC with an RFC 3339 layout.
+func utcTime(layout string) zapcore.TimeEncoder {
+	return func(t time.Time, enc zapcore.PrimitiveArrayEncoder) { enc.AppendString(t.UTC().Format(layout)) }
+}
+
+// showsProgress reports whether run and rotate print progress lines: on a
+// terminal, unless stdout is reserved for JSON.
+func (a *app) showsProgress(output string) bool { return output != outputJSON && a.isTerminal() }
+
+// liveConsole is the console of stdout, made on first use.
+func (a *app) liveConsole() *console {
+	if a.console == nil {
+		a.console = &console{out: a.stdout}
+	}
+	return a.console
+}
+
+// println writes a line of the command's answer on stdout, below any live
+// progress line.
+func (a *app) println(line string) {
+	if a.console != nil {
+		a.console.println(line)
+		return
+	}
+	fmt.Fprintln(a.stdout, line)
 }
 
 func (a *app) isTerminal() bool {

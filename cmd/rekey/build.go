@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,7 +40,7 @@ func loadConfigAt(path string) (*config.Config, error) {
 	// from there, not from YAML.
 	cfg, err := config.LoadWith(path, config.Backends{
 		Issuer: func(spec *config.IssuerSpec) (any, error) { _, c, err := decodeIssuer(spec, nil, nil); return c, err },
-		Sink:   func(spec *config.SinkSpec) (any, error) { _, c, err := decodeSink(spec, nil); return c, err },
+		Sink:   func(spec *config.SinkSpec) (any, error) { _, c, err := decodeSink(spec, nil, nil); return c, err },
 	})
 	if err != nil {
 		return nil, fail(exitUsage, err)
@@ -70,13 +71,15 @@ func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger, pools *pools) (issue
 // decodeSink decodes one sink entry and, if log is not nil, constructs
 // the sink; with a nil log it only validates and returns a nil Sink. It
 // returns the entry's decoded config either way.
-func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, any, error) {
+//
+// hidden lists the variables a sink's child processes must not inherit
+// (hiddenEnv); it is shared by the config's sinks, read-only.
+func decodeSink(spec *config.SinkSpec, log *zap.Logger, hidden []string) (sinks.Sink, any, error) {
 	switch spec.Type {
 	case file.Type:
-		// on_change must not inherit rekey's secrets: the config's env:
-		// references and the variables sinks read a token from by default.
-		hide := file.WithoutEnv(append(spec.SecretEnv(), strings.TrimPrefix(ghactions.DefaultToken, "env:"), "VAULT_TOKEN")...)
-		return build(spec, log, func(c file.Config, l *zap.Logger) (*file.Sink, error) { return file.New(c, l, hide) })
+		return build(spec, log, func(c file.Config, l *zap.Logger) (*file.Sink, error) {
+			return file.New(c, l, file.WithoutEnv(hidden...))
+		})
 	case awssm.Type:
 		return build(spec, log, func(c awssm.Config, l *zap.Logger) (*awssm.Sink, error) { return awssm.New(c, l) })
 	case vaultkv.Type:
@@ -85,6 +88,13 @@ func decodeSink(spec *config.SinkSpec, log *zap.Logger) (sinks.Sink, any, error)
 		return build(spec, log, func(c ghactions.Config, l *zap.Logger) (*ghactions.Sink, error) { return ghactions.New(c, l) })
 	}
 	return nil, nil, spec.UnknownType()
+}
+
+// hiddenEnv is what on_change must not inherit of rekey's environment:
+// the variables the config's env: references name, and those sinks read a
+// token from by default.
+func hiddenEnv(cfg *config.Config) []string {
+	return append(cfg.SecretEnv(), strings.TrimPrefix(ghactions.DefaultToken, "env:"), "VAULT_TOKEN")
 }
 
 // buildIssuer decodes spec into the issuer's file config F and, if log is
@@ -199,7 +209,7 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rt.store, err = a.openJournal(ctx, cfg, key); err != nil {
+	if rt.store, err = a.openStore(ctx, cfg, key); err != nil {
 		return nil, err
 	}
 	rt.audit = audit.New(auditPath(cfg))
@@ -209,6 +219,35 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 	rt.engine = &rotation.Engine{Store: rt.store, Clock: a.clock, Log: a.log,
 		OnTransition: []func(rotation.TransitionEvent){a.auditPhase(rt.audit), notifyPhase(rt.notify)}}
 	ok = true
+	return rt, nil
+}
+
+// openJournal is open for the commands that only read the journal (status,
+// history): each credential gets its schedule but no issuer or sink, so
+// that they need the state key and none of the issuers' or sinks' tokens,
+// and talk to nothing upstream.
+func (a *app) openJournal(ctx context.Context) (*runtime, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	rt := &runtime{cfg: cfg, creds: make(map[string]*rotation.Credential, len(cfg.Credentials))}
+	for _, name := range cfg.CredentialNames() {
+		c, err := schedule(cfg.Credentials[name])
+		if err != nil {
+			return nil, err
+		}
+		rt.creds[name] = c
+		rt.names = append(rt.names, name)
+	}
+	key, err := stateKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if rt.store, err = a.openStore(ctx, cfg, key); err != nil {
+		return nil, err
+	}
+	rt.engine = &rotation.Engine{Store: rt.store, Clock: a.clock, Log: a.log}
 	return rt, nil
 }
 
@@ -226,9 +265,10 @@ func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, 
 	creds := map[string]*rotation.Credential{}
 	var names []string
 	var closers []sinks.Closer
+	hidden := hiddenEnv(cfg)
 	for _, name := range cfg.CredentialNames() {
 		cc := cfg.Credentials[name]
-		c, err := a.buildCredential(cc, iss[cc.Issuer], &closers)
+		c, err := a.buildCredential(cc, iss[cc.Issuer], hidden, &closers)
 		if err != nil {
 			for _, cl := range closers {
 				_ = cl.Close()
@@ -307,11 +347,12 @@ func notifyPhase(d *notify.Dispatcher) func(rotation.TransitionEvent) {
 	}
 }
 
-func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers *[]sinks.Closer) (*rotation.Credential, error) {
+// schedule builds what of a credential its schedule and its journal
+// need: everything but its issuer, sinks and health checks.
+func schedule(cc *config.Credential) (*rotation.Credential, error) {
 	c := &rotation.Credential{
 		Name:          cc.Name,
-		Issuer:        iss,
-		Label:         cc.LabelFor,
+		Label:         config.LabelFunc(cc.Label), // not cc.LabelFor, which would keep cc
 		KeyID:         cc.KeyID,
 		RotateEvery:   cc.RotateEvery.Std(),
 		StageTimeout:  cc.StageTimeout.Std(),
@@ -332,6 +373,15 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers
 	if cc.Drain != nil {
 		c.Drain = &rotation.Drain{IdleFor: cc.Drain.IdleFor.Std(), MaxWait: cc.Drain.MaxWait.Std()}
 	}
+	return c, nil
+}
+
+func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden []string, closers *[]sinks.Closer) (*rotation.Credential, error) {
+	c, err := schedule(cc)
+	if err != nil {
+		return nil, err
+	}
+	c.Issuer = iss
 	for i, ch := range cc.Monitor.Checks {
 		hc, err := buildCheck(ch)
 		if err != nil {
@@ -343,7 +393,7 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers
 	// line, so that an idle credential holds no encoded copy of them.
 	log := a.log.WithLazy(zap.String("credential", cc.Name))
 	for i := range cc.Sinks {
-		s, _, err := decodeSink(&cc.Sinks[i], log)
+		s, _, err := decodeSink(&cc.Sinks[i], log, hidden)
 		if err != nil {
 			return nil, fail(exitUsage, err)
 		}
@@ -355,16 +405,39 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, closers
 	return c, nil
 }
 
+// checkClients holds one health-check client per timeout: the checks of a
+// fleet share a handful, not one each.
+var checkClients struct {
+	sync.Mutex
+	m map[time.Duration]*http.Client
+}
+
+func checkClient(timeout time.Duration) *http.Client {
+	checkClients.Lock()
+	defer checkClients.Unlock()
+	if c, ok := checkClients.m[timeout]; ok {
+		return c
+	}
+	if checkClients.m == nil {
+		checkClients.m = map[time.Duration]*http.Client{}
+	}
+	c := &http.Client{Timeout: timeout}
+	checkClients.m[timeout] = c
+	return c
+}
+
 func buildCheck(ch config.Check) (rotation.Check, error) {
 	hc := &rotation.HTTPCheck{
 		Name:         ch.Name,
 		Method:       ch.Method,
 		URL:          ch.URL,
-		Header:       http.Header{},
 		ExpectStatus: ch.ExpectStatus,
 		BodyContains: ch.BodyContains,
 		Timeout:      ch.Timeout.Std(),
-		Client:       &http.Client{Timeout: max(ch.Timeout.Std(), time.Second)},
+		Client:       checkClient(max(ch.Timeout.Std(), time.Second)),
+	}
+	if len(ch.Headers) > 0 {
+		hc.Header = http.Header{}
 	}
 	for k, v := range ch.Headers {
 		val, err := v.Resolve()

@@ -193,7 +193,7 @@ func TestRunSkipsWhatIsNotDue(t *testing.T) {
 		t.Fatalf("first run (never rotated: due): exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, _ := e.cli("run")
-	if code != 0 || !strings.Contains(out, "skipped") {
+	if code != 0 || !strings.Contains(out, "not due until") {
 		t.Fatalf("second run: exit %d\n%s", code, out)
 	}
 	if n := len(e.history()); n != 1 {
@@ -258,9 +258,10 @@ func TestValidateBadFixtures(t *testing.T) {
 func TestTwoRotationsAtOnce(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	first := e.binary("rotate", "prod")
+	// Off a terminal the events are in the log on stderr.
 	var firstOut bytes.Buffer
-	stdout, _ := first.StdoutPipe()
-	first.Stderr = &firstOut
+	stdout, _ := first.StderrPipe()
+	first.Stdout = &firstOut
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}

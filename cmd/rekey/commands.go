@@ -12,77 +12,210 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/human"
 	"github.com/rekeyhq/rekey/rotation"
 )
 
+// validateResult is `rekey validate -o json`.
+type validateResult struct {
+	File        string   `json:"file"`
+	Valid       bool     `json:"valid"`
+	Credentials int      `json:"credentials"`
+	Issuers     int      `json:"issuers"`
+	Errors      []string `json:"errors,omitempty"`
+}
+
 func (a *app) validateCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check the config; errors name file:line and the field (exit 2 if invalid)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "%s: valid (%d credentials, %d issuers)\n", cfg.File, len(cfg.Credentials), len(cfg.Issuers))
-			return nil
-		},
+		Example: `  rekey validate -c /etc/rekey/rekey.yaml
+  rekey validate -o json | jq .valid`,
+		Args: cobra.NoArgs,
 	}
+	output := outputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o, err := parseOutput(*output)
+		if err != nil {
+			return err
+		}
+		cfg, err := a.loadConfig()
+		if err != nil {
+			if o == outputJSON {
+				// The answer on stdout, the error on stderr, exit 2.
+				res := validateResult{File: a.configPath, Errors: strings.Split(strings.TrimSpace(errorText(err)), "\n")}
+				if werr := a.writeJSON(res); werr != nil {
+					return werr
+				}
+			}
+			return err
+		}
+		if o == outputJSON {
+			return a.writeJSON(validateResult{File: cfg.File, Valid: true, Credentials: len(cfg.Credentials), Issuers: len(cfg.Issuers)})
+		}
+		fmt.Fprintf(a.stdout, "%s: valid (%d credentials, %d issuers)\n", cfg.File, len(cfg.Credentials), len(cfg.Issuers))
+		return nil
+	}
+	return cmd
+}
+
+// errorText is err's message without the exitError wrapper.
+func errorText(err error) string {
+	var ee *exitError
+	if errors.As(err, &ee) && ee.err != nil {
+		return ee.err.Error()
+	}
+	return err.Error()
+}
+
+// runReport is `rekey run -o json`: one result per credential, in config
+// order.
+type runReport struct {
+	Results []resultJSON `json:"results"`
+	Failed  int          `json:"failed"`
+}
+
+// resultJSON is what rekey did for one credential (run and rotate -o
+// json). It holds no secret.
+type resultJSON struct {
+	Credential string `json:"credential"`
+	// Status is one of done, rolled_back, failed, staged, not_due, busy,
+	// interrupted, error.
+	Status     string `json:"status"`
+	RotationID string `json:"rotation_id,omitempty"`
+	Phase      string `json:"phase,omitempty"`
+	// Message is the human line of the table output.
+	Message string `json:"message"`
+	Error   string `json:"error,omitempty"`
+	// DueAt is set for not_due: when the credential becomes due.
+	DueAt *time.Time `json:"due_at,omitempty"`
+	// HeldBy is set for busy when the lock's holder is known.
+	HeldBy *rotation.LockHolder `json:"held_by,omitempty"`
+	// Failed mirrors the exit code: the credential needs attention.
+	Failed bool `json:"failed"`
 }
 
 func (a *app) runCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "One-shot: resume unfinished rotations, rotate every due credential, exit (1 if any failed)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			rt, err := a.open(cmd.Context())
-			if err != nil {
+		Example: `  rekey run -c /etc/rekey/rekey.yaml
+  rekey run -o json | jq -r '.results[] | select(.failed) | .credential'`,
+		Args: cobra.NoArgs,
+	}
+	output := outputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o, err := parseOutput(*output)
+		if err != nil {
+			return err
+		}
+		rt, err := a.open(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer rt.Close()
+		rt.engine.Observe = a.progress(o)
+		creds := make([]*rotation.Credential, len(rt.names))
+		for i, n := range rt.names {
+			creds[i] = rt.creds[n]
+		}
+		report := runReport{Results: []resultJSON{}}
+		for _, r := range rt.engine.RunAll(cmd.Context(), creds, rt.cfg.Daemon.Concurrency) {
+			res := resultOf(r, a.clock.Now())
+			report.Results = append(report.Results, res)
+			if res.Failed {
+				report.Failed++
+			}
+			if o == outputTable {
+				a.println(fmt.Sprintf("%-24s %s", r.Credential, res.Message))
+			}
+		}
+		if o == outputJSON {
+			if err := a.writeJSON(report); err != nil {
 				return err
 			}
-			defer rt.Close()
-			rt.engine.Observe = a.progress()
-			creds := make([]*rotation.Credential, len(rt.names))
-			for i, n := range rt.names {
-				creds[i] = rt.creds[n]
-			}
-			failed := 0
-			for _, r := range rt.engine.RunAll(cmd.Context(), creds, rt.cfg.Daemon.Concurrency) {
-				fmt.Fprintf(a.stdout, "%-24s %s\n", r.Credential, describeResult(r))
-				if r.Failed() {
-					failed++
-				}
-			}
-			if failed > 0 {
-				return fail(exitFailed, fmt.Errorf("%d of %d credentials failed", failed, len(creds)))
-			}
-			return nil
-		},
+		}
+		if report.Failed > 0 {
+			return fail(exitFailed, fmt.Errorf("%d of %d credentials failed", report.Failed, len(creds)))
+		}
+		return nil
 	}
+	return cmd
 }
 
-func describeResult(r rotation.Result) string {
-	switch {
-	case errors.Is(r.Err, rotation.ErrBusy):
-		return "busy: another rekey is rotating it"
-	case r.Err != nil:
-		return "error: " + r.Err.Error()
-	case r.Outcome.Skipped != "":
-		return "skipped: " + r.Outcome.Skipped
-	case r.Outcome.Err != nil:
-		return fmt.Sprintf("%s (rotation %s): %v", r.Outcome.Phase, r.Outcome.RotationID, r.Outcome.Err)
+// resultOf describes a result for a person (Message) and a script.
+func resultOf(r rotation.Result, now time.Time) resultJSON {
+	res := resultJSON{Credential: r.Credential, RotationID: r.Outcome.RotationID, Phase: string(r.Outcome.Phase), Failed: r.Failed()}
+	res.Status, res.Message = describeResult(r, now)
+	var busy *rotation.BusyError
+	if errors.As(r.Err, &busy) {
+		res.HeldBy = busy.Holder
 	}
-	return fmt.Sprintf("%s (rotation %s)", r.Outcome.Phase, r.Outcome.RotationID)
+	switch {
+	case r.Err != nil:
+		res.Error = r.Err.Error()
+	case r.Outcome.Err != nil:
+		res.Error = r.Outcome.Err.Error()
+	}
+	if res.Status == "not_due" && !r.Outcome.DueAt.IsZero() {
+		t := r.Outcome.DueAt.UTC()
+		res.DueAt = &t
+	}
+	return res
+}
+
+func describeResult(r rotation.Result, now time.Time) (status, message string) {
+	var busy *rotation.BusyError
+	switch {
+	case errors.As(r.Err, &busy) && busy.Holder != nil:
+		return "busy", "busy: another rekey is rotating it (" + busy.Holder.String() + "); nothing done here, the next run tries again"
+	case errors.Is(r.Err, rotation.ErrBusy):
+		return "busy", "busy: another rekey is rotating it; nothing done here, the next run tries again"
+	case errors.Is(r.Err, rotation.ErrInterrupted):
+		return "interrupted", "interrupted: " + r.Err.Error()
+	case r.Err != nil:
+		return "error", "error: " + r.Err.Error()
+	case r.Outcome.Staged:
+		return "staged", fmt.Sprintf("staged (rotation %s): the new key is live in every sink and the old key still valid; run rekey rotate %s --finish after the deploy",
+			r.Outcome.RotationID, r.Credential)
+	case r.Outcome.Skipped != "":
+		return "not_due", dueText(false, r.Outcome.DueAt, r.Outcome.Skipped, now)
+	case r.Outcome.Err != nil:
+		return string(r.Outcome.Phase), fmt.Sprintf("%s (rotation %s): %v", r.Outcome.Phase, r.Outcome.RotationID, r.Outcome.Err)
+	}
+	return string(r.Outcome.Phase), fmt.Sprintf("%s (rotation %s)", r.Outcome.Phase, r.Outcome.RotationID)
+}
+
+// dueText says when a credential is due, for a person: "due now (never
+// rotated by rekey)", "not due until 2027-03-01 03:04 UTC (in 89d; rotate_every
+// 90d from the last rotation)".
+func dueText(due bool, at time.Time, reason string, now time.Time) string {
+	if due {
+		return "due now (" + reason + ")"
+	}
+	if at.IsZero() {
+		return "not due (" + reason + ")"
+	}
+	return "not due until " + human.Time(at) + " (in " + human.About(at.Sub(now)) + "; " + reason + ")"
 }
 
 func (a *app) rotateCommand() *cobra.Command {
 	var opt rotation.Options
+	var output *string
 	cmd := &cobra.Command{
 		Use:   "rotate NAME",
 		Short: "Rotate one credential now and wait (exit 1 if it failed or rolled back)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  rekey rotate production-api
+  rekey rotate production-api --stage    # deploy hook, before the deploy
+  rekey rotate production-api --finish   # deploy hook, after it
+  rekey rotate production-api -o json | jq -r .status`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeCredential,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := parseOutput(*output)
+			if err != nil {
+				return err
+			}
 			if opt.Stage && opt.Finish {
 				return fail(exitUsage, errors.New("--stage and --finish exclude each other"))
 			}
@@ -91,14 +224,25 @@ func (a *app) rotateCommand() *cobra.Command {
 				return err
 			}
 			defer rt.Close()
-			rt.engine.Observe = a.progress()
+			rt.engine.Observe = a.progress(o)
 			if !opt.Finish {
 				opt.Force = true // an explicit rotate is always due
 			}
 			out, err := rt.engine.Rotate(cmd.Context(), c, opt)
 			r := rotation.Result{Credential: c.Name, Outcome: out, Err: err}
-			fmt.Fprintf(a.stdout, "%s: %s\n", c.Name, describeResult(r))
+			res := resultOf(r, a.clock.Now())
+			if o == outputJSON {
+				if werr := a.writeJSON(res); werr != nil {
+					return werr
+				}
+			} else {
+				a.println(c.Name + ": " + res.Message)
+			}
 			if err != nil || r.Failed() {
+				if o == outputJSON {
+					// stdout holds the answer alone; the error goes to stderr.
+					return fail(exitFailed, errors.New(c.Name+": "+res.Message))
+				}
 				return fail(exitFailed, nil)
 			}
 			return nil
@@ -107,28 +251,25 @@ func (a *app) rotateCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&opt.Force, "force", false, "rotate even if not due (rotate always does; kept for scripts)")
 	cmd.Flags().BoolVar(&opt.Stage, "stage", false, "deploy hook, first half: put the new key live everywhere, keep the old key valid")
 	cmd.Flags().BoolVar(&opt.Finish, "finish", false, "deploy hook, second half: monitor the staged rotation, then revoke the old key")
+	output = outputFlag(cmd)
 	return cmd
 }
 
-// progress prints each engine event as a timestamped line. On a terminal
-// the monitoring window also gets a live line: a countdown with the probes
-// passed and failed, rewritten in place.
-func (a *app) progress() func(rotation.Event) {
-	live := false // the cursor is at the end of a live line
-	tty := a.isTerminal()
+// progress prints each engine event as a timestamped line, on a terminal
+// only: the monitoring window also gets a live line, a countdown with the
+// probes passed and failed, rewritten in place. Elsewhere, and with -o
+// json, it returns nil: the log on stderr reports each event, once.
+func (a *app) progress(output string) func(rotation.Event) {
+	if !a.showsProgress(output) {
+		return nil
+	}
+	c := a.liveConsole()
 	return func(ev rotation.Event) {
 		if ev.Probe != nil {
-			if tty {
-				fmt.Fprintf(a.stdout, "\r\033[K%s %s %s monitoring: %s left, %d passed, %d failed",
-					ev.Time.UTC().Format("15:04:05"), ev.Credential, ev.RotationID,
-					ev.Probe.Left.Round(time.Second), ev.Probe.Passed, ev.Probe.Failed)
-				live = true
-			}
+			c.setLive(fmt.Sprintf("%s %s %s monitoring: %s left, %d passed, %d failed",
+				ev.Time.UTC().Format("15:04:05"), ev.Credential, ev.RotationID,
+				human.Duration(ev.Probe.Left.Round(time.Second)), ev.Probe.Passed, ev.Probe.Failed))
 			return
-		}
-		if live {
-			fmt.Fprint(a.stdout, "\r\033[K")
-			live = false
 		}
 		line := ev.Time.UTC().Format("15:04:05") + " " + ev.Credential + " " + ev.RotationID + " " + string(ev.Phase)
 		if ev.Sink != "" {
@@ -140,7 +281,7 @@ func (a *app) progress() func(rotation.Event) {
 		if ev.Err != nil {
 			line += ": " + ev.Err.Error()
 		}
-		fmt.Fprintln(a.stdout, line)
+		c.println(line)
 	}
 }
 
@@ -165,16 +306,19 @@ type credentialStatus struct {
 }
 
 func (a *app) statusCommand() *cobra.Command {
-	var output string
+	var output *string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Per credential: current key, age, next due, last outcome, rotation in flight",
-		Args:  cobra.NoArgs,
+		Example: `  rekey status
+  rekey status -o json | jq -r '.[] | select(.due) | .name'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "" && output != "json" && output != "table" {
-				return fail(exitUsage, fmt.Errorf("-o %q: want table or json", output))
+			o, err := parseOutput(*output)
+			if err != nil {
+				return err
 			}
-			rt, err := a.open(cmd.Context())
+			rt, err := a.openJournal(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -191,19 +335,24 @@ func (a *app) statusCommand() *cobra.Command {
 				due := rt.engine.DueOf(rt.creds[name], recent[name])
 				rows = append(rows, statusRow(name, recent[name], due, now))
 			}
-			if output == "json" {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+			if o == outputJSON {
+				if rows == nil {
+					rows = []credentialStatus{}
+				}
+				return a.writeJSON(rows)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CREDENTIAL\tKEY\tAGE\tNEXT DUE\tLAST OUTCOME\tIN FLIGHT")
+			fmt.Fprintln(tw, "CREDENTIAL\tKEY\tLABEL\tAGE\tNEXT DUE\tLAST OUTCOME\tIN FLIGHT\tLAST ERROR")
 			for _, r := range rows {
-				next := r.NextDue.UTC().Format(time.RFC3339)
-				if r.Due {
-					next = "now (" + r.DueReason + ")"
+				age := ""
+				if r.RotatedAt != nil {
+					age = human.About(now.Sub(*r.RotatedAt))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, dash(r.KeyID), dash(r.Age), next, dash(r.LastOutcome), dash(r.InFlight))
+				next := "now (" + r.DueReason + ")"
+				if !r.Due {
+					next = human.Time(r.NextDue) + " (in " + human.About(r.NextDue.Sub(now)) + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, dash(r.KeyID), dash(r.Label), dash(age), next, dash(r.LastOutcome), dash(r.InFlight), dash(r.LastError))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -223,7 +372,7 @@ func (a *app) statusCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table | json")
+	output = outputFlag(cmd)
 	return cmd
 }
 
@@ -291,21 +440,31 @@ func dash(s string) string {
 const historyPage = 20
 
 func (a *app) historyCommand() *cobra.Command {
-	var output string
+	var output *string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "history NAME",
 		Short: "Past rotations of a credential with their phases and times, newest first (the newest 20 unless --limit)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  rekey history production-api
+  rekey history production-api --limit 0 -o json | jq -r '.[].phase'`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeCredential,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := parseOutput(*output)
+			if err != nil {
+				return err
+			}
 			if limit < 0 {
 				return fail(exitUsage, fmt.Errorf("--limit %d: want 0 (all) or more", limit))
 			}
-			rt, _, err := a.openCredential(cmd.Context(), args[0])
+			rt, err := a.openJournal(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer rt.Close()
+			if _, ok := rt.creds[args[0]]; !ok {
+				return fail(exitUsage, fmt.Errorf("no credential %q in %s", args[0], rt.cfg.File))
+			}
 			hist, err := rt.store.History(cmd.Context(), args[0], limit)
 			if err != nil {
 				return fail(exitFailed, err)
@@ -322,7 +481,7 @@ func (a *app) historyCommand() *cobra.Command {
 			if older > 0 {
 				hint = fmt.Sprintf("… %s older %s: rekey history %s --limit 0\n", thousands(older), plural(older, "rotation"), args[0])
 			}
-			if output == "json" {
+			if o == outputJSON {
 				type entry struct {
 					ID          string                `json:"rotation_id"`
 					Phase       rotation.Phase        `json:"phase"`
@@ -367,7 +526,7 @@ func (a *app) historyCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text | json")
+	output = outputFlag(cmd) // "text", its older name for the table, still works
 	cmd.Flags().IntVar(&limit, "limit", historyPage, "show the newest N rotations; 0 shows all")
 	return cmd
 }

@@ -231,8 +231,8 @@ func TestDaemonMetricsDuringAndAfterRotation(t *testing.T) {
 	if v := r.mustMetric(`rekey_rotation_in_flight{credential="prod"}`); v != 1 {
 		t.Errorf("in flight %v during monitoring, want 1", v)
 	}
-	if _, ok := r.metric(`rekey_rotations_total{credential="prod",outcome="success"}`); ok {
-		t.Error("a rotation counted before it finished")
+	if v := r.mustMetric(`rekey_rotations_total{credential="prod",outcome="success"}`); v != 0 {
+		t.Errorf("a rotation counted before it finished: %v", v)
 	}
 	for _, p := range []string{"planned", "minted", "verified", "deployed"} {
 		if v := r.mustMetric(`rekey_phase_duration_seconds_count{credential="prod",phase="` + p + `"}`); v != 1 {
@@ -456,5 +456,35 @@ func TestDaemonBadConfigExits2(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := execute(context.Background(), []string{"-c", d.Config, "daemon"}, &out, &errOut); code != exitUsage {
 		t.Fatalf("exit %d, want 2: %s", code, errOut.String())
+	}
+}
+
+// TestDaemonMetricsPresentFromStart scrapes a freshly started daemon: the
+// build info gauge and every series of the configured credential exist
+// before any of them has an event, zero-valued.
+func TestDaemonMetricsPresentFromStart(t *testing.T) {
+	d := newDaemonEnv(t)
+	r := d.start()
+	_, body := r.get("/metrics")
+	b := currentBuild()
+	info := fmt.Sprintf(`rekey_build_info{commit=%q,goversion=%q,version=%q}`, b.Commit, b.GoVersion, b.Version)
+	if v := r.mustMetric(info); v != 1 {
+		t.Errorf("%s = %v, want 1", info, v)
+	}
+	for _, o := range []string{"success", "rollback", "failure"} {
+		if v := r.mustMetric(`rekey_rotations_total{credential="prod",outcome="` + o + `"}`); v != 0 {
+			t.Errorf("outcome %s = %v before any rotation finished", o, v)
+		}
+	}
+	// The daemon may already be rotating; nothing has left these phases.
+	for _, p := range []string{"monitoring", "draining", "revoking", "rolling_back"} {
+		if v := r.mustMetric(`rekey_phase_duration_seconds_count{credential="prod",phase="` + p + `"}`); v != 0 {
+			t.Errorf("phase %s observed %v times", p, v)
+		}
+	}
+	for _, s := range []string{"rekey_overdue", "rekey_rotation_in_flight", "rekey_next_due_timestamp_seconds", "rekey_last_success_timestamp_seconds"} {
+		if !strings.Contains(body, s+`{credential="prod"}`) {
+			t.Errorf("no series %s for prod", s)
+		}
 	}
 }

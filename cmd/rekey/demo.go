@@ -23,7 +23,6 @@ import (
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
-	"github.com/rekeyhq/rekey/issuers/apexverify/apexsim"
 	"github.com/rekeyhq/rekey/rotation"
 	"github.com/rekeyhq/rekey/sinks"
 	"github.com/rekeyhq/rekey/sinks/file"
@@ -55,27 +54,27 @@ credentials:
       window: 5s
       interval: 1s
       failure_threshold: 3
-      checks:
-        - url: {{app}}/healthz
-          expect_status: [200]
-    drain: {idle_for: 1s, max_wait: 10s}
+{{checks}}    drain: {idle_for: 1s, max_wait: 10s}
 `
 
 func (a *app) demoCommand() *cobra.Command {
 	var keep bool
+	var ext demoSim
 	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run one full rotation against the built-in ApexVerify simulator, a file sink and a live app",
-		Args:  cobra.NoArgs,
+		Use:     "demo",
+		Short:   "Run one full rotation against the built-in ApexVerify simulator, a file sink and a live app",
+		Example: "  rekey demo",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.demo(cmd.Context(), keep)
+			return a.demo(cmd.Context(), keep, ext)
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the demo's temporary directory (config, journal, app.env)")
+	ext.flags(cmd)
 	return cmd
 }
 
-func (a *app) demo(ctx context.Context, keep bool) error {
+func (a *app) demo(ctx context.Context, keep bool, ext demoSim) error {
 	start := a.clock.Now()
 	say := func(format string, args ...any) {
 		fmt.Fprintf(a.stdout, "[%5.1fs] %s\n", a.clock.Since(start).Seconds(), fmt.Sprintf(format, args...))
@@ -85,20 +84,22 @@ func (a *app) demo(ctx context.Context, keep bool) error {
 		return fail(exitFailed, err)
 	}
 	if keep {
-		defer say("kept %s", dir)
+		defer func() { say("%s", ext.keptNote(dir)) }()
 	} else {
 		defer os.RemoveAll(dir)
 	}
 
-	// The issuer: ApexVerify's API, simulated in-process. New keys take a
-	// moment to start working, as real SaaS keys sometimes do.
-	sim := apexsim.New(apexsim.Options{ActivationDelay: 700 * time.Millisecond})
-	simURL, stopSim := sim.Start()
+	// The issuer: ApexVerify's API, simulated in-process, or a running
+	// rekey sim (--sim).
+	sim, simURL, token, stopSim, err := ext.start()
+	if err != nil {
+		return err
+	}
 	defer stopSim()
-	say("ApexVerify simulator at %s", simURL)
+	say("ApexVerify simulator at %s%s", simURL, ext.what())
 
 	// The key in production before rekey arrives: minted by hand, in app.env.
-	iss, err := apexverify.New(apexverify.Config{BaseURL: simURL, ManagementToken: secret.New(sim.ManagementToken()), Timeout: 5 * time.Second}, zap.NewNop())
+	iss, err := apexverify.New(apexverify.Config{BaseURL: simURL, ManagementToken: secret.New(token), Timeout: 5 * time.Second}, zap.NewNop())
 	if err != nil {
 		return fail(exitFailed, err)
 	}
@@ -132,7 +133,7 @@ func (a *app) demo(ctx context.Context, keep bool) error {
 	load := startLoad(ctx, appURL+"/verify", 4)
 	say("4 clients are calling the app")
 
-	if err := writeDemoFiles(dir, simURL, appURL, sim.ManagementToken()); err != nil {
+	if err := writeDemoFiles(dir, simURL, appURL, token); err != nil {
 		return fail(exitFailed, err)
 	}
 	a.configPath = filepath.Join(dir, "rekey.yaml")
@@ -167,23 +168,8 @@ func (a *app) demo(ctx context.Context, keep bool) error {
 	// A refusal of a revoked or unknown key is downtime. rekey's own verify
 	// of the new key while it activates is refused by design, before any
 	// sink holds it.
-	var outages, activating int
-	for _, r := range sim.Refusals() {
-		if r.Reason == apexsim.RefusedNotYetActive {
-			activating++
-		} else {
-			outages++
-		}
-	}
-	var oldStatus, newStatus, newID string
-	for _, k := range sim.Keys() {
-		if k.ID == oldKey.ID {
-			oldStatus = k.Status
-		}
-		if getErr == nil && k.Prefix == apexverify.Prefix(current) {
-			newID, newStatus = k.ID, k.Status
-		}
-	}
+	outages, activating := demoRefusals(sim)
+	oldStatus, newID, newStatus := demoKeys(ctx, iss, oldKey.ID, current, getErr)
 	live := getErr == nil && iss.Verify(ctx, current) == nil
 	fmt.Fprintln(a.stdout)
 	fmt.Fprintln(a.stdout, "summary")
@@ -191,8 +177,12 @@ func (a *app) demo(ctx context.Context, keep bool) error {
 	fmt.Fprintf(a.stdout, "  old key           %s %s\n", oldKey.ID, oldStatus)
 	fmt.Fprintf(a.stdout, "  new key           %s %s, in app.env, authenticates: %v\n", dash(newID), dash(newStatus), live)
 	fmt.Fprintf(a.stdout, "  requests served   %d\n", served)
-	fmt.Fprintf(a.stdout, "  requests refused  %d (revoked or unknown keys seen by the simulator: %d)\n", refused, outages)
-	fmt.Fprintf(a.stdout, "  verify retries    %d (rekey's checks of the new key while it activated)\n", activating)
+	if sim != nil {
+		fmt.Fprintf(a.stdout, "  requests refused  %d (revoked or unknown keys seen by the simulator: %d)\n", refused, outages)
+		fmt.Fprintf(a.stdout, "  verify retries    %d (rekey's checks of the new key while it activated)\n", activating)
+	} else {
+		fmt.Fprintf(a.stdout, "  requests refused  %d (as the clients saw them; rekey sim keeps its own count)\n", refused)
+	}
 	switch {
 	case rotErr != nil:
 		return fail(exitFailed, fmt.Errorf("demo: %w", rotErr))
@@ -206,6 +196,13 @@ func (a *app) demo(ctx context.Context, keep bool) error {
 		return fail(exitFailed, errors.New("demo: no request was served"))
 	}
 	fmt.Fprintln(a.stdout, "  zero downtime: every request during the rotation was served")
+	if keep && sim == nil {
+		// The demo app goes with the demo: the kept config checks nothing
+		// but the new key itself, so that it keeps working against rekey sim.
+		if err := fsutil.WriteFile(filepath.Join(dir, "rekey.yaml"), []byte(demoConfigFor(dir, simURL, "")), 0o600); err != nil {
+			return fail(exitFailed, err)
+		}
+	}
 	return nil
 }
 
@@ -224,6 +221,17 @@ func waitActive(ctx context.Context, iss issuers.Issuer, v secret.Value) error {
 	}
 }
 
+// demoConfigFor is demoConfig for the files in dir and the simulator at
+// simURL, with a health check of the demo app at appURL, or none when
+// appURL is empty.
+func demoConfigFor(dir, simURL, appURL string) string {
+	checks := ""
+	if appURL != "" {
+		checks = "      checks:\n        - url: " + appURL + "/healthz\n          expect_status: [200]\n"
+	}
+	return strings.NewReplacer("{{dir}}", dir, "{{sim}}", simURL, "{{checks}}", checks).Replace(demoConfig)
+}
+
 func writeDemoFiles(dir, simURL, appURL, token string) error {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -232,9 +240,7 @@ func writeDemoFiles(dir, simURL, appURL, token string) error {
 	files := map[string]string{
 		"state.key":        base64.StdEncoding.EncodeToString(key) + "\n",
 		"management-token": token + "\n",
-		"rekey.yaml": strings.NewReplacer(
-			"{{dir}}", dir, "{{sim}}", simURL, "{{app}}", appURL,
-		).Replace(demoConfig),
+		"rekey.yaml":       demoConfigFor(dir, simURL, appURL),
 	}
 	for name, body := range files {
 		if err := fsutil.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {

@@ -161,8 +161,9 @@ func TestExamplesIndexed(t *testing.T) {
 	}
 }
 
-// manifests is every object in deploy/kubernetes, decoded strictly into its
-// API type, by kind and name.
+// manifests is every object of a set of Kubernetes manifests (the files of
+// deploy/kubernetes, or what kustomize builds from them), decoded strictly
+// into its API type, by kind and name.
 type manifests struct {
 	namespaces      map[string]*corev1.Namespace
 	serviceAccounts map[string]*corev1.ServiceAccount
@@ -198,10 +199,10 @@ func newObject(kind string) (metav1.Object, string) {
 	return nil, ""
 }
 
-// loadManifests decodes every YAML document in dir strictly into its API
+// loadManifests decodes every YAML document in paths strictly into its API
 // type. An unknown kind or field, a wrong apiVersion, a missing name or a
 // namespace other than rekey fails the test.
-func loadManifests(t *testing.T, dir string) *manifests {
+func loadManifests(t *testing.T, paths ...string) *manifests {
 	t.Helper()
 	m := &manifests{
 		namespaces: map[string]*corev1.Namespace{}, serviceAccounts: map[string]*corev1.ServiceAccount{},
@@ -209,9 +210,8 @@ func loadManifests(t *testing.T, dir string) *manifests {
 		pvcs: map[string]*corev1.PersistentVolumeClaim{}, services: map[string]*corev1.Service{},
 		deployments: map[string]*appsv1.Deployment{}, cronJobs: map[string]*batchv1.CronJob{},
 	}
-	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no manifests in %s: %v", dir, err)
+	if len(paths) == 0 {
+		t.Fatal("no manifests")
 	}
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
@@ -279,8 +279,19 @@ func splitYAML(data []byte) [][]byte {
 }
 
 func TestKubernetesManifests(t *testing.T) {
-	dir := filepath.Join(repoRoot, "deploy", "kubernetes")
-	m := loadManifests(t, dir)
+	// The files as written: the base's resources, the cron component's
+	// CronJob, and the Secret the example overlay generates from its
+	// secrets.env (here from secrets.env.example, its placeholders).
+	m := loadManifests(t, kustomizeSources(t)...)
+	checkManifests(t, m, "REPLACE", true, true)
+}
+
+// checkManifests checks that the objects of a rekey install fit together;
+// every value in the Secret must contain secretMark. daemon and cron say
+// which mode's objects are there (both for the files as written); the other
+// mode's must be absent.
+func checkManifests(t *testing.T, m *manifests, secretMark string, daemon, cron bool) {
+	t.Helper()
 
 	if m.namespaces["rekey"] == nil || m.serviceAccounts["rekey"] == nil || m.pvcs["rekey-state"] == nil {
 		t.Fatal("want Namespace rekey, ServiceAccount rekey and PersistentVolumeClaim rekey-state")
@@ -307,20 +318,37 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("ConfigMap state.path = %q: want it on the volume at /var/lib/rekey", cfg.State.Path)
 	}
 
-	// The Secret holds placeholders only.
-	sec := m.secrets["rekey-secrets"]
-	if sec == nil || len(sec.StringData) == 0 {
-		t.Fatal("want Secret rekey-secrets with stringData")
+	// The Secret holds placeholders only (or, built, the test's values).
+	sec := m.secret(t)
+	if len(sec) == 0 {
+		t.Fatal("want a Secret rekey-secrets with data")
 	}
-	for k, v := range sec.StringData {
-		if !strings.Contains(v, "REPLACE") {
-			t.Errorf("Secret key %s does not look like a placeholder", k)
+	for k, v := range sec {
+		if !strings.Contains(v, secretMark) {
+			t.Errorf("Secret key %s does not hold what the overlay's env file says", k)
 		}
 	}
-	if _, ok := sec.StringData["state-key"]; !ok {
+	if _, ok := sec["state-key"]; !ok {
 		t.Error("Secret has no state-key")
 	}
 
+	if !daemon && (len(m.deployments) > 0 || len(m.services) > 0) {
+		t.Error("cron mode still has a Deployment or a Service: both modes would mount the same volume")
+	}
+	if !cron && len(m.cronJobs) > 0 {
+		t.Error("daemon mode also has a CronJob: both modes would mount the same volume")
+	}
+	if daemon {
+		m.checkDaemon(t)
+	}
+	if cron {
+		m.checkCron(t)
+	}
+}
+
+// checkDaemon checks the Deployment and its Service.
+func (m *manifests) checkDaemon(t *testing.T) {
+	t.Helper()
 	// The daemon: one replica, Recreate, probes, the metrics port.
 	dep := m.deployments["rekey"]
 	if dep == nil {
@@ -370,7 +398,11 @@ func TestKubernetesManifests(t *testing.T) {
 	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 9464 || svc.Spec.Ports[0].TargetPort.String() != "metrics" {
 		t.Errorf("Service ports = %+v, want 9464 -> metrics", svc.Spec.Ports)
 	}
+}
 
+// checkCron checks the CronJob.
+func (m *manifests) checkCron(t *testing.T) {
+	t.Helper()
 	// Cron mode: one run at a time.
 	cj := m.cronJobs["rekey-run"]
 	if cj == nil {
@@ -463,7 +495,8 @@ func (m *manifests) checkSecretKeys(t *testing.T, what, name string, items []cor
 		return
 	}
 	for _, it := range items {
-		if _, ok := s.StringData[it.Key]; !ok {
+		_, inString := s.StringData[it.Key]
+		if _, inData := s.Data[it.Key]; !inString && !inData {
 			t.Errorf("%s: Secret %s has no key %q", what, name, it.Key)
 		}
 	}

@@ -39,9 +39,9 @@ func stateKey(cfg *config.Config) ([]byte, error) {
 	return key, nil
 }
 
-// openJournal opens the journal of cfg's state.backend: the one switch
+// openStore opens the journal of cfg's state.backend: the one switch
 // that knows every Store.
-func (a *app) openJournal(ctx context.Context, cfg *config.Config, key []byte) (journal, error) {
+func (a *app) openStore(ctx context.Context, cfg *config.Config, key []byte) (journal, error) {
 	switch cfg.State.Backend {
 	case config.BackendEtcd:
 		cc, opt, err := etcdConfig(cfg.State.Etcd)

@@ -16,9 +16,10 @@ import (
 
 func (a *app) stateCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "state",
-		Short: "Work on the journal itself (see state migrate)",
-		Args:  cobra.NoArgs,
+		Use:     "state",
+		Short:   "Work on the journal itself (see state migrate)",
+		Example: `  rekey state migrate --from /etc/rekey/rekey.yaml --to /etc/rekey/rekey-etcd.yaml`,
+		Args:    cobra.NoArgs,
 	}
 	cmd.AddCommand(a.migrateCommand())
 	return cmd
@@ -86,7 +87,7 @@ func (a *app) openState(ctx context.Context, cfg *config.Config) (journal, error
 	if err != nil {
 		return nil, err
 	}
-	return a.openJournal(ctx, cfg, key)
+	return a.openStore(ctx, cfg, key)
 }
 
 func (a *app) migrate(ctx context.Context, fromPath, toPath string) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,14 +54,17 @@ type planReport struct {
 }
 
 func (a *app) planCommand() *cobra.Command {
-	var output string
+	var output *string
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Per credential: when it is due, and a preflight of issuer, key slots, sinks and health checks; changes nothing (exit 1 on a problem)",
-		Args:  cobra.NoArgs,
+		Example: `  rekey plan
+  rekey plan -o json | jq '.credentials[] | {name, due, ready}'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fail(exitUsage, fmt.Errorf("-o %q: want table or json", output))
+			o, err := parseOutput(*output)
+			if err != nil {
+				return err
 			}
 			rt, err := a.open(cmd.Context())
 			if err != nil {
@@ -73,13 +75,11 @@ func (a *app) planCommand() *cobra.Command {
 			if err != nil {
 				return fail(exitFailed, err)
 			}
-			if output == "json" {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(report); err != nil {
-					return fail(exitFailed, err)
+			if o == outputJSON {
+				if err := a.writeJSON(report); err != nil {
+					return err
 				}
-			} else if err := writePlan(a.stdout, report); err != nil {
+			} else if err := writePlan(a.stdout, report, a.clock.Now()); err != nil {
 				return fail(exitFailed, err)
 			}
 			if !report.Ready {
@@ -88,7 +88,7 @@ func (a *app) planCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table | json")
+	output = outputFlag(cmd)
 	return cmd
 }
 
@@ -241,17 +241,14 @@ func checkHealth(ctx context.Context, i int, ch rotation.Check) planCheck {
 	return pc
 }
 
-func writePlan(w io.Writer, r planReport) error {
+func writePlan(w io.Writer, r planReport, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	problems := 0
 	for i, row := range r.Credentials {
 		if i > 0 {
 			fmt.Fprintln(tw)
 		}
-		when := "due now (" + row.Reason + ")"
-		if !row.Due {
-			when = "due " + row.DueAt.Format(time.RFC3339) + " (" + row.Reason + ")"
-		}
+		when := dueText(row.Due, row.DueAt, row.Reason, now)
 		fmt.Fprintf(tw, "%s\t%s\n", row.Name, when)
 		if row.InFlight != "" {
 			fmt.Fprintf(tw, "\tin flight: %s\n", row.InFlight)

@@ -24,7 +24,8 @@ configs sharing one state file never revoke each other's keys; use this
 after changing a credential's issuer or sinks on purpose.`,
 		Example: `  rekey resolve production-api key_2bjjonv6t2m4
   rekey resolve production-api --accept-setup`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: a.completeCredential,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 && !acceptSetup {
 				return fail(exitUsage, fmt.Errorf("resolve %s: name KEY_IDs to mark as handled, or --accept-setup", args[0]))

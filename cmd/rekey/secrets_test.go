@@ -67,7 +67,7 @@ notify:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _, err := decodeSink(&cfg.Credentials["api"].Sinks[0], zap.NewNop())
+	s, _, err := decodeSink(&cfg.Credentials["api"].Sinks[0], zap.NewNop(), hiddenEnv(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ credentials:
 	var buf bytes.Buffer
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.DebugLevel))
 	var closers []sinks.Closer
-	c, err := (&app{log: log}).buildCredential(cfg.Credentials["api"], nil, &closers)
+	c, err := (&app{log: log}).buildCredential(cfg.Credentials["api"], nil, hiddenEnv(cfg), &closers)
 	if err != nil {
 		t.Fatal(err)
 	}

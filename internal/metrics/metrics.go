@@ -26,7 +26,16 @@ type Metrics struct {
 	overdue     *prometheus.GaugeVec
 	inFlight    *prometheus.GaugeVec
 	age         *keyAge
+	buildInfo   *prometheus.GaugeVec
 }
+
+// Phases are the phases whose time rekey_phase_duration_seconds observes:
+// every phase a rotation can leave.
+var Phases = []rotation.Phase{rotation.Planned, rotation.Minted, rotation.Verified, rotation.Deployed,
+	rotation.Monitoring, rotation.Draining, rotation.Revoking, rotation.RollingBack}
+
+// Outcomes are the values of rekey_rotations_total's outcome label.
+var Outcomes = []string{rotation.OutcomeSuccess, rotation.OutcomeRollback, rotation.OutcomeFailure}
 
 // New builds the metrics; key age is computed from clock at each scrape.
 func New(clock clockwork.Clock) *Metrics {
@@ -63,9 +72,41 @@ func New(clock clockwork.Clock) *Metrics {
 			"Age of the credential's current key, counted from the rotation that put it in place.",
 			[]string{"credential"}, nil)},
 	}
-	m.reg.MustRegister(m.rotations, m.phases, m.nextDue, m.lastSuccess, m.overdue, m.inFlight, m.age,
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rekey_build_info",
+		Help: "Always 1; the labels name the running binary's version, commit and Go version.",
+	}, []string{"version", "commit", "goversion"})
+	m.reg.MustRegister(m.rotations, m.phases, m.nextDue, m.lastSuccess, m.overdue, m.inFlight, m.age, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// SetBuildInfo sets rekey_build_info to 1 for the running binary (and
+// drops any earlier labels).
+func (m *Metrics) SetBuildInfo(version, commit, goVersion string) {
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(version, commit, goVersion).Set(1)
+}
+
+// Init creates every series of each credential at zero, as Prometheus
+// exporters do, so that a query or alert sees a series from the first
+// scrape rather than only after the first event: rotations_total for each
+// outcome, phase_duration_seconds for each phase, and the schedule gauges
+// (a last_success timestamp of 0 means never). Key age has no series until
+// the age is known. Series already present keep their values.
+func (m *Metrics) Init(credentials []string) {
+	for _, c := range credentials {
+		for _, o := range Outcomes {
+			m.rotations.WithLabelValues(c, o)
+		}
+		for _, p := range Phases {
+			m.phases.WithLabelValues(c, string(p))
+		}
+		m.nextDue.WithLabelValues(c)
+		m.lastSuccess.WithLabelValues(c)
+		m.overdue.WithLabelValues(c)
+		m.inFlight.WithLabelValues(c)
+	}
 }
 
 // Registry is the registry holding every rekey metric.

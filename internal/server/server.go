@@ -1,7 +1,7 @@
 // Package server serves the daemon's HTTP endpoints: /healthz answers
 // while the process runs, /readyz only while the daemon says it is ready,
-// and /metrics serves the metrics handler it is given. Nothing it serves
-// holds a secret.
+// /metrics serves the metrics handler it is given, and / the status page
+// when it is given one (WithPage). Nothing it serves holds a secret.
 package server
 
 import (
@@ -25,16 +25,28 @@ type Server struct {
 	done  chan error
 }
 
+// Option adds to what a Server serves.
+type Option func(*http.ServeMux)
+
+// WithPage serves page at / (GET and HEAD; any other path stays 404).
+func WithPage(page http.Handler) Option {
+	return func(mux *http.ServeMux) { mux.Handle("GET /{$}", page) }
+}
+
 // Start listens on addr and serves in the background until Close; a
 // listen error is returned as net.Listen returned it. /readyz answers 503
 // until SetReady(true).
-func Start(addr string, metrics http.Handler) (*Server, error) {
+func Start(addr string, metrics http.Handler, opts ...Option) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{ln: ln, done: make(chan error, 1)}
-	s.srv = &http.Server{Handler: s.handler(metrics), ReadHeaderTimeout: 10 * time.Second}
+	mux := s.handler(metrics)
+	for _, o := range opts {
+		o(mux)
+	}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		err := s.srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -45,7 +57,7 @@ func Start(addr string, metrics http.Handler) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) handler(metrics http.Handler) http.Handler {
+func (s *Server) handler(metrics http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -74,3 +74,40 @@ func TestStartListenError(t *testing.T) {
 		t.Fatal("second listener on the same address")
 	}
 }
+
+func TestWithPage(t *testing.T) {
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "rekey_up 1\n") })
+	page := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "<p>status</p>") })
+	s, err := server.Start("127.0.0.1:0", metrics, server.WithPage(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := "http://" + s.Addr()
+	for _, c := range []struct {
+		method, path string
+		code         int
+		body         string
+	}{
+		{"GET", "/", 200, "<p>status</p>"},
+		{"HEAD", "/", 200, ""},
+		{"POST", "/", 405, ""},
+		{"GET", "/other", 404, ""},
+		{"GET", "/metrics", 200, "rekey_up 1\n"},
+		{"GET", "/healthz", 200, "ok\n"},
+	} {
+		code, body := get(t, c.method, base+c.path)
+		if code != c.code || c.body != "" && body != c.body {
+			t.Errorf("%s %s: %d %q, want %d %q", c.method, c.path, code, body, c.code, c.body)
+		}
+	}
+	// Without the page, / is not found.
+	s2, err := server.Start("127.0.0.1:0", metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if code, _ := get(t, "GET", "http://"+s2.Addr()+"/"); code != 404 {
+		t.Errorf("GET / without a page: %d, want 404", code)
+	}
+}

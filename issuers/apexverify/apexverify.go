@@ -176,7 +176,9 @@ var labelRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // When the outcome of a request is unknown (timeout, connection lost after
 // sending, 5xx), every active key labelled label is revoked, since its value
 // is lost, before trying again; labels must therefore be unique to one
-// rotation. Errors wrapping issuers.ErrInvalidLabel, issuers.ErrKeyLimit and
+// rotation. A Create that fails after an attempt the server itself never
+// answered (a timeout, a lost connection, a gateway's 502 or 504) wraps
+// issuers.ErrMaybeCreated: that request may still land. Errors wrapping issuers.ErrInvalidLabel, issuers.ErrKeyLimit and
 // ErrManagementToken are permanent, and so are local errors no retry fixes
 // (an untrusted certificate, a token net/http will not send as a header). If ctx ends while an outcome is unknown,
 // the cleanup still runs, bounded by the request timeout.
@@ -189,6 +191,7 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		k             issuers.Key
 		v             secret.Value
 		cleanupFailed bool // ends the attempts
+		inFlight      bool // an attempt may still land
 	)
 	p := i.policy(i.createTries, func(err error) bool { return cleanupFailed || isPermanent(err) })
 	p.OnRetry = func(try int, wait time.Duration, err error) {
@@ -213,6 +216,11 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		if isPermanent(err) || !res.ambiguous {
 			return err
 		}
+		if res.status == 0 || res.status == http.StatusBadGateway || res.status == http.StatusGatewayTimeout {
+			// No answer from the server itself: the request may still be
+			// on its way and land after the clean-up below.
+			inFlight = true
+		}
 		cctx, cancel := ctx, context.CancelFunc(func() {})
 		if ctx.Err() != nil {
 			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), i.timeout)
@@ -225,6 +233,11 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		return err
 	})
 	if err != nil {
+		if inFlight && !errors.Is(err, issuers.ErrMaybeCreated) {
+			// The clean-up found nothing, but a request whose answer was
+			// lost can still land after it looked.
+			err = fmt.Errorf("%w (%w)", err, issuers.ErrMaybeCreated)
+		}
 		return issuers.Key{}, secret.Value{}, err
 	}
 	return k, v, nil

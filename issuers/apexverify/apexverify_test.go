@@ -266,11 +266,30 @@ func TestCreateGivesUpAfterBoundedAttempts(t *testing.T) {
 	if err == nil || isPermanent(err) || !v.IsZero() || !strings.Contains(err.Error(), "gave up after 4 attempts") {
 		t.Fatalf("Create against a server losing every answer = %v (value set %v), want a retryable error after 4 attempts", err, !v.IsZero())
 	}
+	// The server itself answered every attempt: the clean-up saw all there
+	// is, so no key can appear later.
+	if errors.Is(err, issuers.ErrMaybeCreated) {
+		t.Errorf("Create after the server's own 503s = %v, want no ErrMaybeCreated", err)
+	}
 	if n := e.sim.ActiveCount(); n != 0 {
 		t.Errorf("%d active keys left behind, want 0", n)
 	}
 	if n := len(e.sim.Keys()); n != 4 {
 		t.Errorf("%d keys created, want 4 (bounded attempts)", n)
+	}
+}
+
+// A gateway's 502 says nothing of the server: the request may still land
+// after the clean-up looked, so the error says a key may be created.
+func TestCreateBehindFailingGatewayMayHaveCreated(t *testing.T) {
+	e := newEnv(t, apexsim.Options{}, 0)
+	e.sim.FailAfterNext(http.MethodPost, "/v1/api-keys", 100, http.StatusBadGateway)
+	_, _, err := e.iss.Create(context.Background(), "doomed")
+	if !errors.Is(err, issuers.ErrMaybeCreated) || isPermanent(err) {
+		t.Fatalf("Create behind a gateway losing every answer = %v, want a retryable error wrapping issuers.ErrMaybeCreated", err)
+	}
+	if n := e.sim.ActiveCount(); n != 0 {
+		t.Errorf("%d active keys left behind, want 0", n)
 	}
 }
 
@@ -283,8 +302,8 @@ func TestCreateRefusals(t *testing.T) {
 		}
 	}
 	_, _, err := e.iss.Create(ctx, "full")
-	if !errors.Is(err, issuers.ErrKeyLimit) || !isPermanent(err) {
-		t.Errorf("Create past the limit = %v, want permanent ErrKeyLimit", err)
+	if !errors.Is(err, issuers.ErrKeyLimit) || !isPermanent(err) || errors.Is(err, issuers.ErrMaybeCreated) {
+		t.Errorf("Create past the limit = %v, want permanent ErrKeyLimit, and no key maybe created", err)
 	}
 	for _, label := range []string{"", "has space", "slash/", strings.Repeat("a", 65), "é"} {
 		_, _, err := e.iss.Create(ctx, label)

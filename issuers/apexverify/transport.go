@@ -50,3 +50,13 @@ func (t *Transports) For(baseURL string) *http.Transport {
 	t.byHost[key] = tr
 	return tr
 }
+
+// CloseIdleConnections closes the idle connections of every transport
+// handed out; those in use are not affected and stay reusable after.
+func (t *Transports) CloseIdleConnections() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tr := range t.byHost {
+		tr.CloseIdleConnections()
+	}
+}

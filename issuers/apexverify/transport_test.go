@@ -2,8 +2,10 @@ package apexverify_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -68,5 +70,39 @@ func TestConfigTransport(t *testing.T) {
 	}
 	if rt.n != 1 {
 		t.Errorf("%d requests through Config.Transport, want 1 (no redirect followed)", rt.n)
+	}
+}
+
+// CloseIdleConnections closes every host's idle connections: the next
+// request dials again.
+func TestTransportsCloseIdleConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	trs := &apexverify.Transports{}
+	c := &http.Client{Transport: trs.For(srv.URL)}
+	get := func() {
+		t.Helper()
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get()
+	get()
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for two sequential requests, want 1 (kept alive)", n)
+	}
+	trs.CloseIdleConnections()
+	get()
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections after CloseIdleConnections, want 2 (the idle one closed)", n)
 	}
 }

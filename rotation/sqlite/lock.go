@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -20,8 +22,13 @@ import (
 // <state file>.locks/<credential>.lock. flock locks belong to an open file
 // description, and Lock opens the file afresh each time, so the lock
 // excludes other processes and other Lock calls in this process alike. It
-// returns an error wrapping rotation.ErrBusy at once if the lock is held.
+// returns a *rotation.BusyError (matching rotation.ErrBusy) at once if the
+// lock is held, naming the holder.
 //
+// Once it holds the flock, Lock writes the holder (pid, host, time) into
+// the lock file; a Lock that finds the lock busy reads it back. The record
+// is advisory: a holder that has not yet written its own shows the
+// previous holder's, or none.
 // The lock is released by unlock (safe to call more than once) or by the
 // process's death, so a crashed holder never leaves a stale lock. The file
 // is opened close-on-exec, so hooks started while the lock is held do not
@@ -45,10 +52,11 @@ func (s *Store) Lock(ctx context.Context, credential string) (unlock func(), err
 	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("sqlite: lock %s: %w", credential, rotation.ErrBusy)
+			return nil, fmt.Errorf("sqlite: lock: %w", &rotation.BusyError{Credential: credential, Holder: readHolder(path)})
 		}
 		return nil, fmt.Errorf("sqlite: lock %s: flock %s: %w", credential, path, err)
 	}
+	writeHolder(f)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -58,6 +66,34 @@ func (s *Store) Lock(ctx context.Context, credential string) (unlock func(), err
 			_ = f.Close()
 		})
 	}, nil
+}
+
+// writeHolder records this process as the lock's holder in its file. A
+// failed write only loses the record.
+func writeHolder(f *os.File) {
+	host, _ := os.Hostname()
+	b, err := json.Marshal(rotation.LockHolder{PID: os.Getpid(), Host: host, Since: time.Now().UTC()})
+	if err != nil {
+		return
+	}
+	if err := f.Truncate(0); err != nil {
+		return
+	}
+	_, _ = f.WriteAt(append(b, '\n'), 0)
+}
+
+// readHolder reads the holder recorded in the lock file at path; nil if
+// there is none or it cannot be read.
+func readHolder(path string) *rotation.LockHolder {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var h rotation.LockHolder
+	if json.Unmarshal(b, &h) != nil || h.PID <= 0 {
+		return nil
+	}
+	return &h
 }
 
 func flock(f *os.File, how int) error {

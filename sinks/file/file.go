@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,7 +66,7 @@ type Sink struct {
 	key      string
 	mode     os.FileMode
 	onChange []string
-	hideEnv  map[string]bool // variables on_change must not inherit
+	hideEnv  []string // variables on_change must not inherit; shared, read-only
 	timeout  time.Duration
 	name     string
 	log      *zap.Logger
@@ -86,11 +87,15 @@ type Option func(*Sink)
 // WithoutEnv removes the named variables from the environment on_change
 // runs with: the variables rekey reads its own secrets from
 // (config.Config.SecretEnv), which a reload hook has no business seeing.
+// The sink keeps names as given, without copying: the sinks of one config
+// share one list, which must not change after.
 func WithoutEnv(names ...string) Option {
 	return func(s *Sink) {
-		for _, n := range names {
-			s.hideEnv[n] = true
+		if len(s.hideEnv) == 0 {
+			s.hideEnv = names
+			return
 		}
+		s.hideEnv = slices.Concat(s.hideEnv, names)
 	}
 }
 
@@ -109,7 +114,6 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 		key:      c.Key,
 		mode:     mode,
 		onChange: append([]string(nil), c.OnChange...),
-		hideEnv:  map[string]bool{},
 		timeout:  c.onChangeTimeout(),
 		now:      time.Now,
 	}
@@ -120,9 +124,11 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Sink, error) {
 	if s.key != "" {
 		s.name += "#" + s.key
 	}
-	s.log = log.WithLazy(zap.String("sink", s.name))
+	s.log = log // the sink's name is added per line (logger): an idle sink holds no logger of its own
 	return s, nil
 }
+
+func (s *Sink) logger() *zap.Logger { return s.log.With(zap.String("sink", s.name)) }
 
 // Name is "file:PATH#KEY", or "file:PATH" for a raw file.
 func (s *Sink) Name() string { return s.name }
@@ -190,7 +196,7 @@ func (s *Sink) Put(ctx context.Context, value secret.Value, rotationID string) (
 			}
 			m.hookOK = true
 		} else {
-			s.log.Debug("file already holds the value", zap.String("rotation_id", rotationID))
+			s.logger().Debug("file already holds the value", zap.String("rotation_id", rotationID))
 		}
 		return m.receipt, nil
 	}

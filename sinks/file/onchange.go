@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,7 +52,7 @@ func (s *Sink) runOnChange(ctx context.Context, values ...secret.Value) error {
 	start := time.Now()
 	err := cmd.Run()
 	if err == nil {
-		s.log.Info("on_change ran", zap.Strings("command", s.onChange), zap.Duration("took", time.Since(start)))
+		s.logger().Info("on_change ran", zap.Strings("command", s.onChange), zap.Duration("took", time.Since(start)))
 		return nil
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -73,7 +74,7 @@ func (s *Sink) childEnv() []string {
 	env := []string{}
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !s.hideEnv[name] {
+		if !slices.Contains(s.hideEnv, name) {
 			env = append(env, kv)
 		}
 	}

@@ -1,0 +1,321 @@
+package main
+
+// Tests of the kustomize layout under deploy/kubernetes: base/ (every
+// object but the Secret), components/cron (the CronJob instead of the
+// Deployment) and overlays/example (a pinned image and the Secret generated
+// from a secrets.env the user writes).
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+var k8sDir = filepath.Join(repoRoot, "deploy", "kubernetes")
+
+// kustomization is the part of a kustomization.yaml (or Component) that
+// rekey's files use; decoding is strict, so a misspelt field fails.
+type kustomization struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Namespace  string   `json:"namespace"`
+	Resources  []string `json:"resources"`
+	Components []string `json:"components"`
+	Labels     []struct {
+		Pairs map[string]string `json:"pairs"`
+	} `json:"labels"`
+	Patches []struct {
+		Patch string `json:"patch"`
+	} `json:"patches"`
+	Images []struct {
+		Name    string `json:"name"`
+		NewName string `json:"newName"`
+		NewTag  string `json:"newTag"`
+		Digest  string `json:"digest"`
+	} `json:"images"`
+	SecretGenerator []struct {
+		Name      string   `json:"name"`
+		Namespace string   `json:"namespace"`
+		Envs      []string `json:"envs"`
+	} `json:"secretGenerator"`
+}
+
+func readKustomization(t *testing.T, dir string) kustomization {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k kustomization
+	if err := yaml.UnmarshalStrict(data, &k); err != nil {
+		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
+	}
+	return k
+}
+
+// readEnvFile reads a kustomize env file: KEY=value lines, # comments.
+func readEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" {
+			t.Fatalf("%s: %q is not KEY=value", path, line)
+		}
+		env[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// kustomizeSources returns the manifests as written: the base's resources,
+// the cron component's, and a file holding the Secret the example overlay
+// would generate from secrets.env.example.
+func kustomizeSources(t *testing.T) []string {
+	t.Helper()
+	var paths []string
+	base := filepath.Join(k8sDir, "base")
+	for _, r := range readKustomization(t, base).Resources {
+		paths = append(paths, filepath.Join(base, r))
+	}
+	cron := filepath.Join(k8sDir, "components", "cron")
+	for _, r := range readKustomization(t, cron).Resources {
+		paths = append(paths, filepath.Join(cron, r))
+	}
+	overlay := filepath.Join(k8sDir, "overlays", "example")
+	gen := readKustomization(t, overlay).SecretGenerator
+	if len(gen) != 1 || len(gen[0].Envs) != 1 {
+		t.Fatalf("overlays/example: want one secretGenerator with one env file, got %+v", gen)
+	}
+	sec := corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: gen[0].Name, Namespace: gen[0].Namespace},
+		StringData: readEnvFile(t, filepath.Join(overlay, gen[0].Envs[0]+".example")),
+	}
+	b, err := yaml.Marshal(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "generated-secret.yaml")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return append(paths, p)
+}
+
+// secret returns the data of the one Secret, rekey-secrets, or the same
+// with kustomize's hash suffix.
+func (m *manifests) secret(t *testing.T) map[string]string {
+	t.Helper()
+	var found []*corev1.Secret
+	for name, s := range m.secrets {
+		if name == "rekey-secrets" || strings.HasPrefix(name, "rekey-secrets-") {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want one Secret rekey-secrets, got %d", len(found))
+	}
+	data := map[string]string{}
+	for k, v := range found[0].Data {
+		data[k] = string(v)
+	}
+	for k, v := range found[0].StringData {
+		data[k] = v
+	}
+	return data
+}
+
+func TestKustomizeLayout(t *testing.T) {
+	// Every file in base/ is a resource of its kustomization, and every
+	// resource exists: none is forgotten or stale.
+	base := filepath.Join(k8sDir, "base")
+	bk := readKustomization(t, base)
+	if bk.Kind != "Kustomization" || bk.Namespace != "rekey" {
+		t.Errorf("base: kind %q namespace %q, want Kustomization in rekey", bk.Kind, bk.Namespace)
+	}
+	files, err := filepath.Glob(filepath.Join(base, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		if filepath.Base(f) != "kustomization.yaml" {
+			names = append(names, filepath.Base(f))
+		}
+	}
+	listed := slices.Sorted(slices.Values(bk.Resources))
+	if !slices.Equal(names, listed) {
+		t.Errorf("base/kustomization.yaml lists %v; the directory holds %v", listed, names)
+	}
+
+	// The other kustomizations name only what exists.
+	for _, dir := range []string{"components/cron", "overlays/example"} {
+		d := filepath.Join(k8sDir, dir)
+		k := readKustomization(t, d)
+		for _, r := range append(slices.Clone(k.Resources), k.Components...) {
+			if _, err := os.Stat(filepath.Join(d, r)); err != nil {
+				t.Errorf("%s/kustomization.yaml names %s: %v", dir, r, err)
+			}
+		}
+	}
+	if k := readKustomization(t, filepath.Join(k8sDir, "components", "cron")); k.Kind != "Component" || len(k.Patches) != 2 {
+		t.Errorf("components/cron: kind %q with %d patches, want a Component deleting the Deployment and the Service", k.Kind, len(k.Patches))
+	}
+
+	// No Secret is in a directory kubectl apply -k applies: the overlay
+	// generates it from secrets.env, which git ignores.
+	err = filepath.WalkDir(k8sDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, doc := range splitYAML(data) {
+			var tm metav1.TypeMeta
+			if err := yaml.Unmarshal(doc, &tm); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			if tm.Kind == "Secret" {
+				t.Errorf("%s holds a Secret; generate it in an overlay instead", p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(k8sDir, "overlays", "example")
+	ok := readKustomization(t, overlay)
+	if len(ok.SecretGenerator) != 1 || ok.SecretGenerator[0].Name != "rekey-secrets" || !slices.Equal(ok.SecretGenerator[0].Envs, []string{"secrets.env"}) {
+		t.Fatalf("overlays/example: want secretGenerator rekey-secrets from secrets.env, got %+v", ok.SecretGenerator)
+	}
+	gitignore, err := os.ReadFile(filepath.Join(repoRoot, ".gitignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(gitignore, []byte("\ndeploy/kubernetes/overlays/*/secrets.env\n")) {
+		t.Error(".gitignore does not keep the overlays' secrets.env out of git")
+	}
+	for k, v := range readEnvFile(t, filepath.Join(overlay, "secrets.env.example")) {
+		if !strings.Contains(v, "REPLACE") {
+			t.Errorf("secrets.env.example: %s does not look like a placeholder", k)
+		}
+	}
+
+	// The image is pinned: a version tag or a digest, never latest.
+	if len(ok.Images) != 1 || ok.Images[0].Name != "ghcr.io/rekeyhq/rekey" {
+		t.Fatalf("overlays/example: want one images entry for ghcr.io/rekeyhq/rekey, got %+v", ok.Images)
+	}
+	if img := ok.Images[0]; img.Digest == "" && (img.NewTag == "" || img.NewTag == "latest") {
+		t.Errorf("overlays/example pins image tag %q: want a version or a digest", img.NewTag)
+	}
+	m := loadManifests(t, kustomizeSources(t)...)
+	for what, spec := range map[string]corev1.PodSpec{"Deployment": m.deployments["rekey"].Spec.Template.Spec, "CronJob": m.cronJobs["rekey-run"].Spec.JobTemplate.Spec.Template.Spec} {
+		if img := spec.Containers[0].Image; !strings.HasPrefix(img, "ghcr.io/rekeyhq/rekey:") || strings.HasSuffix(img, ":latest") {
+			t.Errorf("%s image %q: want ghcr.io/rekeyhq/rekey with a pinned tag", what, img)
+		}
+	}
+}
+
+// TestKustomizeBuild builds the example overlay, and the same with the cron
+// component as its comment says to add it, with kubectl's kustomize, and
+// checks the result as TestKubernetesManifests checks the files.
+func TestKustomizeBuild(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl not installed; TestKustomizeLayout checked the files only")
+	}
+	// A copy, so that the secrets.env written here is never in the tree.
+	tmp := t.TempDir()
+	if err := os.CopyFS(tmp, os.DirFS(k8sDir)); err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(tmp, "overlays", "example")
+	example := readEnvFile(t, filepath.Join(overlay, "secrets.env.example"))
+	var env strings.Builder
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range example {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		fmt.Fprintf(&env, "%s=test-value-of-%s\n", k, k)
+	}
+	if err := os.WriteFile(filepath.Join(overlay, "secrets.env"), []byte(env.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tag := readKustomization(t, overlay).Images[0].NewTag
+
+	build := func(t *testing.T, dir string) *manifests {
+		t.Helper()
+		out, err := exec.Command(kubectl, "kustomize", dir).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, out)
+		}
+		p := filepath.Join(t.TempDir(), "built.yaml")
+		if err := os.WriteFile(p, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m := loadManifests(t, p)
+		for name := range m.secrets {
+			if name == "rekey-secrets" {
+				t.Error("the generated Secret has no content hash in its name: a changed secret would not roll the pods")
+			}
+		}
+		return m
+	}
+
+	t.Run("daemon", func(t *testing.T) {
+		m := build(t, overlay)
+		checkManifests(t, m, "test-value-of-", true, false)
+		if img := m.deployments["rekey"].Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/rekeyhq/rekey:"+tag {
+			t.Errorf("built image %q, want the overlay's tag %s", img, tag)
+		}
+	})
+	t.Run("cron", func(t *testing.T) {
+		k, err := os.ReadFile(filepath.Join(overlay, "kustomization.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const commented = "# components:\n#   - ../../components/cron\n"
+		if !bytes.Contains(k, []byte(commented)) {
+			t.Fatalf("overlays/example/kustomization.yaml no longer shows how to add the cron component (%q)", commented)
+		}
+		k = bytes.Replace(k, []byte(commented), []byte("components:\n  - ../../components/cron\n"), 1)
+		if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), k, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m := build(t, overlay)
+		checkManifests(t, m, "test-value-of-", false, true)
+		if img := m.cronJobs["rekey-run"].Spec.JobTemplate.Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/rekeyhq/rekey:"+tag {
+			t.Errorf("built image %q, want the overlay's tag %s", img, tag)
+		}
+	})
+}
