@@ -24,7 +24,8 @@ type Config struct {
 	// File is the path the config was read from.
 	File string `yaml:"-"`
 
-	secretEnv *[]string // SecretEnv, computed by Load before it drops the entries' YAML
+	secretEnv *[]string   // SecretEnv, computed by Load before it drops the entries' YAML
+	secrets   []SecretRef // the secret fields outside issuer and sink entries
 }
 
 // State is where the journal lives and how its key material is encrypted.

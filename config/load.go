@@ -103,6 +103,7 @@ func ParseWith(file string, data []byte, b Backends) (*Config, error) {
 	v.config(cfg)
 	env := cfg.SecretEnv()
 	cfg.secretEnv = &env // the entries' YAML, which it reads, is dropped below
+	cfg.secrets = d.secrets
 	for _, name := range slices.Sorted(maps.Keys(cfg.Issuers)) {
 		is := cfg.Issuers[name]
 		is.secretEnv = env

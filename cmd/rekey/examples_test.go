@@ -34,15 +34,16 @@ import (
 // repoRoot is the module root, relative to this package's directory.
 const repoRoot = "../.."
 
-// validateFile runs `rekey -c path validate` in-process and fails the test
-// unless it exits 0.
+// validateFile runs `rekey -c path validate --offline` in-process and fails
+// the test unless it exits 0: the file itself, not the environment it
+// expects (its env: variables and secret files are the deployment's).
 func validateFile(t *testing.T, path string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := execute(context.Background(), []string{"-c", path, "validate"}, &out, &errOut)
+	code := execute(context.Background(), []string{"-c", path, "validate", "--offline"}, &out, &errOut)
 	record(out.Bytes(), errOut.Bytes())
 	if code != exitOK {
-		t.Fatalf("rekey -c %s validate: exit %d, want 0\nstdout: %s\nstderr: %s", path, code, out.String(), errOut.String())
+		t.Fatalf("rekey -c %s validate --offline: exit %d, want 0\nstdout: %s\nstderr: %s", path, code, out.String(), errOut.String())
 	}
 	if !strings.Contains(out.String(), ": valid (") {
 		t.Fatalf("rekey -c %s validate: stdout %q does not report the file valid", path, out.String())
