@@ -15,7 +15,7 @@ import (
 	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/human"
 	"github.com/rekeyhq/rekey/rotation"
-	"github.com/rekeyhq/rekey/rotation/sqlite"
+	"github.com/rekeyhq/rekey/rotation/journalcrypto"
 )
 
 // validateResult is `rekey validate -o json`.
@@ -107,7 +107,7 @@ func checkSecrets(cfg *config.Config) (problems, warnings config.Errors) {
 		if r.Field == "state.encryption_key" {
 			v, err := r.Secret.ResolvePrivate()
 			if err == nil {
-				_, err = sqlite.DecodeKey(v.Reveal())
+				_, err = journalcrypto.DecodeKey(v.Reveal())
 			}
 			if err != nil {
 				problems = append(problems, at(err))
