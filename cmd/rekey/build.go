@@ -18,6 +18,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/audit"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/issuers/awsiam"
 	"github.com/rekeyhq/rekey/notify"
 	"github.com/rekeyhq/rekey/notify/slack"
 	"github.com/rekeyhq/rekey/notify/webhook"
@@ -62,6 +63,8 @@ func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger, pools *pools) (issue
 			}
 			return apexverify.New(c, l)
 		})
+	case awsiam.Type:
+		return buildIssuer(spec, log, awsiam.FileConfig.Resolve, func(c awsiam.Config, l *zap.Logger) (*awsiam.Issuer, error) { return awsiam.New(c, l) })
 	}
 	return nil, nil, spec.UnknownType()
 }
