@@ -590,14 +590,18 @@ func (i *Issuer) Revoke(ctx context.Context, id string) error {
 	if idx < 0 {
 		return backoff.Permanent(fmt.Errorf("awsiam: revoke %s: no such access key of user %s: %w", id, i.user, issuers.ErrNotFound))
 	}
-	if _, ok := st.revokedAt(id); !ok {
+	// An active key's revoked tag is written afresh: one left by a revoke
+	// that failed, or by a key a person reactivated, must not shorten the
+	// grace. An inactive key keeps the time it has.
+	active := st.keys[idx].Status != iamtypes.StatusTypeInactive
+	if _, ok := st.revokedAt(id); active || !ok {
 		now := i.clock.Now().UTC()
 		if err := i.tag(ctx, "TagUser", tagRevokedPrefix+id, now.Format(time.RFC3339)); err != nil {
 			return fmt.Errorf("awsiam: revoke %s: record the time: %w", id, err)
 		}
 		st.tags[tagRevokedPrefix+id] = now.Format(time.RFC3339)
 	}
-	if st.keys[idx].Status != iamtypes.StatusTypeInactive {
+	if active {
 		_, err := i.api.UpdateAccessKey(ctx, &iam.UpdateAccessKeyInput{UserName: aws.String(i.user), AccessKeyId: aws.String(id), Status: iamtypes.StatusTypeInactive})
 		if err != nil {
 			return i.fail("UpdateAccessKey", err)

@@ -387,3 +387,46 @@ func TestAccount(t *testing.T) {
 		t.Errorf("Account = %q, want %q", got, want)
 	}
 }
+
+// The grace runs from the deactivation that took effect: a revoked tag
+// left by a revoke that failed, or on a key a person reactivated, does not
+// get the key deleted early.
+func TestGraceStartsAtTheDeactivation(t *testing.T) {
+	e := newEnv(t, awsiam.Config{DeleteAfter: 7 * 24 * time.Hour})
+	a, _ := e.create(t, "a")
+	e.srv.Deny("UpdateAccessKey", true)
+	if err := e.iss.Revoke(e.ctx, a.ID); !errors.Is(err, awsiam.ErrAccessDenied) {
+		t.Fatalf("Revoke with UpdateAccessKey denied = %v, want ErrAccessDenied", err)
+	}
+	if k, _ := e.serverKey(t, a.ID); k.Status != "Active" {
+		t.Fatalf("the key is %s after a failed revoke, want Active", k.Status)
+	}
+	e.srv.Deny("UpdateAccessKey", false)
+	e.clock.Advance(30 * 24 * time.Hour)
+	if err := e.iss.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.serverKey(t, a.ID); !ok {
+		t.Fatal("Sweep deleted an active key")
+	}
+	if err := e.iss.Revoke(e.ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := e.serverKey(t, a.ID); !ok || k.Status != "Inactive" {
+		t.Fatalf("after Revoke the key is %q (exists %v), want Inactive and kept for its grace", k.Status, ok)
+	}
+	e.clock.Advance(7*24*time.Hour - time.Second)
+	if err := e.iss.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.serverKey(t, a.ID); !ok {
+		t.Fatal("the key was deleted before 7d after its deactivation")
+	}
+	e.clock.Advance(time.Second)
+	if err := e.iss.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.serverKey(t, a.ID); ok {
+		t.Fatal("the key outlived its grace")
+	}
+}
