@@ -430,3 +430,47 @@ func TestGraceStartsAtTheDeactivation(t *testing.T) {
 		t.Fatal("the key outlived its grace")
 	}
 }
+
+// Throttling is retried by the SDK, a bounded number of times; what is
+// left is returned as retryable, not permanent.
+func TestThrottlingIsRetriedBounded(t *testing.T) {
+	e := newEnv(t, awsiam.Config{})
+	e.srv.Fail("ListAccessKeys", 400, "Throttling", 2)
+	if _, err := e.iss.List(e.ctx); err != nil {
+		t.Fatalf("List after two throttled answers: %v", err)
+	}
+	e.srv.Fail("ListAccessKeys", 400, "Throttling", 100)
+	before := e.srv.Calls("ListAccessKeys")
+	_, err := e.iss.List(e.ctx)
+	if err == nil || retry.IsPermanent(err) {
+		t.Fatalf("List while throttled = %v, want a retryable error", err)
+	}
+	if n := e.srv.Calls("ListAccessKeys") - before; n != 5 {
+		t.Errorf("ListAccessKeys was tried %d times, want 5 (the SDK retryer's bound)", n)
+	}
+}
+
+// CreateAccessKey is never retried blindly: a 5xx (which IAM may have
+// acted on) is answered by looking, not by a second create.
+func TestCreateNotRetriedBlindly(t *testing.T) {
+	e := newEnv(t, awsiam.Config{})
+	e.srv.Fail("CreateAccessKey", 500, "ServiceFailure", 1)
+	_, _, err := e.iss.Create(e.ctx, "five-hundred")
+	if !errors.Is(err, issuers.ErrMaybeCreated) {
+		t.Fatalf("Create after a 500 = %v, want ErrMaybeCreated (the request may still land)", err)
+	}
+	if n := e.srv.Calls("CreateAccessKey"); n != 1 {
+		t.Errorf("CreateAccessKey was sent %d times, want 1", n)
+	}
+	if _, ok := e.srv.Tags(user)["rekey:pending"]; !ok {
+		t.Error("the pending tag is gone: a late key could not be attributed to the label")
+	}
+	// A throttled create made nothing: it is tried again.
+	e.srv.Fail("CreateAccessKey", 400, "Throttling", 1)
+	if _, _, err := e.iss.Create(e.ctx, "throttled"); err != nil {
+		t.Fatalf("Create after one throttled answer: %v", err)
+	}
+	if n := len(e.srv.Keys(user)); n != 1 {
+		t.Errorf("user holds %d keys, want 1", n)
+	}
+}

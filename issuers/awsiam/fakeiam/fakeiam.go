@@ -17,7 +17,8 @@
 // IAM actions: CreateAccessKey, ListAccessKeys (MaxItems, Marker),
 // UpdateAccessKey, DeleteAccessKey, GetAccessKeyLastUsed, TagUser,
 // UntagUser, ListUserTags. STS: GetCallerIdentity. Faults: Deny(action)
-// answers AccessDenied; LoseNext(action) performs the next call of action
+// answers AccessDenied; Fail(action, status, code, n) fails the next n
+// calls without effect; LoseNext(action) performs the next call of action
 // and then drops the connection without an answer.
 package fakeiam
 
@@ -75,6 +76,7 @@ type Server struct {
 	keys        map[string]*Key // every key ever issued, by ID; deleted ones removed
 	denied      map[string]bool
 	lose        map[string]int
+	faults      map[string][]*apiError
 	calls       map[string]int
 	pageSize    int
 }
@@ -107,7 +109,7 @@ func New(t interface{ Cleanup(func()) }, opts ...Option) *Server {
 	s := &Server{
 		now: time.Now, quota: 2,
 		users: map[string]*user{}, keys: map[string]*Key{},
-		denied: map[string]bool{}, lose: map[string]int{}, calls: map[string]int{},
+		denied: map[string]bool{}, lose: map[string]int{}, calls: map[string]int{}, faults: map[string][]*apiError{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -138,6 +140,21 @@ func (s *Server) LoseNext(action string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lose[action] = n
+}
+
+// Fail makes the next n calls of action fail with the HTTP status and AWS
+// error code given (e.g. 400 Throttling, 500 ServiceFailure), without
+// taking effect.
+func (s *Server) Fail(action string, status int, code string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	typ := "Sender"
+	if status >= 500 {
+		typ = "Receiver"
+	}
+	for range n {
+		s.faults[action] = append(s.faults[action], &apiError{status: status, typ: typ, code: code, msg: "injected " + code})
+	}
 }
 
 // Calls returns how many signed requests for action the server received.
@@ -236,6 +253,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		e = senderError(403, "AccessDenied", "User: arn:aws:iam::%s:user/%s is not authorized to perform: iam:%s", Account, s.keys[keyID].User, action)
 	case form.Get("Version") != "2010-05-08":
 		e = senderError(400, "InvalidAction", "could not find operation %s for version %s", action, form.Get("Version"))
+	case len(s.faults[action]) > 0:
+		e = s.faults[action][0]
+		s.faults[action] = s.faults[action][1:]
 	case s.denied[action]:
 		e = senderError(403, "AccessDenied", "User: arn:aws:iam::%s:user/rekey-admin is not authorized to perform: iam:%s on resource: user %s because no identity-based policy allows the iam:%s action", Account, action, form.Get("UserName"), action)
 	default:
