@@ -22,6 +22,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/audit"
 	"github.com/rekeyhq/rekey/internal/e2etest"
+	"github.com/rekeyhq/rekey/internal/etcdtest"
 )
 
 // daemonEnv is an env whose config listens on a free port and notifies a
@@ -34,8 +35,12 @@ type daemonEnv struct {
 
 const hookToken = "hooktoken-0123456789"
 
-func newDaemonEnv(t *testing.T) *daemonEnv {
-	e := newEnv(t, envOptions{window: "1m", interval: "10s"})
+func newDaemonEnv(t *testing.T) *daemonEnv { return newDaemonEnvState(t, nil) }
+
+// newDaemonEnvState is newDaemonEnv with more lines in the config's state
+// mapping.
+func newDaemonEnvState(t *testing.T, state []string) *daemonEnv {
+	e := newEnv(t, envOptions{window: "1m", interval: "10s", state: state})
 	// Behind the real clock, so the simulator's real timestamps (revoked
 	// at) come after the engine's fake ones, as they would in production.
 	d := &daemonEnv{env: e, clock: clockwork.NewFakeClockAt(time.Now().Add(-time.Hour).Truncate(time.Second)), hooks: make(chan map[string]any, 10)}
@@ -295,7 +300,16 @@ func TestDaemonMetricsDuringAndAfterRotation(t *testing.T) {
 }
 
 func TestDaemonSIGTERMMidMonitoringThenRestartResumes(t *testing.T) {
-	d := newDaemonEnv(t)
+	sigtermThenResume(t, newDaemonEnv(t))
+}
+
+// The same with the journal in etcd: the lock is released at SIGTERM, and
+// the restarted daemon takes it again and resumes.
+func TestDaemonOnEtcdSIGTERMThenRestartResumes(t *testing.T) {
+	sigtermThenResume(t, newDaemonEnvState(t, etcdState(etcdtest.Start(t), "/daemon/")))
+}
+
+func sigtermThenResume(t *testing.T, d *daemonEnv) {
 	r := d.start()
 	d.sleeping(1)
 	if p := d.lastPhase(); p != "monitoring" {
