@@ -559,8 +559,10 @@ func (s *Server) iam(action string, form url.Values) (any, *apiError) {
 		id := form.Get("AccessKeyId")
 		k := s.keys[id]
 		if k == nil {
-			// AWS answers a key ID it does not know with AccessDenied.
-			return nil, senderError(403, "AccessDenied", "User: arn:aws:iam::%s:user/rekey-admin is not authorized to perform: iam:GetAccessKeyLastUsed on resource: access key %s", Account, id)
+			// The reference lists no error of its own for an unknown key
+			// ID; other emulators answer NoSuchEntity. The issuer looks the
+			// key up among the user's first and does not depend on it.
+			return nil, senderError(404, "NoSuchEntity", "The Access Key with id %s cannot be found.", id)
 		}
 		type lastUsed struct {
 			LastUsedDate string `xml:"LastUsedDate,omitempty"`
