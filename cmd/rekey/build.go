@@ -18,6 +18,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/audit"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/issuers/awsiam"
 	"github.com/rekeyhq/rekey/notify"
 	"github.com/rekeyhq/rekey/notify/slack"
 	"github.com/rekeyhq/rekey/notify/webhook"
@@ -64,6 +65,8 @@ func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger, pools *pools) (issue
 			}
 			return apexverify.New(c, l)
 		})
+	case awsiam.Type:
+		return buildIssuer(spec, log, awsiam.FileConfig.Resolve, func(c awsiam.Config, l *zap.Logger) (*awsiam.Issuer, error) { return awsiam.New(c, l) })
 	}
 	return nil, nil, spec.UnknownType()
 }
@@ -401,6 +404,14 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden 
 		if cl, ok := s.(sinks.Closer); ok {
 			*closers = append(*closers, cl)
 		}
+	}
+	// A multi-field value (aws-iam's access key ID and secret) written by a
+	// sink that knows one key would put its encoded form in the sink. Until
+	// the sinks map fields (their fields: setting), such a credential is
+	// refused rather than rotated.
+	if fi, ok := iss.(interface{ Fields() []string }); ok {
+		return nil, fail(exitUsage, fmt.Errorf("credentials.%s: issuer %s mints values of several fields (%s), which no sink can write yet: it needs the sinks' fields: mapping",
+			cc.Name, cc.Issuer, strings.Join(fi.Fields(), ", ")))
 	}
 	return c, nil
 }
