@@ -19,17 +19,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/rotation"
+	"github.com/rekeyhq/rekey/rotation/storetest"
 	"github.com/rekeyhq/rekey/sinks"
 )
 
 // Test values: distinctive so a grep of the database files cannot match by
 // accident.
-const (
-	oldSecret = "av_live_OLDSECRETVALUE_3f9a1c2e7b"
-	newSecret = "av_live_NEWSECRETVALUE_8d4e6b0a1f"
-)
+const ()
 
 func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, KeySize) }
 
@@ -45,44 +42,6 @@ func openTest(t *testing.T, path string) *Store {
 
 func statePath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "state", "state.db")
-}
-
-// fullRecord sets every field of a Record.
-func fullRecord() *rotation.Record {
-	t0 := time.Date(2026, 3, 2, 3, 0, 0, 123456789, time.UTC)
-	return &rotation.Record{
-		Credential: "production-api",
-		ID:         "r-01",
-		Phase:      rotation.Monitoring,
-		Label:      "production-api-2026-03-02-r01",
-		OldKeyID:   "key_old",
-		OldValue:   secret.New(oldSecret),
-		NewKeyID:   "key_new",
-		NewValue:   secret.New(newSecret),
-		Receipts: []sinks.Receipt{
-			{Sink: "file:/etc/crm/app.env#KEY", RotationID: "r-01", Previous: "sha256:abc", At: t0.Add(time.Second)},
-			{Sink: "aws-secretsmanager:prod/crm", RotationID: "r-01", Version: "v2", Previous: "v1", Created: true, At: t0.Add(2 * time.Second)},
-		},
-		Staged:  true,
-		Forced:  true,
-		Setup:   "issuer=apexverify-prod;sinks=file:/etc/crm/app.env#KEY,aws-secretsmanager:prod/crm",
-		Kept:    true,
-		Reverts: 2,
-		Left: []rotation.LeftKey{
-			{KeyID: "key_older", RotationID: "r-00", Reason: "a sink still held it", HeldBy: []string{"file:/etc/crm/app.env#KEY"}, At: t0.Add(-time.Hour)},
-			{KeyID: "key_oldest", RotationID: "r-000", Reason: "rollback restored a dead key", At: t0.Add(-2 * time.Hour)},
-		},
-		Untouched: []string{"vault-kv:secret/crm"},
-		Error:     "health check https://crm/healthz: 503",
-		Transitions: []rotation.Transition{
-			{Phase: rotation.Planned, At: t0},
-			{Phase: rotation.Minted, At: t0.Add(time.Second)},
-			{Phase: rotation.Verified, At: t0.Add(2 * time.Second), Error: "retry 1: 401"},
-		},
-		StartedAt:  t0,
-		UpdatedAt:  t0.Add(3 * time.Second),
-		FinishedAt: t0.Add(4 * time.Second),
-	}
 }
 
 // dbFiles returns the contents of the database and every file SQLite keeps
@@ -115,7 +74,7 @@ func TestValuesEncryptedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := fullRecord()
+	r := storetest.FullRecord()
 	if err := s.Save(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +86,7 @@ func TestValuesEncryptedAtRest(t *testing.T) {
 		}
 		labelSeen := false
 		for name, b := range files {
-			for _, v := range []string{oldSecret, newSecret} {
+			for _, v := range []string{storetest.OldSecret, storetest.NewSecret} {
 				if bytes.Contains(b, []byte(v)) {
 					t.Errorf("%s: %s contains a key value in plain text", stage, name)
 				}
@@ -152,7 +111,7 @@ func TestValuesEncryptedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw.Close()
-	if len(oldEnc) != 12+len(oldSecret)+16 || bytes.Contains(oldEnc, []byte(oldSecret)) || bytes.Contains(newEnc, []byte(newSecret)) {
+	if len(oldEnc) != 12+len(storetest.OldSecret)+16 || bytes.Contains(oldEnc, []byte(storetest.OldSecret)) || bytes.Contains(newEnc, []byte(storetest.NewSecret)) {
 		t.Errorf("blob lengths %d/%d or contents unexpected", len(oldEnc), len(newEnc))
 	}
 
@@ -260,10 +219,10 @@ func TestTamperedOrMovedValuesFail(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := statePath(t)
 			s := openTest(t, path)
-			r1 := fullRecord()
-			r2 := fullRecord()
+			r1 := storetest.FullRecord()
+			r2 := storetest.FullRecord()
 			r2.ID = "r-02"
-			r3 := fullRecord()
+			r3 := storetest.FullRecord()
 			r3.Credential = "other"
 			r3.ID = "r-03"
 			for _, r := range []*rotation.Record{r1, r2, r3} {
@@ -313,7 +272,7 @@ func assertUnreadable(t *testing.T, s *Store, credential, id string) string {
 
 func assertNoValue(t *testing.T, s string) {
 	t.Helper()
-	for _, v := range []string{oldSecret, newSecret} {
+	for _, v := range []string{storetest.OldSecret, storetest.NewSecret} {
 		if strings.Contains(s, v) {
 			t.Errorf("output contains a key value")
 		}
@@ -324,7 +283,7 @@ func TestFileModes(t *testing.T) {
 	ctx := context.Background()
 	path := statePath(t) // its directory does not exist yet
 	s := openTest(t, path)
-	if err := s.Save(ctx, fullRecord()); err != nil {
+	if err := s.Save(ctx, storetest.FullRecord()); err != nil {
 		t.Fatal(err)
 	}
 	unlock, err := s.Lock(ctx, "production-api")
@@ -385,7 +344,7 @@ func TestReopenPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fullRecord()
+	want := storetest.FullRecord()
 	if err := s.Save(ctx, want); err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +404,7 @@ func TestPathWithSpecialCharacters(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "we?ird #dir%20", "state&x=1.db")
 	s := openTest(t, path)
-	if err := s.Save(ctx, fullRecord()); err != nil {
+	if err := s.Save(ctx, storetest.FullRecord()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); err != nil {
@@ -555,7 +514,7 @@ func threeRotations(t *testing.T, s *Store) map[string]*rotation.Record {
 		{"production-api", "r-03", rotation.Done},
 		{"other", "r-09", rotation.Deployed},
 	} {
-		r := fullRecord()
+		r := storetest.FullRecord()
 		r.Credential, r.ID, r.Phase = tc.cred, tc.id, tc.phase
 		r.StartedAt = r.StartedAt.Add(time.Duration(i) * time.Hour)
 		for j := range r.Receipts {
@@ -837,7 +796,7 @@ func TestUpgradeFromV1(t *testing.T) {
 	var recs []*rotation.Record
 	saved := map[string]*rotation.Record{}
 	for i, id := range []string{"r-01", "r-02", "r-03", "r-04"} {
-		r := fullRecord()
+		r := storetest.FullRecord()
 		r.ID = id
 		r.StartedAt = r.StartedAt.Add(time.Duration(i) * time.Hour)
 		r.Setup, r.Kept, r.Reverts, r.Left, r.Untouched = "", false, 0, nil, nil // not in schema 1
@@ -905,7 +864,7 @@ func TestUpgradeFromV1(t *testing.T) {
 
 func TestUpgradeFromV1WrongKey(t *testing.T) {
 	path := statePath(t)
-	writeV1Journal(t, path, testKey(1), []*rotation.Record{fullRecord()})
+	writeV1Journal(t, path, testKey(1), []*rotation.Record{storetest.FullRecord()})
 	_, err := Open(context.Background(), path, testKey(2))
 	if err == nil || !strings.Contains(err.Error(), "wrong encryption key") {
 		t.Fatalf("Open of a schema 1 journal with another key: %v", err)

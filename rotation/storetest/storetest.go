@@ -349,14 +349,14 @@ func testHistoryLimit(t *testing.T, s rotation.Store) {
 	}
 }
 
-// recentWorld saves, oldest first, a history of "prod" whose current key
+// RecentWorld saves, oldest first, a history of "prod" whose current key
 // was put in place by d-1 and kept by f-1 after it, with failures and a
 // rotation in flight since:
 //
 //	d-0 done, d-1 done, f-1 failed (kept), rb-1 rolled back, rb-2 rolled back, m-1 monitoring
 //
 // and "new", never rotated successfully (rb-1, rb-2), and "fresh" (one done).
-func recentWorld(t *testing.T, s rotation.Store) map[string]*rotation.Record {
+func RecentWorld(t *testing.T, s rotation.Store) map[string]*rotation.Record {
 	t.Helper()
 	saved := map[string]*rotation.Record{}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -426,7 +426,7 @@ func CheckRecent(t *testing.T, s rotation.Store, saved map[string]*rotation.Reco
 func testRecent(t *testing.T, b Backend) {
 	ctx := context.Background()
 	s := b(t)
-	saved := recentWorld(t, s)
+	saved := RecentWorld(t, s)
 	// The current key is f-1's (kept), behind two failures and the
 	// rotation in flight; the last success is d-1, so d-0 is not read.
 	ok, bad := CheckRecent(t, s, saved, "prod", "new", "fresh")
