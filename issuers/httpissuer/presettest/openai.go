@@ -193,4 +193,3 @@ func (o *OpenAI) list(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "first_id": firstID, "last_id": lastID, "has_more": more})
 }
-
