@@ -162,3 +162,39 @@ func TestRotateOpenAIAdminKey(t *testing.T) {
 		t.Errorf("%d admin keys at OpenAI, want 2: the management key and the new one", n)
 	}
 }
+
+// TestRotateCloudflareAccountToken: Cloudflare shows no public part of a
+// token, so the credential names the current token's ID (key_id).
+func TestRotateCloudflareAccountToken(t *testing.T) {
+	srv := presettest.NewCloudflare()
+	defer srv.Close()
+	t.Setenv("REKEY_TEST_CF_TOKEN", srv.ManagementToken())
+	id, value := srv.Seed("app-initial")
+	rotateWithPreset(t, presetRotation{
+		issuer: "    type: http\n    preset: cloudflare-account-tokens\n    base_url: " + srv.BaseURL() + "\n    auth: {token: env:REKEY_TEST_CF_TOKEN}\n" +
+			"    create:\n      body: '{\"name\": \"{{label}}\", \"policies\": [{\"effect\": \"allow\", \"permission_groups\": [{\"id\": \"c8fed203ed3043cba015a93ad1616f1f\"}], \"resources\": {\"com.cloudflare.api.account.zone.*\": \"*\"}}]}'\n",
+		seed:  secret.New(value),
+		keyID: id,
+	})
+	if n := srv.ActiveCount(); n != 1 {
+		t.Errorf("%d account tokens, want 1: the new one", n)
+	}
+}
+
+// TestRotateDatadogAPIKey: the seeded key is adopted by its last four
+// characters, then deleted.
+func TestRotateDatadogAPIKey(t *testing.T) {
+	srv := presettest.NewDatadog()
+	defer srv.Close()
+	t.Setenv("REKEY_TEST_DD_API_KEY", srv.ManagementAPIKey())
+	t.Setenv("REKEY_TEST_DD_APP_KEY", srv.ApplicationKey())
+	seed := secret.New(srv.Seed("app-initial"))
+	rotateWithPreset(t, presetRotation{
+		issuer: "    type: http\n    preset: datadog-api-keys\n    base_url: " + srv.URL + "\n" +
+			"    auth:\n      token: env:REKEY_TEST_DD_API_KEY\n      extra: [{header: DD-APPLICATION-KEY, token: env:REKEY_TEST_DD_APP_KEY}]\n",
+		seed: seed,
+	})
+	if n := srv.ActiveCount(); n != 2 {
+		t.Errorf("%d API keys, want 2: the management key and the new one", n)
+	}
+}
