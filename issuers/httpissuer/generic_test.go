@@ -372,3 +372,48 @@ func randSecret() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// TestGenericLabelInPath: a label in a path template is escaped once.
+func TestGenericLabelInPath(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.URL.EscapedPath()
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	defer srv.Close()
+	t.Setenv("T", "tok")
+	iss, _, _ := build(t, "    type: http\n    preset: openai-admin\n    base_url: "+srv.URL+"/v%20x\n    auth: {token: env:T}\n    create: {path: \"/keys/{{label}}\", body: \"\"}\n")
+	_, _, _ = iss.Create(context.Background(), "a b/c")
+	if got != "/v%20x/keys/a%20b%2Fc" {
+		t.Errorf("the server saw %q, want /v%%20x/keys/a%%20b%%2Fc", got)
+	}
+}
+
+// TestGenericCreateLabelChanged: the API makes the key but not with the
+// label asked for; that key is revoked at once, not left behind for a
+// clean-up by label that would never find it.
+func TestGenericCreateLabelChanged(t *testing.T) {
+	g := newGeneric(t)
+	iss, _, _ := build(t, genericEntry(t, g))
+	_, _, err := iss.Create(context.Background(), "Upper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	g.onCreate = func(w http.ResponseWriter) bool {
+		g.now = g.now.Add(time.Second)
+		k := &gkey{ID: "k" + strconv.Itoa(len(g.keys)+1), Desc: "lowered", Secret: "gen_" + randSecret(), Status: "ENABLED", Created: g.now}
+		g.keys = append(g.keys, k)
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"key": g.obj(k), "secret": k.Secret})
+		return true
+	}
+	g.mu.Unlock()
+	_, _, err = iss.Create(context.Background(), "Other")
+	if err == nil || errors.Is(err, issuers.ErrMaybeCreated) || !strings.Contains(err.Error(), "does not carry the label") {
+		t.Fatalf("Create = %v", err)
+	}
+	if n := g.active(); n != 1 {
+		t.Errorf("%d active keys, want 1: the relabelled key revoked", n)
+	}
+}

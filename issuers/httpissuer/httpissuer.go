@@ -225,10 +225,21 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 				}
 				return nil
 			}
-			// Created, but the answer is unusable: the value is lost.
-			res.err = secret.Scrub(err, v)
-			res.ambiguous = true
 			v = secret.Value{}
+			if k.ID != "" && safeID(k.ID) == k.ID {
+				// Created, and it says which key it made, but the key is
+				// unusable (no value, or the API changed the label, which
+				// a clean-up by label would miss): revoke that key. A
+				// retry would make the same.
+				if rerr := i.Revoke(ctx, k.ID); rerr != nil {
+					return backoff.Permanent(fmt.Errorf("httpissuer: create %s: %v; revoking the unusable key %s: %v (%w)", label, err, k.ID, rerr, issuers.ErrMaybeCreated))
+				}
+				i.log.Warn("httpissuer: revoked a created key that was unusable", zap.String("key_id", k.ID), zap.String("label", label))
+				return backoff.Permanent(fmt.Errorf("httpissuer: create %s: %w (the key was revoked)", label, err))
+			}
+			// Created, but the answer is unusable: the value is lost.
+			res.err = err
+			res.ambiguous = true
 		}
 		err := i.fail("create "+label, res)
 		if isPermanent(err) || !res.ambiguous {
@@ -643,12 +654,14 @@ type result struct {
 }
 
 func (i *Issuer) url(path string, q url.Values) *url.URL {
+	// path is escaped already (renderPath): keep it as sent.
 	u := *i.base
-	u.Path += path
-	u.RawPath = ""
-	if i.base.RawPath != "" || strings.Contains(path, "%") {
-		u.RawPath = i.base.EscapedPath() + path
+	plain, err := url.PathUnescape(path)
+	if err != nil {
+		plain = path
 	}
+	u.Path = i.base.Path + plain
+	u.RawPath = i.base.EscapedPath() + path
 	u.RawQuery = q.Encode()
 	return &u
 }

@@ -127,3 +127,22 @@ func TestOpenAIManagementRefused(t *testing.T) {
 		t.Errorf("%d keys after a refused create", srv.ActiveCount())
 	}
 }
+
+// TestOpenAICreateNeverAnswered: every create lands and its connection
+// drops. Each orphan is deleted, and the final error wraps
+// ErrMaybeCreated: the last request may still land after the clean-up.
+func TestOpenAICreateNeverAnswered(t *testing.T) {
+	srv := presettest.NewOpenAI()
+	defer srv.Close()
+	iss, _, _ := build(t, openAIEntry(t, srv))
+	for range 4 {
+		srv.InjectCreateFault(presettest.CreateThenHangUp)
+	}
+	_, _, err := iss.Create(context.Background(), "never")
+	if !errors.Is(err, issuers.ErrMaybeCreated) {
+		t.Fatalf("Create = %v, want ErrMaybeCreated", err)
+	}
+	if n := srv.ActiveCount(); n != 1 {
+		t.Errorf("%d admin keys, want 1 (the management key): every orphan deleted", n)
+	}
+}
