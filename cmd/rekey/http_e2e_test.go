@@ -93,6 +93,14 @@ issuers:
 `, dir, p.issuer, app.URL, keyID))
 	rememberValue(p.seed)
 
+	// plan talks to the vendor (lists keys, identifies the current one)
+	// and changes nothing.
+	var planOut, planErr strings.Builder
+	if code := execute(context.Background(), []string{"-c", cfg, "plan"}, &planOut, &planErr); code != exitOK {
+		t.Fatalf("plan: exit %d\n%s%s", code, planOut.String(), planErr.String())
+	}
+	record([]byte(planOut.String()), []byte(planErr.String()))
+
 	var out, errOut strings.Builder
 	code := execute(context.Background(), []string{"-c", cfg, "rotate", "app"}, &out, &errOut)
 	record([]byte(out.String()), []byte(errOut.String()))
