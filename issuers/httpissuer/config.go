@@ -39,7 +39,8 @@ const (
 // A preset is a complete FileConfig. The merge rule: every field the entry
 // sets replaces the preset's field at the same path, one leaf at a time
 // (create.body replaces only the preset's create.body); lists and maps
-// (expect_status, query, status.active) are replaced whole, never merged.
+// (expect_status, query, status.active) are replaced whole, never merged;
+// a field left zero keeps the preset's, so a preset's true cannot be set false.
 // Expanded returns the result, which is plain config the user could copy.
 //
 // Decode it with config.IssuerSpec.Decode, which applies SetDefaults and
@@ -538,7 +539,7 @@ func checkTemplate(bad func(string, string, ...any), field, tmpl, allowed string
 	}
 }
 
-// rollPaths are vendor endpoints that replace a key's value in place,
+// rollPathRE matches vendor endpoints that replace a key's value in place,
 // revoking the old one at once (Cloudflare's PUT /user/tokens/{id}/value,
 // "Roll Token").
 var rollPathRE = regexp.MustCompile(`(?i)(/tokens/[^/]+/value$|/(roll|rotate|regenerate|reset)$)`)
