@@ -215,6 +215,7 @@ type Identify struct {
 // ErrorMapping maps error answers to rekey's errors.
 type ErrorMapping struct {
 	// KeyLimitStatus are statuses meaning "too many keys"; default [409].
+	// They win over 401/403 meaning refused credentials.
 	KeyLimitStatus []int `yaml:"key_limit_status"`
 	// Message is the JSONPath of a human message in an error body.
 	Message string `yaml:"message"`

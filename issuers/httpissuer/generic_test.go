@@ -417,3 +417,18 @@ func TestGenericCreateLabelChanged(t *testing.T) {
 		t.Errorf("%d active keys, want 1: the relabelled key revoked", n)
 	}
 }
+
+// TestKeyLimitStatusWinsOver403: an API that answers a full account with
+// 403 is a key limit when the entry says so, not refused credentials.
+func TestKeyLimitStatusWinsOver403(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error": {"message": "limit of 100 keys"}}`, http.StatusForbidden)
+	}))
+	defer srv.Close()
+	t.Setenv("T", "tok")
+	iss, _, _ := build(t, "    type: http\n    preset: openai-admin\n    base_url: "+srv.URL+"\n    auth: {token: env:T}\n    errors: {key_limit_status: [403]}\n")
+	_, _, err := iss.Create(context.Background(), "x")
+	if !errors.Is(err, issuers.ErrKeyLimit) || errors.Is(err, issuers.ErrUnauthorized) {
+		t.Fatalf("Create = %v, want ErrKeyLimit only", err)
+	}
+}

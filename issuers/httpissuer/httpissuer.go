@@ -746,6 +746,8 @@ func (i *Issuer) fail(op string, res result) error {
 		switch {
 		case ae.retryable():
 			err = fmt.Errorf("httpissuer: %s: %w", op, ae)
+		case errors.Is(ae, issuers.ErrKeyLimit):
+			err = backoff.Permanent(fmt.Errorf("httpissuer: %s: %w", op, ae))
 		case res.status == http.StatusUnauthorized || res.status == http.StatusForbidden:
 			err = backoff.Permanent(fmt.Errorf("httpissuer: %s: %w (%w)", op, ErrManagementAuth, ae))
 		case res.status < 400:
@@ -787,13 +789,15 @@ func (i *Issuer) apiError(res result) *apiError {
 			e.Message = safeText(scalarString(first(i.message.Select(doc))), 200)
 		}
 	}
+	// errors.key_limit_status wins: an API may answer a full account with
+	// 403, which otherwise means refused credentials.
 	switch {
+	case slices.Contains(i.api.Errors.KeyLimitStatus, res.status):
+		e.sentinel = issuers.ErrKeyLimit
 	case res.status == http.StatusUnauthorized || res.status == http.StatusForbidden:
 		e.sentinel = issuers.ErrUnauthorized
 	case res.status == http.StatusNotFound:
 		e.sentinel = issuers.ErrNotFound
-	case slices.Contains(i.api.Errors.KeyLimitStatus, res.status):
-		e.sentinel = issuers.ErrKeyLimit
 	}
 	return e
 }
