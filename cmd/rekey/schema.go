@@ -5,6 +5,7 @@ import (
 
 	"github.com/rekeyhq/rekey/config/schema"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/issuers/awsiam"
 	"github.com/rekeyhq/rekey/issuers/httpissuer"
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
@@ -19,6 +20,7 @@ import (
 var (
 	schemaIssuers = []schema.Backend{
 		{Type: apexverify.Type, Config: apexverify.FileConfig{}, Required: []string{"management_token"}},
+		{Type: awsiam.Type, Config: awsiam.FileConfig{}, Required: []string{"user_name"}},
 		{Type: httpissuer.Type, Config: httpissuer.FileConfig{}, Required: []string{"auth"}, Enums: httpPresetEnum()},
 	}
 	schemaSinks = []schema.Backend{

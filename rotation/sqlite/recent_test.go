@@ -86,28 +86,6 @@ func checkRecent(t *testing.T, s *Store, saved map[string]*rotation.Record) (ok,
 	return readable(t, r, saved)
 }
 
-func TestRecent(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, statePath(t))
-	saved := recentWorld(t, s)
-	// The current key is f-1's (kept), behind two failures and the
-	// rotation in flight; the last success is d-1, so d-0 is not read.
-	ok, bad := checkRecent(t, s, saved)
-	if want := []string{"prod/m-1", "prod/rb-2", "prod/rb-1", "prod/f-1", "prod/d-1"}; !reflect.DeepEqual(ok, want) || bad != nil {
-		t.Errorf("Recent(prod) = %v, unreadable %v; want %v", ok, bad, want)
-	}
-	for c, want := range map[string][]string{"new": {"new/rb-2", "new/rb-1"}, "fresh": {"fresh/d-0"}, "nobody": nil} {
-		r, err := s.Recent(ctx, c)
-		if err != nil || !reflect.DeepEqual(ids(r), want) {
-			t.Errorf("Recent(%s) = %v, %v; want %v", c, ids(r), err, want)
-		}
-	}
-	empty := openTest(t, statePath(t))
-	if all, err := empty.RecentAll(ctx); err != nil || len(all) != 0 {
-		t.Errorf("RecentAll of an empty journal = %v, %v", all, err)
-	}
-}
-
 // Recent reads as far back as it must whatever rows were edited: an edited
 // row is unreadable, included in its place, and never taken for the last
 // success, whether the edit hid the done row or made another row claim it.
