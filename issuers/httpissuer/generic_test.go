@@ -432,3 +432,34 @@ func TestKeyLimitStatusWinsOver403(t *testing.T) {
 		t.Fatalf("Create = %v, want ErrKeyLimit only", err)
 	}
 }
+
+// TestGenericListRetries: a 503 and a 429 with Retry-After on a list are
+// retried, waiting on the issuer's clock; then the list is whole.
+func TestGenericListRetries(t *testing.T) {
+	g := newGeneric(t)
+	iss, _, auto := build(t, genericEntry(t, g))
+	if _, _, err := iss.Create(context.Background(), "r"); err != nil {
+		t.Fatal(err)
+	}
+	faults := []int{http.StatusServiceUnavailable, http.StatusTooManyRequests}
+	g.mu.Lock()
+	g.onList = func(w http.ResponseWriter) bool {
+		if len(faults) == 0 {
+			return false
+		}
+		if faults[0] == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "3")
+		}
+		w.WriteHeader(faults[0])
+		faults = faults[1:]
+		return true
+	}
+	g.mu.Unlock()
+	keys, err := iss.List(context.Background())
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("List = %d keys, %v", len(keys), err)
+	}
+	if w := auto.Waits(); len(w) != 2 || w[1] != 3*time.Second {
+		t.Errorf("waits %v, want a backoff then Retry-After's 3s", w)
+	}
+}
