@@ -53,7 +53,22 @@ func (d *Datadog) Seed(name string) string {
 func (d *Datadog) mint(name string) *key {
 	id := randHex(16)
 	uuid := id[:8] + "-" + id[8:12] + "-" + id[12:16] + "-" + id[16:20] + "-" + id[20:]
-	return d.add(name, randHex(16), uuid)
+	// Datadog does not promise distinct last4; this server does, so that
+	// tests of adoption by last4 are deterministic.
+	value := randHex(16)
+	for d.lastFourTaken(value) {
+		value = randHex(16)
+	}
+	return d.add(name, value, uuid)
+}
+
+func (d *Datadog) lastFourTaken(v string) bool {
+	for _, k := range d.live() {
+		if k.Value[len(k.Value)-4:] == v[len(v)-4:] {
+			return true
+		}
+	}
+	return false
 }
 
 func ddTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000-07:00") }

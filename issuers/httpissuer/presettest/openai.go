@@ -52,7 +52,22 @@ func (o *OpenAI) Seed(name string) string {
 }
 
 func (o *OpenAI) mint(name string) *key {
-	return o.add(name, "sk-admin-"+randAlnum(58), "key_"+randHex(8))
+	// Redacted forms are kept distinct (OpenAI does not promise it), so
+	// that tests of adoption by them are deterministic.
+	value := "sk-admin-" + randAlnum(58)
+	for o.redactedTaken(value) {
+		value = "sk-admin-" + randAlnum(58)
+	}
+	return o.add(name, value, "key_"+randHex(8))
+}
+
+func (o *OpenAI) redactedTaken(v string) bool {
+	for _, k := range o.live() {
+		if redacted(k.Value) == redacted(v) {
+			return true
+		}
+	}
+	return false
 }
 
 // redacted is the listed form of a value: "sk-admin...def".
