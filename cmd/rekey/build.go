@@ -19,6 +19,7 @@ import (
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
 	"github.com/rekeyhq/rekey/issuers/awsiam"
+	"github.com/rekeyhq/rekey/issuers/httpissuer"
 	"github.com/rekeyhq/rekey/notify"
 	"github.com/rekeyhq/rekey/notify/slack"
 	"github.com/rekeyhq/rekey/notify/webhook"
@@ -67,6 +68,13 @@ func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger, pools *pools) (issue
 		})
 	case awsiam.Type:
 		return buildIssuer(spec, log, awsiam.FileConfig.Resolve, func(c awsiam.Config, l *zap.Logger) (*awsiam.Issuer, error) { return awsiam.New(c, l) })
+	case httpissuer.Type:
+		return buildIssuer(spec, log, httpissuer.FileConfig.Resolve, func(c httpissuer.Config, l *zap.Logger) (issuers.Issuer, error) {
+			if pools != nil {
+				c.Transport = pools.apex.For(c.API.Expanded().BaseURL)
+			}
+			return httpissuer.New(c, l)
+		})
 	}
 	return nil, nil, spec.UnknownType()
 }
@@ -139,7 +147,7 @@ func build[C any, S sinks.Sink](spec *config.SinkSpec, log *zap.Logger, newSink 
 // pools are the connections the back-ends built from a config share, kept
 // for the process's life so that a reloaded config reuses them.
 type pools struct {
-	apex *apexverify.Transports // one per ApexVerify host
+	apex *apexverify.Transports // one per API host (ApexVerify and http issuers)
 }
 
 // pools returns a's pools, creating them for cfg's concurrency on first use.
