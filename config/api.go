@@ -61,6 +61,8 @@ type entry struct {
 	secretEnv []string
 	// fieldsLine is where a sink entry's fields key is, 0 if none.
 	fieldsLine int
+	// secrets are the secret-valued fields Decode found in the entry.
+	secrets []SecretRef
 }
 
 // FieldMapper is a sink config that can hold a multi-field credential

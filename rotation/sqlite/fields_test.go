@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/rotation/storetest"
 )
 
 // TestPairEncryptedWhole: a multi-field value is journaled as one
@@ -20,7 +21,7 @@ func TestPairEncryptedWhole(t *testing.T) {
 	}
 	defer s.Close()
 	const oldID, oldSec, newID, newSec = "AKIAOLDPAIRID0001", "old-pair-secret-Zq81", "AKIANEWPAIRID0002", "new-pair-secret-Wx52"
-	r := fullRecord()
+	r := storetest.FullRecord()
 	r.OldValue = secret.NewFields(map[string]string{"id": oldID, "secret": oldSec})
 	r.NewValue = secret.NewFields(map[string]string{"id": newID, "secret": newSec})
 	if err := s.Save(ctx, r); err != nil {
