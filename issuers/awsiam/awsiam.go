@@ -174,6 +174,7 @@ var (
 	_ issuers.UsageReporter = (*Issuer)(nil)
 	_ issuers.KeyLimiter    = (*Issuer)(nil)
 	_ issuers.Account       = (*Issuer)(nil)
+	_ issuers.Fielded       = (*Issuer)(nil)
 )
 
 // Option adjusts how New builds an Issuer.
