@@ -41,6 +41,7 @@ type Backend func(t *testing.T) rotation.Store
 func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	open := func(t *testing.T) rotation.Store { return newBackend(t)(t) }
 	t.Run("RoundTripEveryField", func(t *testing.T) { testRoundTrip(t, open(t)) })
+	t.Run("PairValuesRoundTrip", func(t *testing.T) { testPair(t, open(t)) })
 	t.Run("TimesInOtherZonesAndZeroTimes", func(t *testing.T) { testTimes(t, open(t)) })
 	t.Run("GetNotFound", func(t *testing.T) { testGetNotFound(t, open(t)) })
 	t.Run("SaveRejectsIncompleteRecord", func(t *testing.T) { testSaveRejects(t, open(t)) })
@@ -607,5 +608,25 @@ func testLockCanceled(t *testing.T, s rotation.Store) {
 	cancel()
 	if _, err := s.Lock(ctx, "a"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Lock with canceled context: %v", err)
+	}
+}
+
+// testPair saves a rotation of a multi-field credential: its old and new
+// values come back with every field.
+func testPair(t *testing.T, s rotation.Store) {
+	ctx := context.Background()
+	r := FullRecord()
+	r.OldValue = secret.NewFields(map[string]string{"access_key_id": "AKIAOLDPAIR0001", "secret_access_key": OldSecret})
+	r.NewValue = secret.NewFields(map[string]string{"access_key_id": "AKIANEWPAIR0002", "secret_access_key": NewSecret})
+	Save(t, s, r)
+	got, err := s.Get(ctx, r.Credential, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.OldValue.Equal(r.OldValue) || !got.NewValue.Equal(r.NewValue) {
+		t.Fatalf("pair values did not round-trip: fields %v / %v", got.OldValue.FieldNames(), got.NewValue.FieldNames())
+	}
+	if got.NewValue.Field("secret_access_key").Reveal() != NewSecret {
+		t.Errorf("new value's secret_access_key field lost")
 	}
 }
