@@ -581,3 +581,43 @@ func TestSchedulerOnIdleEndsEachBurst(t *testing.T) {
 		t.Errorf("OnIdle called again after the burst (%d more)", len(idle))
 	}
 }
+
+// lockCounter counts the locks taken through it.
+type lockCounter struct {
+	rotation.Store
+	locks atomic.Int64
+}
+
+func (s *lockCounter) Lock(ctx context.Context, credential string) (func(), error) {
+	s.locks.Add(1)
+	return s.Store.Lock(ctx, credential)
+}
+
+// A run with nothing due answers every credential from one batch read of
+// the journal: no lock and no read per credential. What is due is still
+// rotated under its lock.
+func TestRunAllNothingDueTakesNoLock(t *testing.T) {
+	const n = 200
+	// c00000 is due (its last rotation is older than fleetEvery); the rest
+	// rotated an hour ago.
+	f := newFleet(n, &quickIssuer{}, func(i int) time.Time {
+		if i == 0 {
+			return fleetStart.Add(-fleetEvery - time.Hour)
+		}
+		return fleetStart.Add(-time.Hour)
+	})
+	lc := &lockCounter{Store: f.store}
+	f.engine.Store = lc
+	results := f.engine.RunAll(context.Background(), f.creds, 8)
+	if got := results[0].Outcome.Phase; got != rotation.Done {
+		t.Fatalf("c00000 (due): %s (%v %v)", got, results[0].Outcome.Err, results[0].Err)
+	}
+	for _, r := range results[1:] {
+		if r.Err != nil || r.Outcome.Skipped == "" || r.Outcome.DueAt.IsZero() {
+			t.Fatalf("%s (not due): %+v, want skipped with its due time", r.Credential, r)
+		}
+	}
+	if l, reads := lc.locks.Load(), f.store.reads.Load(); l != 1 || reads > 10 {
+		t.Errorf("%d locks and %d journal reads for 1 due credential among %d, want 1 lock and a few reads", l, reads, n)
+	}
+}
