@@ -380,7 +380,7 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	// billing: done, its key's age a share of rotate_every 2m, the bar
 	// drawn that wide.
-	if b.KeyID != billing.NewKeyID || b.Outcome != "done" || b.Phase != "" || !strings.Contains(b.Due, "rotate_every 2m0s reached") {
+	if b.KeyID != billing.NewKeyID || b.Outcome != "done" || b.Phase != "" || !strings.Contains(b.Due, "rotate_every 2m from the last rotation") {
 		t.Errorf("billing row %+v, want key %s done and nothing in flight", b, billing.NewKeyID)
 	}
 	done := billing.At("done")
@@ -400,7 +400,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		window = window.AddDate(1, 0, 0)
 	}
 	if c.Outcome != "failed" || c.KeyID != "" || c.State != "unknown" || c.FillPx != 0 || c.Phase != "" ||
-		!strings.HasPrefix(c.Due, window.Format("2006-01-02 15:04:05Z")) || !strings.HasSuffix(c.Due, "backing off after 1 failed attempts; next window 0 3 1 1 *") {
+		!strings.HasPrefix(c.Due, window.Format("2006-01-02 15:04:05Z")) || !strings.HasSuffix(c.Due, "backing off after 1 failed attempts; then waits for the window 0 3 1 1 *") {
 		t.Errorf("crm row %+v, want due at the next window %v", c, window)
 	}
 	if len(c.LeftKeys) != 1 || c.LeftKeys[0].ID != crm.NewKeyID || !strings.Contains(c.LeftKeys[0].Text, "by rotation "+crm.ID) ||
