@@ -65,7 +65,7 @@ func TestExamplesValidate(t *testing.T) {
 	}
 	// One per sink (file dotenv and json, AWS, Vault, GitHub) and per mode
 	// (daemon, cron, deploy hook, drain): losing one is a regression.
-	want := []string{"aws-secretsmanager.yaml", "cron.yaml", "daemon.yaml", "deploy-hook.yaml", "drain.yaml",
+	want := []string{"aws-secretsmanager.yaml", "cron.yaml", "daemon.yaml", "deploy-hook.yaml", "drain.yaml", "exec.yaml",
 		"file-dotenv.yaml", "file-json.yaml", "github-actions.yaml", "vault-kv.yaml"}
 	for _, w := range want {
 		if !slices.Contains(configs, w) {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/rekeyhq/rekey/config/schema"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/issuers/execissuer"
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
 	"github.com/rekeyhq/rekey/sinks/ghactions"
@@ -18,6 +19,7 @@ import (
 var (
 	schemaIssuers = []schema.Backend{
 		{Type: apexverify.Type, Config: apexverify.FileConfig{}, Required: []string{"management_token"}},
+		{Type: execissuer.Type, Config: execissuer.FileConfig{}, Required: []string{"command"}},
 	}
 	schemaSinks = []schema.Backend{
 		{Type: file.Type, Config: file.Config{}, Required: []string{"path"},

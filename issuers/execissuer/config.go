@@ -49,9 +49,10 @@ type FileConfig struct {
 	Abilities []string `yaml:"abilities"`
 	// Timeout bounds each call of the command; default 30s.
 	Timeout config.Duration `yaml:"timeout"`
-	// Env holds extra variables for the command: each an env: or file:
-	// reference, which Resolve reads and which is redacted from the
-	// command's stderr, or a literal (not a secret: a URL, a path).
+	// Env holds extra variables for the command, each an env: or file:
+	// reference that Resolve reads; their values are redacted from what
+	// the command prints. Settings that are not secret belong in Command's
+	// arguments.
 	Env map[string]config.Secret `yaml:"env"`
 }
 
@@ -104,7 +105,7 @@ func (c *FileConfig) Validate() error {
 			bad("env."+name, "not a valid environment variable name")
 			continue
 		}
-		if err := c.Env[name].Check(true); err != nil {
+		if err := c.Env[name].Check(false); err != nil {
 			bad("env."+name, "%v", err)
 		}
 	}
@@ -122,15 +123,7 @@ func (c FileConfig) Resolve() (Config, error) {
 		Timeout:  time.Duration(c.Timeout),
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Env)) {
-		ref := c.Env[name]
-		if ref.IsLiteral() {
-			if out.Vars == nil {
-				out.Vars = map[string]string{}
-			}
-			out.Vars[name] = ref.Ref
-			continue
-		}
-		v, err := ref.Resolve()
+		v, err := c.Env[name].Resolve()
 		if err != nil {
 			return Config{}, fmt.Errorf("exec: env.%s: %w", name, err)
 		}

@@ -38,7 +38,6 @@ func TestFileConfigDecodesAndResolves(t *testing.T) {
     timeout: 5s
     env:
       API_TOKEN: env:REKEY_TEST_EXEC_TOKEN
-      API_URL: https://api.example.com
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +49,7 @@ func TestFileConfigDecodesAndResolves(t *testing.T) {
 	}
 	if !slices.Equal(rc.Command, []string{"/usr/local/bin/issuer", "--zone", "a b"}) || rc.Account != "cloudflare acme" ||
 		!rc.Identify || !rc.LastUsed || rc.Timeout != 5*time.Second ||
-		rc.Env["API_TOKEN"].Reveal() != "tok_1234567" || rc.Vars["API_URL"] != "https://api.example.com" || len(rc.Env) != 1 || len(rc.Vars) != 1 {
+		rc.Env["API_TOKEN"].Reveal() != "tok_1234567" || len(rc.Env) != 1 || len(rc.Vars) != 0 {
 		t.Errorf("resolved %+v", rc)
 	}
 	iss, err := execissuer.New(rc, nil)
@@ -94,6 +93,7 @@ func TestFileConfigErrors(t *testing.T) {
 		"env name":        {"    type: exec\n    command: [x]\n    env:\n      1BAD: env:X\n", "issuers.ex.env.1BAD: not a valid environment variable name"},
 		"env ref":         {"    type: exec\n    command: [x]\n    env:\n      TOKEN: \"env:\"\n", "rekey.yaml:8: issuers.ex.env.TOKEN: env: reference needs a variable name"},
 		"unknown key":     {"    type: exec\n    command: [x]\n    shell: true\n", "rekey.yaml:7: issuers.ex.shell: unknown"},
+		"env literal":     {"    type: exec\n    command: [x]\n    env:\n      TOKEN: hunter2\n", "rekey.yaml:8: issuers.ex.env.TOKEN: literal secret values are not allowed here"},
 		"account":         {"    type: exec\n    command: [x]\n    account: \"a\\nb\"\n", "rekey.yaml:7: issuers.ex.account: must be at most 256 printable characters"},
 	} {
 		_, err := decodeIssuer(t, tc.yaml)

@@ -98,7 +98,8 @@ type Config struct {
 	// values are redacted from everything the command prints.
 	Env map[string]secret.Value
 	// Vars holds variables added to the command's environment that are not
-	// secret.
+	// secret; the config file has no such field (its settings that are not
+	// secret go into the command's arguments).
 	Vars map[string]string
 }
 

@@ -2,9 +2,11 @@ package execissuer_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -540,4 +542,42 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestSampleIssuerContract runs the contract against the sample issuer
+// script that examples/exec.yaml uses.
+func TestSampleIssuerContract(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	script, err := filepath.Abs("../../examples/exec-issuer/sample-issuer.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuertest.Run(t, func(t *testing.T) issuertest.Fixture {
+		keys := filepath.Join(t.TempDir(), "keys.json")
+		iss, err := execissuer.New(execissuer.Config{Command: []string{python, script, "--state", keys}, Identify: true, LastUsed: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return issuertest.Fixture{
+			Issuer: iss,
+			ActiveCount: func() int {
+				var st struct{ Keys []struct{ Status string } }
+				b, _ := os.ReadFile(keys)
+				if err := json.Unmarshal(b, &st); err != nil {
+					t.Fatalf("the sample's state: %v", err)
+				}
+				n := 0
+				for _, k := range st.Keys {
+					if k.Status == "active" {
+						n++
+					}
+				}
+				return n
+			},
+			UnknownID: "key_000000000000000000000000",
+		}
+	})
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/e2etest"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/issuers"
+	"github.com/rekeyhq/rekey/issuers/execissuer"
+)
+
+// sampleIssuer is the shipped sample issuer script, relative to this
+// package.
+var sampleIssuer = filepath.Join(repoRoot, "examples", "exec-issuer", "sample-issuer.py")
+
+// TestRotateWithExecIssuer rotates a credential whose issuer is the
+// sample exec issuer (a Python script keeping its keys in a file) into a
+// file sink: the key that was in the file before rekey ran is identified,
+// replaced and revoked, and the new one authenticates.
+func TestRotateWithExecIssuer(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	script, err := filepath.Abs(sampleIssuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys.json")
+	argv := []string{python, script, "--state", keys}
+	iss, err := execissuer.New(execissuer.Config{Command: argv, Identify: true, LastUsed: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	first, seed, err := iss.Create(ctx, "prod-initial")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rememberValue(seed)
+	envFile := filepath.Join(dir, "app.env")
+	writeFile(t, envFile, "APP=crm\nAPI_KEY="+seed.Reveal())
+	e2etest.WriteStateKey(t, filepath.Join(dir, "state.key"))
+	writeFile(t, filepath.Join(dir, "token"), "sample-management-token")
+	cmd, _ := json.Marshal(argv)
+	config := filepath.Join(dir, "rekey.yaml")
+	writeFile(t, config, `version: 1
+state:
+  path: `+dir+`/state.db
+  encryption_key: file:`+dir+`/state.key
+issuers:
+  sample:
+    type: exec
+    command: `+string(cmd)+`
+    account: sample-issuer test
+    abilities: [identify, last_used]
+    timeout: 20s
+    env:
+      SAMPLE_API_TOKEN: file:`+dir+`/token
+credentials:
+  prod:
+    issuer: sample
+    label: prod-{{date}}
+    rotate_every: 90d
+    sinks:
+      - {type: file, path: `+envFile+`, key: API_KEY}
+    monitor: {window: 1s, interval: 1s}
+`)
+	var out, errOut bytes.Buffer
+	code := execute(ctx, []string{"-c", config, "rotate", "prod"}, &out, &errOut)
+	record(out.Bytes(), errOut.Bytes())
+	if code != exitOK {
+		t.Fatalf("rotate: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	b, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, val, _ := strings.Cut(strings.TrimSpace(string(b)), "API_KEY=")
+	now := secret.New(val)
+	rememberValue(now)
+	if now.IsZero() || now.Equal(seed) || !strings.HasPrefix(string(b), "APP=crm\n") {
+		t.Fatalf("the file does not hold a new key next to its other lines")
+	}
+	if err := iss.Verify(ctx, now); err != nil {
+		t.Errorf("the new key does not authenticate: %v", err)
+	}
+	if err := iss.Verify(ctx, seed); !errors.Is(err, issuers.ErrUnauthorized) {
+		t.Errorf("Verify(old key) = %v, want it revoked", err)
+	}
+	old, err := iss.Get(ctx, first.ID)
+	if err != nil || old.Status != issuers.Revoked {
+		t.Errorf("old key %s: %+v, %v; want revoked", first.ID, old, err)
+	}
+	active, err := iss.List(ctx)
+	if err != nil || len(active) != 1 || !strings.HasPrefix(active[0].Label, "prod-") || active[0].Prefix != val[:12] {
+		t.Errorf("active keys %+v, %v; want the one new key", active, err)
+	}
+	for _, s := range []string{out.String(), errOut.String()} {
+		if strings.Contains(s, seed.Reveal()) || strings.Contains(s, val) || strings.Contains(s, "sample-management-token") {
+			t.Errorf("rotate printed a key value or the token")
+		}
+	}
+}
