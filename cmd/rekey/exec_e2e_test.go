@@ -111,3 +111,73 @@ credentials:
 		}
 	}
 }
+
+// TestExecIssuerEnvironment: the command built from the config inherits
+// rekey's environment without the variables the config reads secrets from
+// and the sinks' default tokens, and gets the issuer's env: variables.
+func TestExecIssuerEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("REKEY_TEST_EXEC_STATE_KEY", stateKeyText(t))
+	t.Setenv("REKEY_TEST_EXEC_MGMT", "mgmt-Xy7Pq2Lm")
+	t.Setenv("GITHUB_TOKEN", "ghp-Ab3Cd4Ef")
+	t.Setenv("VAULT_TOKEN", "hvs-Gh5Ij6Kl")
+	t.Setenv("REKEY_TEST_EXEC_PLAIN", "kept")
+	envOut := filepath.Join(dir, "env.txt")
+	// A command that records its environment and knows no keys.
+	script := `env > "$1"; echo '{"keys":[]}'`
+	writeFile(t, filepath.Join(dir, "app.env"), "API_KEY=sk_sample_0123456789abcdef")
+	config := filepath.Join(dir, "rekey.yaml")
+	writeFile(t, config, `version: 1
+state:
+  path: `+dir+`/state.db
+  encryption_key: env:REKEY_TEST_EXEC_STATE_KEY
+issuers:
+  recorder:
+    type: exec
+    command: ["/bin/sh", "-c", `+jsonString(script)+`, "sh", "`+envOut+`"]
+    account: recorder
+    env:
+      MY_TOKEN: env:REKEY_TEST_EXEC_MGMT
+credentials:
+  prod:
+    issuer: recorder
+    label: prod-{{date}}
+    rotate_every: 90d
+    sinks:
+      - {type: file, path: `+dir+`/app.env, key: API_KEY}
+`)
+	var out, errOut bytes.Buffer
+	execute(context.Background(), []string{"-c", config, "plan"}, &out, &errOut)
+	record(out.Bytes(), errOut.Bytes())
+	got, err := os.ReadFile(envOut)
+	if err != nil {
+		t.Fatalf("the command did not run (plan: %s%s): %v", out.String(), errOut.String(), err)
+	}
+	env := "\n" + string(got)
+	for _, hidden := range []string{"REKEY_TEST_EXEC_STATE_KEY=", "REKEY_TEST_EXEC_MGMT=", "GITHUB_TOKEN=", "VAULT_TOKEN="} {
+		if strings.Contains(env, "\n"+hidden) {
+			t.Errorf("the command inherited %s", strings.TrimSuffix(hidden, "="))
+		}
+	}
+	for _, want := range []string{"\nMY_TOKEN=mgmt-Xy7Pq2Lm\n", "\nREKEY_TEST_EXEC_PLAIN=kept\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("the command's environment lacks %q", strings.TrimSpace(want))
+		}
+	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// stateKeyText is a random journal key as the config reads it.
+func stateKeyText(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "k")
+	e2etest.WriteStateKey(t, p)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -581,3 +581,37 @@ func TestSampleIssuerContract(t *testing.T) {
 		}
 	})
 }
+
+// TestCancelKillsProcessGroup: when the caller's context ends, the
+// command's whole process group is killed at once, before the timeout.
+func TestCancelKillsProcessGroup(t *testing.T) {
+	e := newEnv(t, envOptions{timeout: time.Hour})
+	e.fault(fault{Op: "get", Mode: "hang"})
+	c, cancel := context.WithCancel(ctx(t))
+	pids := filepath.Join(e.dir, "hang.pids")
+	go func() {
+		// Cancel once the command has started hanging.
+		for c.Err() == nil {
+			if b, err := os.ReadFile(pids); err == nil && len(strings.Fields(string(b))) == 2 {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	_, err := e.iss.Get(c, "key_1")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get cancelled while the command hangs = %v, want context.Canceled", err)
+	}
+	b, _ := os.ReadFile(pids)
+	if len(strings.Fields(string(b))) != 2 {
+		t.Fatalf("the command and its child did not record their pids: %q", b)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		waitGone(t, pid)
+	}
+	if n := e.callsOf("get"); n != 1 {
+		t.Errorf("get ran %d times after the cancel, want 1", n)
+	}
+}
