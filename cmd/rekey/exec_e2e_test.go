@@ -63,6 +63,7 @@ issuers:
     command: `+string(cmd)+`
     account: sample-issuer test
     abilities: [identify, last_used]
+    max_active_keys: 10
     timeout: 20s
     env:
       SAMPLE_API_TOKEN: file:`+dir+`/token
@@ -76,6 +77,13 @@ credentials:
     monitor: {window: 1s, interval: 1s}
 `)
 	var out, errOut bytes.Buffer
+	execute(ctx, []string{"-c", config, "plan"}, &out, &errOut)
+	record(out.Bytes(), errOut.Bytes())
+	if !strings.Contains(out.String(), "1 of 10 keys active (9 free)") {
+		t.Errorf("plan does not count the exec issuer's key slots:\n%s%s", out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
 	code := execute(ctx, []string{"-c", config, "rotate", "prod"}, &out, &errOut)
 	record(out.Bytes(), errOut.Bytes())
 	if code != exitOK {

@@ -31,6 +31,7 @@ const (
 //	    command: ["/usr/local/lib/rekey/cloudflare-keys", "--account", "acme"]
 //	    account: cloudflare acme            # binds the journal; recommended
 //	    abilities: [identify, last_used]    # ops the command answers beyond the required ones
+//	    max_active_keys: 10                 # the account's key limit, if known
 //	    timeout: 30s                        # per call; default
 //	    env:                                # extra variables for the command
 //	      CF_API_TOKEN: env:CLOUDFLARE_MANAGEMENT_TOKEN
@@ -47,6 +48,10 @@ type FileConfig struct {
 	// Abilities lists the optional ops the command answers: identify and
 	// last_used.
 	Abilities []string `yaml:"abilities"`
+	// MaxActiveKeys is the account's limit of active keys, if it has one;
+	// `rekey plan` then reports a problem when no slot is free for a
+	// rotation's new key. 0 (the default): unknown.
+	MaxActiveKeys int `yaml:"max_active_keys"`
 	// Timeout bounds each call of the command; default 30s.
 	Timeout config.Duration `yaml:"timeout"`
 	// Env holds extra variables for the command, each an env: or file:
@@ -97,6 +102,9 @@ func (c *FileConfig) Validate() error {
 		}
 		seen[a] = true
 	}
+	if c.MaxActiveKeys < 0 {
+		bad("max_active_keys", "must not be negative (0: no known limit)")
+	}
 	if c.Timeout <= 0 {
 		bad("timeout", "must be greater than 0")
 	}
@@ -116,11 +124,12 @@ func (c *FileConfig) Validate() error {
 // Errors name the reference, never its value.
 func (c FileConfig) Resolve() (Config, error) {
 	out := Config{
-		Command:  slices.Clone(c.Command),
-		Account:  c.Account,
-		Identify: slices.Contains(c.Abilities, AbilityIdentify),
-		LastUsed: slices.Contains(c.Abilities, AbilityLastUsed),
-		Timeout:  time.Duration(c.Timeout),
+		Command:       slices.Clone(c.Command),
+		Account:       c.Account,
+		Identify:      slices.Contains(c.Abilities, AbilityIdentify),
+		LastUsed:      slices.Contains(c.Abilities, AbilityLastUsed),
+		MaxActiveKeys: c.MaxActiveKeys,
+		Timeout:       time.Duration(c.Timeout),
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Env)) {
 		v, err := c.Env[name].Resolve()

@@ -35,6 +35,7 @@ func TestFileConfigDecodesAndResolves(t *testing.T) {
     command: [/usr/local/bin/issuer, --zone, "a b"]
     account: cloudflare acme
     abilities: [last_used, identify]
+    max_active_keys: 3
     timeout: 5s
     env:
       API_TOKEN: env:REKEY_TEST_EXEC_TOKEN
@@ -48,13 +49,16 @@ func TestFileConfigDecodesAndResolves(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(rc.Command, []string{"/usr/local/bin/issuer", "--zone", "a b"}) || rc.Account != "cloudflare acme" ||
-		!rc.Identify || !rc.LastUsed || rc.Timeout != 5*time.Second ||
+		!rc.Identify || !rc.LastUsed || rc.MaxActiveKeys != 3 || rc.Timeout != 5*time.Second ||
 		rc.Env["API_TOKEN"].Reveal() != "tok_1234567" || len(rc.Env) != 1 || len(rc.Vars) != 0 {
 		t.Errorf("resolved %+v", rc)
 	}
 	iss, err := execissuer.New(rc, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if kl, ok := iss.(issuers.KeyLimiter); !ok || kl.MaxActiveKeys() != 3 {
+		t.Errorf("max_active_keys 3 does not make a KeyLimiter of 3")
 	}
 	if iss.(issuers.Account).Account() != "cloudflare acme" {
 		t.Errorf("Account() = %q", iss.(issuers.Account).Account())
@@ -90,6 +94,7 @@ func TestFileConfigErrors(t *testing.T) {
 		"unknown ability": {"    type: exec\n    command: [x]\n    abilities: [identify, rotate]\n", `rekey.yaml:7: issuers.ex.abilities[1]: unknown ability "rotate"`},
 		"twice":           {"    type: exec\n    command: [x]\n    abilities: [identify, identify]\n", "issuers.ex.abilities[1]: identify is listed twice"},
 		"timeout":         {"    type: exec\n    command: [x]\n    timeout: 0s\n", "rekey.yaml:7: issuers.ex.timeout: must be greater than 0"},
+		"max keys":        {"    type: exec\n    command: [x]\n    max_active_keys: -1\n", "rekey.yaml:7: issuers.ex.max_active_keys: must not be negative"},
 		"env name":        {"    type: exec\n    command: [x]\n    env:\n      1BAD: env:X\n", "issuers.ex.env.1BAD: not a valid environment variable name"},
 		"env ref":         {"    type: exec\n    command: [x]\n    env:\n      TOKEN: \"env:\"\n", "rekey.yaml:8: issuers.ex.env.TOKEN: env: reference needs a variable name"},
 		"unknown key":     {"    type: exec\n    command: [x]\n    shell: true\n", "rekey.yaml:7: issuers.ex.shell: unknown"},

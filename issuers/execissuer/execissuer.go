@@ -91,6 +91,10 @@ type Config struct {
 	// identify and last_used; only then is the Issuer an
 	// issuers.Identifier or issuers.UsageReporter.
 	Identify, LastUsed bool
+	// MaxActiveKeys is the account's limit of active keys, if known; only
+	// when it is above 0 is the Issuer an issuers.KeyLimiter, so that
+	// `rekey plan` checks for a free slot.
+	MaxActiveKeys int
 	// Timeout bounds each call of the command; DefaultTimeout when 0. On
 	// timeout the command's whole process group is killed.
 	Timeout time.Duration
@@ -106,15 +110,14 @@ type Config struct {
 // Issuer runs one command. It is safe for concurrent use: each call is a
 // process of its own.
 type Issuer struct {
-	argv     []string
-	account  string
-	timeout  time.Duration
-	env      map[string]secret.Value
-	vars     map[string]string
-	hideEnv  []string
-	log      *zap.Logger
-	identify bool
-	lastUsed bool
+	argv    []string
+	account string
+	timeout time.Duration
+	env     map[string]secret.Value
+	vars    map[string]string
+	hideEnv []string
+	log     *zap.Logger
+	maxKeys int
 
 	// Retry policy, waiting on clock.
 	maxTries       int // per idempotent call
@@ -142,44 +145,81 @@ func WithoutEnv(names ...string) Option {
 }
 
 // The Issuer's optional abilities come from its config, so New returns one
-// of these, whose method sets hold exactly the declared abilities.
+// of the with* types, whose method sets hold exactly the declared ones.
 type (
-	identifier struct{ *Issuer }
-	reporter   struct{ *Issuer }
-	both       struct{ *Issuer }
+	identifyOp struct{ i *Issuer }
+	lastUsedOp struct{ i *Issuer }
+	limitOp    struct{ i *Issuer }
+
+	withI struct {
+		*Issuer
+		identifyOp
+	}
+	withL struct {
+		*Issuer
+		lastUsedOp
+	}
+	withK struct {
+		*Issuer
+		limitOp
+	}
+	withIL struct {
+		*Issuer
+		identifyOp
+		lastUsedOp
+	}
+	withIK struct {
+		*Issuer
+		identifyOp
+		limitOp
+	}
+	withLK struct {
+		*Issuer
+		lastUsedOp
+		limitOp
+	}
+	withILK struct {
+		*Issuer
+		identifyOp
+		lastUsedOp
+		limitOp
+	}
 )
 
-func (i identifier) Identify(ctx context.Context, v secret.Value) (issuers.Key, error) {
-	return i.identifyKey(ctx, v)
+// Identify returns the active key value is (issuers.Identifier).
+func (o identifyOp) Identify(ctx context.Context, v secret.Value) (issuers.Key, error) {
+	return o.i.identifyKey(ctx, v)
 }
-func (i reporter) LastUsed(ctx context.Context, id string) (time.Time, error) {
-	return i.lastUsedAt(ctx, id)
+
+// LastUsed returns when the key last authenticated (issuers.UsageReporter).
+func (o lastUsedOp) LastUsed(ctx context.Context, id string) (time.Time, error) {
+	return o.i.lastUsedAt(ctx, id)
 }
-func (i both) Identify(ctx context.Context, v secret.Value) (issuers.Key, error) {
-	return i.identifyKey(ctx, v)
-}
-func (i both) LastUsed(ctx context.Context, id string) (time.Time, error) {
-	return i.lastUsedAt(ctx, id)
-}
+
+// MaxActiveKeys is the configured limit of active keys (issuers.KeyLimiter).
+func (o limitOp) MaxActiveKeys() int { return o.i.maxKeys }
 
 var (
 	_ issuers.Issuer        = (*Issuer)(nil)
 	_ issuers.Account       = (*Issuer)(nil)
-	_ issuers.Identifier    = identifier{}
-	_ issuers.UsageReporter = reporter{}
-	_ issuers.Identifier    = both{}
-	_ issuers.UsageReporter = both{}
+	_ issuers.Identifier    = withILK{}
+	_ issuers.UsageReporter = withILK{}
+	_ issuers.KeyLimiter    = withILK{}
 )
 
-// New checks c and returns the issuer: an *Issuer, which is also an
-// issuers.Identifier if c.Identify and an issuers.UsageReporter if
-// c.LastUsed. It does not run the command.
+// New checks c and returns the issuer: an *Issuer, or a type embedding
+// one that is also an issuers.Identifier if c.Identify, an
+// issuers.UsageReporter if c.LastUsed and an issuers.KeyLimiter if
+// c.MaxActiveKeys > 0. It does not run the command.
 func New(c Config, log *zap.Logger, opts ...Option) (issuers.Issuer, error) {
 	if len(c.Command) == 0 || c.Command[0] == "" {
 		return nil, errors.New("exec: command is required")
 	}
 	if c.Timeout < 0 {
 		return nil, errors.New("exec: timeout must not be negative")
+	}
+	if c.MaxActiveKeys < 0 {
+		return nil, errors.New("exec: max_active_keys must not be negative")
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -198,8 +238,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (issuers.Issuer, error) {
 		env:            maps.Clone(c.Env),
 		vars:           maps.Clone(c.Vars),
 		log:            log,
-		identify:       c.Identify,
-		lastUsed:       c.LastUsed,
+		maxKeys:        c.MaxActiveKeys,
 		maxTries:       6,
 		createTries:    4,
 		maxElapsed:     2 * time.Minute,
@@ -210,13 +249,22 @@ func New(c Config, log *zap.Logger, opts ...Option) (issuers.Issuer, error) {
 	for _, opt := range opts {
 		opt(i)
 	}
+	id, lu, lim := identifyOp{i}, lastUsedOp{i}, limitOp{i}
 	switch {
+	case c.Identify && c.LastUsed && c.MaxActiveKeys > 0:
+		return withILK{i, id, lu, lim}, nil
 	case c.Identify && c.LastUsed:
-		return both{i}, nil
+		return withIL{i, id, lu}, nil
+	case c.Identify && c.MaxActiveKeys > 0:
+		return withIK{i, id, lim}, nil
+	case c.LastUsed && c.MaxActiveKeys > 0:
+		return withLK{i, lu, lim}, nil
 	case c.Identify:
-		return identifier{i}, nil
+		return withI{i, id}, nil
 	case c.LastUsed:
-		return reporter{i}, nil
+		return withL{i, lu}, nil
+	case c.MaxActiveKeys > 0:
+		return withK{i, lim}, nil
 	}
 	return i, nil
 }

@@ -40,6 +40,7 @@ type env struct {
 
 type envOptions struct {
 	identify, lastUsed, fields bool
+	maxKeys                    int
 	timeout                    time.Duration
 	command                    []string
 }
@@ -59,12 +60,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(e.logs), zap.DebugLevel))
 	iss, err := execissuer.New(execissuer.Config{
-		Command:  cmd,
-		Identify: o.identify,
-		LastUsed: o.lastUsed,
-		Timeout:  o.timeout,
-		Env:      map[string]secret.Value{"REKEY_TEST_TOKEN": secret.New(testToken)},
-		Vars:     vars,
+		Command:       cmd,
+		Identify:      o.identify,
+		LastUsed:      o.lastUsed,
+		Timeout:       o.timeout,
+		MaxActiveKeys: o.maxKeys,
+		Env:           map[string]secret.Value{"REKEY_TEST_TOKEN": secret.New(testToken)},
+		Vars:          vars,
 	}, log, execissuer.WithClock(e.clock), execissuer.WithoutEnv("REKEY_TEST_HIDDEN"))
 	if err != nil {
 		t.Fatal(err)
@@ -129,12 +131,18 @@ func TestContract(t *testing.T) {
 // TestAbilitiesFollowConfig: the optional interfaces are there exactly
 // when declared.
 func TestAbilitiesFollowConfig(t *testing.T) {
-	for _, o := range []envOptions{{}, {identify: true}, {lastUsed: true}, {identify: true, lastUsed: true}} {
+	for n := range 8 {
+		o := envOptions{identify: n&1 != 0, lastUsed: n&2 != 0}
+		if n&4 != 0 {
+			o.maxKeys = 7
+		}
 		e := newEnv(t, o)
 		_, id := e.iss.(issuers.Identifier)
 		_, ur := e.iss.(issuers.UsageReporter)
-		if id != o.identify || ur != o.lastUsed {
-			t.Errorf("config identify=%v last_used=%v: Identifier %v, UsageReporter %v", o.identify, o.lastUsed, id, ur)
+		kl, lim := e.iss.(issuers.KeyLimiter)
+		if id != o.identify || ur != o.lastUsed || lim != (o.maxKeys > 0) || (lim && kl.MaxActiveKeys() != 7) {
+			t.Errorf("config identify=%v last_used=%v max_active_keys=%d: Identifier %v, UsageReporter %v, KeyLimiter %v",
+				o.identify, o.lastUsed, o.maxKeys, id, ur, lim)
 		}
 		if a, ok := e.iss.(issuers.Account); !ok || a.Account() != "exec "+os.Args[0] {
 			t.Errorf("Account() of %T = %v, want exec %s", e.iss, a, os.Args[0])
