@@ -679,7 +679,13 @@ func (i *Issuer) run(ctx context.Context, req request, known ...secret.Value) re
 	// Its own process group, killed whole on timeout: a script's children
 	// (curl, say) must not outlive it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Cancel = func() error {
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if errors.Is(err, syscall.ESRCH) {
+			return os.ErrProcessDone // the group had gone: Wait reports its exit
+		}
+		return err
+	}
 	cmd.WaitDelay = waitDelay
 	if err := cmd.Start(); err != nil {
 		// Nothing ran: a missing or non-executable program.
