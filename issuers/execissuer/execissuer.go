@@ -706,6 +706,12 @@ func (i *Issuer) run(ctx context.Context, req request, known ...secret.Value) re
 	if resp != nil && resp.Error != nil {
 		return result{resp: resp} // an error response, whatever the exit status
 	}
+	if resp != nil && resp.Value != nil {
+		redact = append(redact, secret.New(*resp.Value))
+	}
+	if resp != nil && resp.Fields != nil {
+		redact = append(redact, secret.NewFields(resp.Fields))
+	}
 	if err != nil {
 		return result{err: secret.Scrub(fmt.Errorf("%s %v without an error response%s", i.argv[0], exitText(err), showStderr(stderr, redact)), redact...),
 			ambiguous: true, inFlight: true}

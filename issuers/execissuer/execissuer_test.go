@@ -309,7 +309,7 @@ func TestVerifyRefusalIsNotRetried(t *testing.T) {
 // unknown, the keys carrying its label are revoked before the next try,
 // which then succeeds: one active key, the one returned.
 func TestCreateOutcomeUnknownCleansUp(t *testing.T) {
-	for _, mode := range []string{"create_then_unknown", "create_then_crash", "create_then_garbage", "create_wrong_label"} {
+	for _, mode := range []string{"create_then_unknown", "create_then_crash", "create_then_garbage", "create_wrong_label", "create_print_then_fail"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t, envOptions{})
 			e.fault(fault{Op: "create", Mode: mode})
@@ -324,8 +324,19 @@ func TestCreateOutcomeUnknownCleansUp(t *testing.T) {
 			if n := e.callsOf("find"); n != 1 {
 				t.Errorf("%d finds, want 1 clean-up", n)
 			}
+			issuertest.AssertNoLeak(t, e.logs.String(), secret.New(st.Keys[0].Value), v)
 		})
 	}
+	// The value of an answer that came with a failure is redacted from
+	// the failure's stderr.
+	e := newEnv(t, envOptions{})
+	e.fault(fault{Op: "create", Mode: "create_print_then_fail"}, fault{Op: "find", Mode: "error:not_found"})
+	_, _, err := e.iss.Create(ctx(t), "prod-1")
+	st := e.state()
+	if err == nil || len(st.Keys) != 1 || !strings.Contains(err.Error(), "helper: created "+secret.Redacted) {
+		t.Fatalf("Create whose clean-up fails = %v; want the failure quoting the redacted stderr", err)
+	}
+	issuertest.AssertNoLeak(t, fmt.Sprintf("%v %+v", err, err), secret.New(st.Keys[0].Value))
 }
 
 func TestCreateMaybeCreated(t *testing.T) {

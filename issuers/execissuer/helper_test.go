@@ -271,6 +271,11 @@ func helperMain() int {
 			return 0
 		case "create_then_hang":
 			hang(dir)
+		case "create_print_then_fail":
+			// Answers, then fails, telling stderr the value.
+			out(resp)
+			fmt.Fprintln(os.Stderr, "helper: created "+k.Value+" but failed to finish")
+			return 1
 		case "create_wrong_label":
 			k.Label = "other"
 			resp["key"] = public(k)
