@@ -42,6 +42,8 @@ lint:
 test-root:
 	$(GO) test -race $(TESTFLAGS) ./...
 
+# The aws-secretsmanager sink against kumo, and kumo's IAM against
+# issuers/awsiam/fakeiam (the aws-iam issuer's test server).
 test-aws:
 	cd sinks/awssm/awssmtest && $(GO) test -race $(TESTFLAGS) ./...
 

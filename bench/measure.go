@@ -184,20 +184,8 @@ func (b *bench) daemon(ctx context.Context, w *world) error {
 	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		// SIGTERM lets the daemon finish its step; a second chance is a kill.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		b.kids.remove(cmd.Process)
-		cmd.closeFiles()
-	}()
+	exited, stop := b.watch(cmd)
+	defer stop()
 
 	audit := newAuditWatch(w.auditPath())
 	limit := time.NewTimer(deadline(ideal))
@@ -245,27 +233,13 @@ func (b *bench) daemon(ctx context.Context, w *world) error {
 	// so that the idle figures are of a daemon with nothing to do.
 	settle := fmt.Sprintf("rekey daemon, %d credentials: busy after the last rotation ended", n)
 	settleStart := time.Now()
-	p0 := pDone
-	for quiet := false; !quiet; {
-		if time.Since(settleStart) > settleMax {
-			b.fail(settle, fmt.Errorf("still using CPU after %s", settleMax))
+	p0, err := b.quiet(ctx, cmd, exited, pDone)
+	if err != nil {
+		if errors.Is(err, errNotQuiet) {
+			b.fail(settle, err)
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-exited:
-			exited <- err
-			b.fail(settle, fmt.Errorf("daemon exited (%v)", err))
-			return nil
-		case <-time.After(time.Second):
-		}
-		p, err := readProc(cmd.Process.Pid)
-		if err != nil {
-			return err
-		}
-		quiet = p.cpu-p0.cpu < 20*time.Millisecond
-		p0 = p
+		return err
 	}
 	busy := max(time.Since(settleStart)-time.Second, 0) // the last, quiet sample is not busy
 	b.add(row{figure: settle, measured: fmtDur(busy), ideal: "0s",
@@ -357,46 +331,27 @@ func (b *bench) idleDaemon(ctx context.Context, w *world) error {
 	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		b.kids.remove(cmd.Process)
-		cmd.closeFiles()
-	}()
+	exited, stop := b.watch(cmd)
+	defer stop()
 	start := time.Now()
-	var p0 procStat
-	for quiet := false; !quiet; {
-		if time.Since(start) > settleMax {
-			b.fail(figure, fmt.Errorf("still using CPU %s after start", settleMax))
+	first, err := readProc(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	p0, err := b.quiet(ctx, cmd, exited, first)
+	if err != nil {
+		if errors.Is(err, errNotQuiet) {
+			b.fail(figure, fmt.Errorf("%w: %s", err, tail(res.stderr, 500)))
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-exited:
-			b.fail(figure, fmt.Errorf("daemon exited (%v): %s", err, tail(res.stderr, 500)))
-			return nil
-		case <-time.After(time.Second):
-		}
-		p, err := readProc(cmd.Process.Pid)
-		if err != nil {
-			return err
-		}
-		quiet = p0.cpu != 0 && p.cpu-p0.cpu < 20*time.Millisecond
-		p0 = p
+		return err
 	}
 	startup := time.Since(start) - time.Second // the last, quiet sample is idle
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case err := <-exited:
+		exited <- err
 		b.fail(figure, fmt.Errorf("daemon exited (%v): %s", err, tail(res.stderr, 500)))
 		return nil
 	case <-time.After(b.o.idle):
@@ -410,4 +365,53 @@ func (b *bench) idleDaemon(ctx context.Context, w *world) error {
 		note: fmt.Sprintf("utime+stime; quiet %s after start (start-up CPU %s); %d issuer requests", fmtDur(startup), fmtDur(p0.cpu), calls)})
 	b.add(row{figure: figure + ": RSS", measured: fmtBytes(p1.rss), note: fmt.Sprintf("VmRSS at the end; VmHWM (peak, start-up included) %s", fmtBytes(p1.hwm))})
 	return nil
+}
+
+// watch waits for cmd in the background: exited receives its end (put it
+// back after reading it, for stop); stop ends it, SIGTERM first so that
+// the daemon finishes its step, a kill after 30 s.
+func (b *bench) watch(cmd *rekeyCmd) (exited chan error, stop func()) {
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return exited, func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		b.kids.remove(cmd.Process)
+		cmd.closeFiles()
+	}
+}
+
+// errNotQuiet: the daemon exited, or kept using CPU for settleMax.
+var errNotQuiet = errors.New("daemon not quiet")
+
+// quiet waits until a one-second sample of the daemon uses less than 20 ms
+// of CPU, from p0, and returns the last sample.
+func (b *bench) quiet(ctx context.Context, cmd *rekeyCmd, exited chan error, p0 procStat) (procStat, error) {
+	start := time.Now()
+	for {
+		if time.Since(start) > settleMax {
+			return p0, fmt.Errorf("%w: still using CPU after %s", errNotQuiet, settleMax)
+		}
+		select {
+		case <-ctx.Done():
+			return p0, ctx.Err()
+		case err := <-exited:
+			exited <- err
+			return p0, fmt.Errorf("%w: exited (%v)", errNotQuiet, err)
+		case <-time.After(time.Second):
+		}
+		p, err := readProc(cmd.Process.Pid)
+		if err != nil {
+			return p0, err
+		}
+		if p.cpu-p0.cpu < 20*time.Millisecond {
+			return p, nil
+		}
+		p0 = p
+	}
 }

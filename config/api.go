@@ -59,6 +59,8 @@ type entry struct {
 	budget *int
 	// secretEnv is the loaded Config's SecretEnv.
 	secretEnv []string
+	// secrets are the secret-valued fields Decode found in the entry.
+	secrets []SecretRef
 }
 
 // Error is one configuration problem, located in the file.

@@ -24,15 +24,53 @@ type Config struct {
 	// File is the path the config was read from.
 	File string `yaml:"-"`
 
-	secretEnv *[]string // SecretEnv, computed by Load before it drops the entries' YAML
+	secretEnv *[]string   // SecretEnv, computed by Load before it drops the entries' YAML
+	secrets   []SecretRef // the secret fields outside issuer and sink entries
 }
 
 // State is where the journal lives and how its key material is encrypted.
 type State struct {
-	// Path of the SQLite journal; default /var/lib/rekey/state.db.
+	// Backend is the journal's store: "sqlite" (the default) or "etcd".
+	Backend string `yaml:"backend"`
+	// Path of the SQLite journal; default /var/lib/rekey/state.db. The
+	// local audit log is <Path>.audit.jsonl on either backend: with etcd
+	// no journal file is made there, Path only places the audit log.
 	Path string `yaml:"path"`
 	// EncryptionKey resolves to 32 bytes, base64-encoded (AES-256-GCM).
 	EncryptionKey Secret `yaml:"encryption_key"`
+	// Etcd is the cluster of backend etcd; only with that backend.
+	Etcd *Etcd `yaml:"etcd"`
+}
+
+// Backends of state.backend.
+const (
+	BackendSQLite = "sqlite"
+	BackendEtcd   = "etcd"
+)
+
+// Etcd is how to reach the etcd cluster holding a shared journal.
+type Etcd struct {
+	// Endpoints are the members' client URLs (http:// or https://).
+	Endpoints []string `yaml:"endpoints"`
+	// Prefix is prepended to every key; default /rekey/. Two prefixes are
+	// two journals.
+	Prefix string `yaml:"prefix"`
+	// CACert, Cert and Key are PEM file paths: the CA of the servers'
+	// certificates, and a client certificate and its key.
+	CACert string `yaml:"ca_cert"`
+	Cert   string `yaml:"cert"`
+	Key    string `yaml:"key"`
+	// Username and Password log in to etcd's authentication (env:/file:).
+	Username Secret `yaml:"username"`
+	Password Secret `yaml:"password"`
+	// DialTimeout bounds the first connection; default 5s.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// RequestTimeout bounds each request; default 10s.
+	RequestTimeout Duration `yaml:"request_timeout"`
+	// LockTTL is the lease of a credential's lock: a holder that dies or
+	// loses touch with etcd keeps the lock this long, then another rekey
+	// may take it and resume. Whole seconds, at least 2s; default 15s.
+	LockTTL Duration `yaml:"lock_ttl"`
 }
 
 // Credential is one key rekey keeps rotated.

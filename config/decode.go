@@ -38,6 +38,8 @@ type decoder struct {
 	budget *int
 	depth  int
 	active map[*yaml.Node]bool // aliases being expanded, to stop cycles; nil until the first
+	// secrets are the secret-valued fields decoded, in file order.
+	secrets []SecretRef
 }
 
 func newDecoder(file string) *decoder {
@@ -193,6 +195,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		case p.Type().Implements(unmarshalerType):
 			if err := p.Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
 				d.fail(n, path, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+				return
+			}
+			if sec, ok := p.Interface().(*Secret); ok && sec.IsSet() {
+				d.secrets = append(d.secrets, SecretRef{Field: path, File: d.file, Line: d.line(path), Secret: *sec})
 			}
 			return
 		case p.Type().Implements(textUnmarshalerType):

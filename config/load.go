@@ -22,6 +22,10 @@ import (
 // Defaults applied by Load when a field is absent (or null).
 const (
 	DefaultStatePath        = "/var/lib/rekey/state.db"
+	DefaultEtcdPrefix       = "/rekey/"
+	DefaultEtcdDialTimeout  = Duration(5 * time.Second)
+	DefaultEtcdTimeout      = Duration(10 * time.Second)
+	DefaultEtcdLockTTL      = Duration(15 * time.Second)
 	DefaultVerifyTimeout    = Duration(2 * time.Minute)
 	DefaultMonitorWindow    = Duration(10 * time.Minute)
 	DefaultMonitorInterval  = Duration(30 * time.Second)
@@ -99,6 +103,7 @@ func ParseWith(file string, data []byte, b Backends) (*Config, error) {
 	v.config(cfg)
 	env := cfg.SecretEnv()
 	cfg.secretEnv = &env // the entries' YAML, which it reads, is dropped below
+	cfg.secrets = d.secrets
 	for _, name := range slices.Sorted(maps.Keys(cfg.Issuers)) {
 		is := cfg.Issuers[name]
 		is.secretEnv = env

@@ -118,6 +118,7 @@ func (s *entry) Decode(v any) error {
 			return fmt.Errorf("config: Decode needs a pointer to a struct or map, got %T", v)
 		}
 	}
+	s.secrets = d.secrets
 	if val, ok := v.(interface{ Validate() error }); ok {
 		for _, err := range flatten(val.Validate()) {
 			e := d.place(s, err)

@@ -50,6 +50,7 @@ func (v *validator) config(c *Config) {
 		c.State.Path = DefaultStatePath
 	}
 	v.secret("state.encryption_key", c.State.EncryptionKey, false)
+	v.state(&c.State)
 
 	for _, name := range slices.Sorted(maps.Keys(c.Issuers)) {
 		p := "issuers." + name
@@ -302,6 +303,76 @@ func (v *validator) daemon(p string, d *Daemon) {
 		d.Concurrency = DefaultConcurrency
 	} else if d.Concurrency < 1 {
 		v.errorf(p+".concurrency", "must be at least 1")
+	}
+}
+
+// state checks the journal's backend and, for etcd, its cluster.
+func (v *validator) state(st *State) {
+	switch st.Backend {
+	case "":
+		if v.has("state.backend") {
+			v.errorf("state.backend", "must be %s or %s", BackendSQLite, BackendEtcd)
+		}
+		st.Backend = BackendSQLite
+	case BackendSQLite, BackendEtcd:
+	default:
+		v.errorf("state.backend", "unknown backend %q (use %s or %s)", st.Backend, BackendSQLite, BackendEtcd)
+		return
+	}
+	if st.Backend != BackendEtcd {
+		if v.has("state.etcd") {
+			v.errorf("state.etcd", "only with backend: etcd (the backend is %s)", st.Backend)
+		}
+		return
+	}
+	if st.Etcd == nil {
+		v.errorf("state.backend", "etcd needs state.etcd with its endpoints")
+		return
+	}
+	v.etcd("state.etcd", st.Etcd)
+}
+
+func (v *validator) etcd(p string, e *Etcd) {
+	if len(e.Endpoints) == 0 {
+		v.errorf(p+".endpoints", "required: the members' client URLs, e.g. [https://etcd-1.internal:2379]")
+	}
+	for i, ep := range e.Endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.User != nil {
+			v.errorf(fmt.Sprintf("%s.endpoints[%d]", p, i), "must be http:// or https:// with a host and port and nothing else, e.g. https://etcd-1.internal:2379")
+		}
+	}
+	if !v.has(p + ".prefix") {
+		e.Prefix = DefaultEtcdPrefix
+	} else if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") || len(e.Prefix) < 2 {
+		v.errorf(p+".prefix", "must start and end with / and name something, e.g. /rekey/")
+	}
+	if (e.Cert == "") != (e.Key == "") {
+		field := p + ".key"
+		if e.Cert == "" {
+			field = p + ".cert"
+		}
+		v.errorf(field, "cert and key go together: set both for a client certificate, or neither")
+	}
+	if e.Username.IsSet() != e.Password.IsSet() {
+		field := p + ".password"
+		if !e.Username.IsSet() {
+			field = p + ".username"
+		}
+		v.errorf(field, "username and password go together: set both, or neither")
+	}
+	if e.Username.IsSet() {
+		v.secret(p+".username", e.Username, false)
+	}
+	if e.Password.IsSet() {
+		v.secret(p+".password", e.Password, false)
+	}
+	v.positive(p+".dial_timeout", &e.DialTimeout, DefaultEtcdDialTimeout)
+	v.positive(p+".request_timeout", &e.RequestTimeout, DefaultEtcdTimeout)
+	if !v.has(p + ".lock_ttl") {
+		e.LockTTL = DefaultEtcdLockTTL
+	} else if e.LockTTL < Duration(2*time.Second) || time.Duration(e.LockTTL)%time.Second != 0 {
+		v.errorf(p+".lock_ttl", "must be whole seconds, at least 2s (an etcd lease's granularity)")
 	}
 }
 

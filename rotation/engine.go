@@ -123,7 +123,7 @@ var (
 // there is one, and otherwise starts a new rotation when due (or forced).
 // It returns ErrBusy if another process holds the lock.
 func (e *Engine) Rotate(ctx context.Context, c *Credential, opt Options) (Outcome, error) {
-	unlock, err := e.Store.Lock(ctx, c.Name)
+	ctx, unlock, err := e.lock(ctx, c.Name)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -158,11 +158,43 @@ func (e *Engine) Rotate(ctx context.Context, c *Credential, opt Options) (Outcom
 	return e.drive(ctx, c, rec)
 }
 
+// lock takes the credential's lock. The context it returns ends, with
+// cause ErrLockLost, once a Store that can tell (LockWatcher) sees the lock
+// lost, so that calls in flight end too; unlock releases the lock.
+func (e *Engine) lock(ctx context.Context, credential string) (context.Context, func(), error) {
+	unlock, err := e.Store.Lock(ctx, credential)
+	if err != nil {
+		return ctx, nil, err
+	}
+	w, ok := e.Store.(LockWatcher)
+	if !ok {
+		return ctx, unlock, nil
+	}
+	lost := w.LockLost(credential)
+	if lost == nil {
+		return ctx, unlock, nil
+	}
+	lctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-lost:
+			cancel(ErrLockLost)
+		case <-lctx.Done():
+		}
+	}()
+	return lctx, func() { cancel(nil); unlock() }, nil
+}
+
+// lockLost reports whether err, or the end of ctx, is a lost lock.
+func lockLost(ctx context.Context, err error) bool {
+	return errors.Is(err, ErrLockLost) || errors.Is(context.Cause(ctx), ErrLockLost)
+}
+
 // Resume continues the credential's unfinished rotation, if any, without
 // starting a new one. A staged rotation is left alone until its stage
 // timeout has passed.
 func (e *Engine) Resume(ctx context.Context, c *Credential) (Outcome, error) {
-	unlock, err := e.Store.Lock(ctx, c.Name)
+	ctx, unlock, err := e.lock(ctx, c.Name)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -283,6 +315,9 @@ func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) (string,
 func (e *Engine) drive(ctx context.Context, c *Credential, rec *Record) (Outcome, error) {
 	for {
 		if err := ctx.Err(); err != nil {
+			if lockLost(ctx, nil) {
+				return e.lostLock(rec, ErrLockLost)
+			}
 			return Outcome{RotationID: rec.ID, Phase: rec.Phase}, ErrInterrupted
 		}
 		var err error
@@ -316,10 +351,25 @@ func (e *Engine) drive(ctx context.Context, c *Credential, rec *Record) (Outcome
 			return Outcome{}, fmt.Errorf("rotation: %s/%s: unknown phase %q", rec.Credential, rec.ID, rec.Phase)
 		}
 		if err != nil {
+			if lockLost(ctx, err) {
+				return e.lostLock(rec, err)
+			}
 			if errors.Is(err, errHook) || ctx.Err() != nil {
 				return Outcome{RotationID: rec.ID, Phase: rec.Phase}, interrupted(err)
 			}
 			return Outcome{RotationID: rec.ID, Phase: rec.Phase}, err
 		}
 	}
+}
+
+// lostLock ends a rotation whose lock was lost: it says so once and
+// returns an error wrapping ErrLockLost. Nothing further is journaled or
+// done; whoever holds the lock now resumes from the journal.
+func (e *Engine) lostLock(rec *Record, err error) (Outcome, error) {
+	if !errors.Is(err, ErrLockLost) {
+		err = fmt.Errorf("%w (%w)", ErrLockLost, err)
+	}
+	e.Log.Error("lost the credential's lock: stopped this rotation without acting; whoever holds the lock now resumes it from the journal",
+		zap.String("credential", rec.Credential), zap.String("rotation_id", rec.ID), zap.String("phase", string(rec.Phase)), zap.Error(err))
+	return Outcome{RotationID: rec.ID, Phase: rec.Phase}, err
 }

@@ -136,7 +136,7 @@ func (e *Engine) Inspect(ctx context.Context, c *Credential) (Inspection, error)
 // the journal's history is bound to the setup now configured. It returns
 // the keys still left.
 func (e *Engine) Resolve(ctx context.Context, c *Credential, keyIDs []string, acceptSetup bool) ([]LeftKey, error) {
-	unlock, err := e.Store.Lock(ctx, c.Name)
+	ctx, unlock, err := e.lock(ctx, c.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -133,6 +133,24 @@ type LeftKey struct {
 // rotating the credential.
 var ErrBusy = errors.New("rotation: credential is busy")
 
+// ErrLockLost is returned (wrapped) by Store.Save when the Store does not,
+// or no longer, hold the credential's lock: the lock was never taken through
+// this Store, was released, or its lease expired and another process may
+// hold it now. Nothing was written. A Store that fences writes (etcd) returns
+// it; the engine stops the rotation at once, without acting, because every
+// side effect is journaled before it happens (I6): the lock's new holder
+// resumes from the journal.
+var ErrLockLost = errors.New("rotation: the credential's lock is not held (lost or released): nothing was journaled")
+
+// LockWatcher is an optional ability of a Store whose locks can be lost
+// while held (lease-backed locks). LockLost returns a channel that is
+// closed once the lock on credential held through this Store is lost or
+// released, or nil if this Store holds none. The engine ends a rotation's
+// calls in flight when it closes, as their journal writes would fail anyway.
+type LockWatcher interface {
+	LockLost(credential string) <-chan struct{}
+}
+
 // ErrNotFound is returned by Store.Get for an unknown rotation.
 var ErrNotFound = errors.New("rotation: no such rotation")
 
@@ -150,7 +168,10 @@ var ErrNotFound = errors.New("rotation: no such rotation")
 // below means by that order, descending.
 type Store interface {
 	// Save inserts or replaces the record (credential, ID). It refuses a
-	// record whose Unreadable is set.
+	// record whose Unreadable is set. The caller holds the credential's
+	// lock, taken with Lock on this Store; a Store that can tell (etcd)
+	// refuses a Save without it with an error wrapping ErrLockLost, and
+	// writes nothing.
 	Save(ctx context.Context, r *Record) error
 	// Get returns one rotation, possibly unreadable, or ErrNotFound.
 	Get(ctx context.Context, credential, id string) (*Record, error)
@@ -183,7 +204,7 @@ type Store interface {
 	// Lock takes the credential's lock, which excludes every other holder
 	// in this and any other process on the machine (I5). It returns ErrBusy
 	// at once if the lock is held. The lock is released by unlock or by the
-	// process's death.
+	// process's death (for a lease-backed lock, once its lease expires).
 	Lock(ctx context.Context, credential string) (unlock func(), err error)
 	Close() error
 }

@@ -129,6 +129,7 @@ rolling everything back if anything goes wrong.`,
 		a.schemaCommand(),
 		a.daemonCommand(),
 		a.versionCommand(),
+		a.stateCommand(),
 	)
 	return root
 }

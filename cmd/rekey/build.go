@@ -18,12 +18,13 @@ import (
 	"github.com/rekeyhq/rekey/internal/audit"
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/issuers/awsiam"
 	"github.com/rekeyhq/rekey/issuers/execissuer"
+	"github.com/rekeyhq/rekey/issuers/httpissuer"
 	"github.com/rekeyhq/rekey/notify"
 	"github.com/rekeyhq/rekey/notify/slack"
 	"github.com/rekeyhq/rekey/notify/webhook"
 	"github.com/rekeyhq/rekey/rotation"
-	"github.com/rekeyhq/rekey/rotation/sqlite"
 	"github.com/rekeyhq/rekey/sinks"
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
@@ -34,10 +35,13 @@ import (
 // loadConfig reads and fully validates the config, every issuer and sink
 // entry included, without reading a secret; a problem is a usage error
 // (exit 2).
-func (a *app) loadConfig() (*config.Config, error) {
+func (a *app) loadConfig() (*config.Config, error) { return loadConfigAt(a.configPath) }
+
+// loadConfigAt is loadConfig of the config at path.
+func loadConfigAt(path string) (*config.Config, error) {
 	// Each entry keeps only its decoded config: building decodes it again
 	// from there, not from YAML.
-	cfg, err := config.LoadWith(a.configPath, config.Backends{
+	cfg, err := config.LoadWith(path, config.Backends{
 		Issuer: func(spec *config.IssuerSpec) (any, error) { _, c, err := decodeIssuer(spec, nil, nil); return c, err },
 		Sink:   func(spec *config.SinkSpec) (any, error) { _, c, err := decodeSink(spec, nil, nil); return c, err },
 	})
@@ -62,6 +66,15 @@ func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger, pools *pools) (issue
 				c.Transport = pools.apex.For(c.BaseURL)
 			}
 			return apexverify.New(c, l)
+		})
+	case awsiam.Type:
+		return buildIssuer(spec, log, awsiam.FileConfig.Resolve, func(c awsiam.Config, l *zap.Logger) (*awsiam.Issuer, error) { return awsiam.New(c, l) })
+	case httpissuer.Type:
+		return buildIssuer(spec, log, httpissuer.FileConfig.Resolve, func(c httpissuer.Config, l *zap.Logger) (issuers.Issuer, error) {
+			if pools != nil {
+				c.Transport = pools.apex.For(c.API.Expanded().BaseURL)
+			}
+			return httpissuer.New(c, l)
 		})
 	case execissuer.Type:
 		hidden := withDefaultTokens(spec.SecretEnv())
@@ -145,7 +158,7 @@ func build[C any, S sinks.Sink](spec *config.SinkSpec, log *zap.Logger, newSink 
 // pools are the connections the back-ends built from a config share, kept
 // for the process's life so that a reloaded config reuses them.
 type pools struct {
-	apex *apexverify.Transports // one per ApexVerify host
+	apex *apexverify.Transports // one per API host (ApexVerify and http issuers)
 }
 
 // pools returns a's pools, creating them for cfg's concurrency on first use.
@@ -159,7 +172,7 @@ func (a *app) pools(cfg *config.Config) *pools {
 // runtime is everything a rotating command needs, built from the config.
 type runtime struct {
 	cfg     *config.Config
-	store   *sqlite.Store
+	store   journal
 	engine  *rotation.Engine
 	creds   map[string]*rotation.Credential
 	names   []string // sorted
@@ -188,7 +201,8 @@ func (rt *runtime) Close() {
 	}
 }
 
-// auditPath is where the audit log lives: next to the journal.
+// auditPath is where the audit log lives: next to the journal, or with
+// the etcd backend, where state.path says (no journal file is made there).
 func auditPath(cfg *config.Config) string { return cfg.State.Path + ".audit.jsonl" }
 
 // open loads the config, opens the journal and builds every credential.
@@ -206,13 +220,9 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 			rt.Close()
 		}
 	}()
-	keyText, err := cfg.State.EncryptionKey.ResolvePrivate()
+	key, err := stateKey(cfg)
 	if err != nil {
-		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key: %w", err))
-	}
-	key, err := sqlite.DecodeKey(keyText.Reveal())
-	if err != nil {
-		return nil, fail(exitUsage, fmt.Errorf("state.encryption_key (%s): %w", cfg.State.EncryptionKey, err))
+		return nil, err
 	}
 	if rt.creds, rt.names, rt.closers, err = a.credentials(cfg); err != nil {
 		return nil, err
@@ -221,8 +231,8 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rt.store, err = sqlite.Open(ctx, cfg.State.Path, key); err != nil {
-		return nil, fail(exitFailed, err)
+	if rt.store, err = a.openStore(ctx, cfg, key); err != nil {
+		return nil, err
 	}
 	rt.audit = audit.New(auditPath(cfg))
 	rt.notify = notify.NewDispatcher(targets, notify.Retry{}, a.clock, a.log.Named("notify"))
@@ -231,6 +241,35 @@ func (a *app) open(ctx context.Context) (*runtime, error) {
 	rt.engine = &rotation.Engine{Store: rt.store, Clock: a.clock, Log: a.log,
 		OnTransition: []func(rotation.TransitionEvent){a.auditPhase(rt.audit), notifyPhase(rt.notify)}}
 	ok = true
+	return rt, nil
+}
+
+// openJournal is open for the commands that only read the journal (status,
+// history): each credential gets its schedule but no issuer or sink, so
+// that they need the state key and none of the issuers' or sinks' tokens,
+// and talk to nothing upstream.
+func (a *app) openJournal(ctx context.Context) (*runtime, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	rt := &runtime{cfg: cfg, creds: make(map[string]*rotation.Credential, len(cfg.Credentials))}
+	for _, name := range cfg.CredentialNames() {
+		c, err := schedule(cfg.Credentials[name])
+		if err != nil {
+			return nil, err
+		}
+		rt.creds[name] = c
+		rt.names = append(rt.names, name)
+	}
+	key, err := stateKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if rt.store, err = a.openStore(ctx, cfg, key); err != nil {
+		return nil, err
+	}
+	rt.engine = &rotation.Engine{Store: rt.store, Clock: a.clock, Log: a.log}
 	return rt, nil
 }
 
@@ -330,10 +369,11 @@ func notifyPhase(d *notify.Dispatcher) func(rotation.TransitionEvent) {
 	}
 }
 
-func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden []string, closers *[]sinks.Closer) (*rotation.Credential, error) {
+// schedule builds what of a credential its schedule and its journal
+// need: everything but its issuer, sinks and health checks.
+func schedule(cc *config.Credential) (*rotation.Credential, error) {
 	c := &rotation.Credential{
 		Name:          cc.Name,
-		Issuer:        iss,
 		Label:         config.LabelFunc(cc.Label), // not cc.LabelFor, which would keep cc
 		KeyID:         cc.KeyID,
 		RotateEvery:   cc.RotateEvery.Std(),
@@ -355,6 +395,15 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden 
 	if cc.Drain != nil {
 		c.Drain = &rotation.Drain{IdleFor: cc.Drain.IdleFor.Std(), MaxWait: cc.Drain.MaxWait.Std()}
 	}
+	return c, nil
+}
+
+func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden []string, closers *[]sinks.Closer) (*rotation.Credential, error) {
+	c, err := schedule(cc)
+	if err != nil {
+		return nil, err
+	}
+	c.Issuer = iss
 	for i, ch := range cc.Monitor.Checks {
 		hc, err := buildCheck(ch)
 		if err != nil {
@@ -374,6 +423,14 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden 
 		if cl, ok := s.(sinks.Closer); ok {
 			*closers = append(*closers, cl)
 		}
+	}
+	// A multi-field value (aws-iam's access key ID and secret) written by a
+	// sink that knows one key would put its encoded form in the sink. Until
+	// the sinks map fields (their fields: setting), such a credential is
+	// refused rather than rotated.
+	if fi, ok := iss.(interface{ Fields() []string }); ok {
+		return nil, fail(exitUsage, fmt.Errorf("credentials.%s: issuer %s mints values of several fields (%s), which no sink can write yet: it needs the sinks' fields: mapping",
+			cc.Name, cc.Issuer, strings.Join(fi.Fields(), ", ")))
 	}
 	return c, nil
 }

@@ -69,13 +69,15 @@ type envOptions struct {
 	window, interval string
 	// sinks are more YAML sink entries, each a "{...}" flow mapping.
 	sinks []string
+	// state are more lines of the config's state mapping.
+	state []string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, World: e2etest.NewWorld(t, &transcript.values)}
 	e.app = e2etest.StartApp(t, func(context.Context) error { return e.client() })
-	e.WriteConfig(e2etest.Config{HealthURL: e.app.HealthURL(), Window: o.window, Interval: o.interval, Sinks: o.sinks})
+	e.WriteConfig(e2etest.Config{HealthURL: e.app.HealthURL(), Window: o.window, Interval: o.interval, Sinks: o.sinks, State: o.state})
 	e.window = 2 * time.Second
 	if o.window != "" {
 		var err error

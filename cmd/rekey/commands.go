@@ -12,8 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/human"
 	"github.com/rekeyhq/rekey/rotation"
+	"github.com/rekeyhq/rekey/rotation/journalcrypto"
 )
 
 // validateResult is `rekey validate -o json`.
@@ -23,17 +25,27 @@ type validateResult struct {
 	Credentials int      `json:"credentials"`
 	Issuers     int      `json:"issuers"`
 	Errors      []string `json:"errors,omitempty"`
+	// Warnings are problems that do not make the config invalid, e.g. a
+	// secret file others may read.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (a *app) validateCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate",
-		Short: "Check the config; errors name file:line and the field (exit 2 if invalid)",
+		Short: "Check the config and that every env:/file: reference resolves; errors name file:line and the field (exit 2 if invalid)",
+		Long: `validate parses and checks the config, including every issuer and sink
+entry, and then resolves every env: and file: reference: the variable must be
+set and non-empty, the file a readable, non-empty regular file, and the state
+key file readable by rekey alone (as run and daemon require). A secret file
+that others may read is a warning. Nothing is sent anywhere. --offline checks
+the file alone, without the environment or the files it names.`,
 		Example: `  rekey validate -c /etc/rekey/rekey.yaml
-  rekey validate -o json | jq .valid`,
+  rekey validate --offline -o json | jq .valid`,
 		Args: cobra.NoArgs,
 	}
 	output := outputFlag(cmd)
+	offline := cmd.Flags().Bool("offline", false, "check the config file only, not the environment variables and files it references")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		o, err := parseOutput(*output)
 		if err != nil {
@@ -50,13 +62,67 @@ func (a *app) validateCommand() *cobra.Command {
 			}
 			return err
 		}
+		var problems, warnings config.Errors
+		if !*offline {
+			problems, warnings = checkSecrets(cfg)
+		}
+		res := validateResult{File: cfg.File, Valid: len(problems) == 0, Credentials: len(cfg.Credentials), Issuers: len(cfg.Issuers)}
+		for _, w := range warnings {
+			res.Warnings = append(res.Warnings, w.Error())
+			if o != outputJSON {
+				fmt.Fprintf(a.stderr, "warning: %s\n", w.Error())
+			}
+		}
+		if len(problems) > 0 {
+			for _, p := range problems {
+				res.Errors = append(res.Errors, p.Error())
+			}
+			if o == outputJSON {
+				if err := a.writeJSON(res); err != nil {
+					return err
+				}
+			}
+			return fail(exitUsage, problems)
+		}
 		if o == outputJSON {
-			return a.writeJSON(validateResult{File: cfg.File, Valid: true, Credentials: len(cfg.Credentials), Issuers: len(cfg.Issuers)})
+			return a.writeJSON(res)
 		}
 		fmt.Fprintf(a.stdout, "%s: valid (%d credentials, %d issuers)\n", cfg.File, len(cfg.Credentials), len(cfg.Issuers))
 		return nil
 	}
 	return cmd
+}
+
+// checkSecrets resolves every secret reference of cfg, as the commands
+// that use them would, and returns what fails (problems) and secret files
+// that others may read (warnings). No value leaves this function.
+func checkSecrets(cfg *config.Config) (problems, warnings config.Errors) {
+	for _, r := range cfg.SecretRefs() {
+		if r.Secret.IsLiteral() {
+			continue
+		}
+		at := func(err error) *config.Error {
+			return &config.Error{File: r.File, Line: r.Line, Field: r.Field, Msg: strings.TrimPrefix(err.Error(), "config: ")}
+		}
+		if r.Field == "state.encryption_key" {
+			v, err := r.Secret.ResolvePrivate()
+			if err == nil {
+				_, err = journalcrypto.DecodeKey(v.Reveal())
+			}
+			if err != nil {
+				problems = append(problems, at(err))
+			}
+			continue
+		}
+		if _, err := r.Secret.Resolve(); err != nil {
+			problems = append(problems, at(err))
+			continue
+		}
+		if _, err := r.Secret.ResolvePrivate(); err != nil {
+			warnings = append(warnings, at(err))
+		}
+	}
+	return problems, warnings
 }
 
 // errorText is err's message without the exitError wrapper.
@@ -318,7 +384,7 @@ func (a *app) statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rt, err := a.open(cmd.Context())
+			rt, err := a.openJournal(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -457,11 +523,14 @@ func (a *app) historyCommand() *cobra.Command {
 			if limit < 0 {
 				return fail(exitUsage, fmt.Errorf("--limit %d: want 0 (all) or more", limit))
 			}
-			rt, _, err := a.openCredential(cmd.Context(), args[0])
+			rt, err := a.openJournal(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer rt.Close()
+			if _, ok := rt.creds[args[0]]; !ok {
+				return fail(exitUsage, fmt.Errorf("no credential %q in %s", args[0], rt.cfg.File))
+			}
 			hist, err := rt.store.History(cmd.Context(), args[0], limit)
 			if err != nil {
 				return fail(exitFailed, err)

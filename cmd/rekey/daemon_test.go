@@ -22,6 +22,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/audit"
 	"github.com/rekeyhq/rekey/internal/e2etest"
+	"github.com/rekeyhq/rekey/internal/etcdtest"
 )
 
 // daemonEnv is an env whose config listens on a free port and notifies a
@@ -34,8 +35,12 @@ type daemonEnv struct {
 
 const hookToken = "hooktoken-0123456789"
 
-func newDaemonEnv(t *testing.T) *daemonEnv {
-	e := newEnv(t, envOptions{window: "1m", interval: "10s"})
+func newDaemonEnv(t *testing.T) *daemonEnv { return newDaemonEnvState(t, nil) }
+
+// newDaemonEnvState is newDaemonEnv with more lines in the config's state
+// mapping.
+func newDaemonEnvState(t *testing.T, state []string) *daemonEnv {
+	e := newEnv(t, envOptions{window: "1m", interval: "10s", state: state})
 	// Behind the real clock, so the simulator's real timestamps (revoked
 	// at) come after the engine's fake ones, as they would in production.
 	d := &daemonEnv{env: e, clock: clockwork.NewFakeClockAt(time.Now().Add(-time.Hour).Truncate(time.Second)), hooks: make(chan map[string]any, 10)}
@@ -230,7 +235,7 @@ func TestDaemonMetricsDuringAndAfterRotation(t *testing.T) {
 		t.Errorf("a rotation counted before it finished: %v", v)
 	}
 	for _, p := range []string{"planned", "minted", "verified", "deployed"} {
-		if v := r.mustMetric(`rekey_phase_duration_seconds_count{credential="prod",phase="` + p + `"}`); v != 1 {
+		if v := r.mustMetric(`rekey_phase_duration_seconds_count{phase="` + p + `"}`); v != 1 {
 			t.Errorf("phase %s observed %v times, want 1", p, v)
 		}
 	}
@@ -244,7 +249,7 @@ func TestDaemonMetricsDuringAndAfterRotation(t *testing.T) {
 	if v := r.mustMetric(`rekey_rotation_in_flight{credential="prod"}`); v != 0 {
 		t.Errorf("in flight %v after done, want 0", v)
 	}
-	if v := r.mustMetric(`rekey_phase_duration_seconds_sum{credential="prod",phase="monitoring"}`); v < 60 || v > 70 {
+	if v := r.mustMetric(`rekey_phase_duration_seconds_sum{phase="monitoring"}`); v < 60 || v > 70 {
 		t.Errorf("monitoring lasted %vs, want the 1m window", v)
 	}
 	if v := r.mustMetric(`rekey_last_success_timestamp_seconds{credential="prod"}`); !sameTime(v, done) {
@@ -295,7 +300,16 @@ func TestDaemonMetricsDuringAndAfterRotation(t *testing.T) {
 }
 
 func TestDaemonSIGTERMMidMonitoringThenRestartResumes(t *testing.T) {
-	d := newDaemonEnv(t)
+	sigtermThenResume(t, newDaemonEnv(t))
+}
+
+// The same with the journal in etcd: the lock is released at SIGTERM, and
+// the restarted daemon takes it again and resumes.
+func TestDaemonOnEtcdSIGTERMThenRestartResumes(t *testing.T) {
+	sigtermThenResume(t, newDaemonEnvState(t, etcdState(etcdtest.Start(t), "/daemon/")))
+}
+
+func sigtermThenResume(t *testing.T, d *daemonEnv) {
 	r := d.start()
 	d.sleeping(1)
 	if p := d.lastPhase(); p != "monitoring" {
@@ -464,7 +478,7 @@ func TestDaemonMetricsPresentFromStart(t *testing.T) {
 	}
 	// The daemon may already be rotating; nothing has left these phases.
 	for _, p := range []string{"monitoring", "draining", "revoking", "rolling_back"} {
-		if v := r.mustMetric(`rekey_phase_duration_seconds_count{credential="prod",phase="` + p + `"}`); v != 0 {
+		if v := r.mustMetric(`rekey_phase_duration_seconds_count{phase="` + p + `"}`); v != 0 {
 			t.Errorf("phase %s observed %v times", p, v)
 		}
 	}

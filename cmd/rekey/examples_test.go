@@ -34,15 +34,16 @@ import (
 // repoRoot is the module root, relative to this package's directory.
 const repoRoot = "../.."
 
-// validateFile runs `rekey -c path validate` in-process and fails the test
-// unless it exits 0.
+// validateFile runs `rekey -c path validate --offline` in-process and fails
+// the test unless it exits 0: the file itself, not the environment it
+// expects (its env: variables and secret files are the deployment's).
 func validateFile(t *testing.T, path string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := execute(context.Background(), []string{"-c", path, "validate"}, &out, &errOut)
+	code := execute(context.Background(), []string{"-c", path, "validate", "--offline"}, &out, &errOut)
 	record(out.Bytes(), errOut.Bytes())
 	if code != exitOK {
-		t.Fatalf("rekey -c %s validate: exit %d, want 0\nstdout: %s\nstderr: %s", path, code, out.String(), errOut.String())
+		t.Fatalf("rekey -c %s validate --offline: exit %d, want 0\nstdout: %s\nstderr: %s", path, code, out.String(), errOut.String())
 	}
 	if !strings.Contains(out.String(), ": valid (") {
 		t.Fatalf("rekey -c %s validate: stdout %q does not report the file valid", path, out.String())
@@ -63,9 +64,10 @@ func TestExamplesValidate(t *testing.T) {
 		configs = append(configs, e.Name())
 		t.Run(e.Name(), func(t *testing.T) { validateFile(t, filepath.Join(dir, e.Name())) })
 	}
-	// One per sink (file dotenv and json, AWS, Vault, GitHub) and per mode
-	// (daemon, cron, deploy hook, drain): losing one is a regression.
-	want := []string{"aws-secretsmanager.yaml", "cron.yaml", "daemon.yaml", "deploy-hook.yaml", "drain.yaml", "exec.yaml",
+	// One per sink (file dotenv and json, AWS, Vault, GitHub), per mode
+	// (daemon, cron, deploy hook, drain) and the etcd journal: losing one
+	// is a regression.
+	want := []string{"aws-secretsmanager.yaml", "cron.yaml", "daemon.yaml", "deploy-hook.yaml", "drain.yaml", "etcd.yaml", "exec.yaml",
 		"file-dotenv.yaml", "file-json.yaml", "github-actions.yaml", "vault-kv.yaml"}
 	for _, w := range want {
 		if !slices.Contains(configs, w) {

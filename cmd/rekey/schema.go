@@ -5,7 +5,9 @@ import (
 
 	"github.com/rekeyhq/rekey/config/schema"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/issuers/awsiam"
 	"github.com/rekeyhq/rekey/issuers/execissuer"
+	"github.com/rekeyhq/rekey/issuers/httpissuer"
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
 	"github.com/rekeyhq/rekey/sinks/ghactions"
@@ -19,6 +21,8 @@ import (
 var (
 	schemaIssuers = []schema.Backend{
 		{Type: apexverify.Type, Config: apexverify.FileConfig{}, Required: []string{"management_token"}},
+		{Type: awsiam.Type, Config: awsiam.FileConfig{}, Required: []string{"user_name"}},
+		{Type: httpissuer.Type, Config: httpissuer.FileConfig{}, Required: []string{"auth"}, Enums: httpPresetEnum()},
 		{Type: execissuer.Type, Config: execissuer.FileConfig{}, Required: []string{"command"}},
 	}
 	schemaSinks = []schema.Backend{
@@ -31,6 +35,15 @@ var (
 			Enums: map[string][]any{"visibility": {"all", "private", "selected"}}},
 	}
 )
+
+// httpPresetEnum lists the http issuer's presets for its preset field.
+func httpPresetEnum() map[string][]any {
+	var names []any
+	for _, n := range httpissuer.PresetNames() {
+		names = append(names, n)
+	}
+	return map[string][]any{"preset": names}
+}
 
 // configSchema is the JSON Schema of the config file that `rekey schema`
 // prints and config/rekey.schema.json holds.

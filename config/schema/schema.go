@@ -56,7 +56,8 @@ var required = map[string][]string{
 // descriptions document the definitions an editor shows on hover.
 var descriptions = map[string]string{
 	"config.Config":     "rekey configuration, version 1 (see the README's config reference). Unknown keys are errors.",
-	"config.State":      "Where the journal lives and the key that encrypts key material in it.",
+	"config.State":      "Where the journal lives (SQLite by default, or etcd) and the key that encrypts key material in it.",
+	"config.Etcd":       "The etcd cluster of state.backend etcd: endpoints, key prefix, TLS files, login, timeouts and the lock's lease TTL.",
 	"config.Credential": "One key rekey keeps rotated.",
 	"config.Monitor":    "The window after deploy during which health checks must pass.",
 	"config.Check":      "One HTTP health check.",
@@ -128,6 +129,9 @@ func Generate(issuers, sinks []Backend) ([]byte, error) {
 	// Check headers may be literal, env: or file:.
 	prop(defs, "config.Check", "headers").AdditionalProperties = &jsonschema.Schema{Type: "string"}
 	prop(defs, "config.Notifier", "type").Enum = []any{"slack", "webhook"}
+	prop(defs, "config.State", "backend").Enum = []any{config.BackendSQLite, config.BackendEtcd}
+	prop(defs, "config.Etcd", "endpoints").Items = &jsonschema.Schema{Type: "string", Pattern: `^https?://[^/\s]+:[0-9]+/?$`}
+	prop(defs, "config.Etcd", "prefix").Pattern = `^/.+/$`
 	prop(defs, "config.Notifier", "on").Items = &jsonschema.Schema{Enum: []any{"success", "rollback", "failure", "overdue"}}
 
 	var buf bytes.Buffer

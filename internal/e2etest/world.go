@@ -68,6 +68,9 @@ type Config struct {
 	// Sinks are more sink entries after the file sink, each one YAML
 	// mapping: a "{...}" flow mapping or block lines without indentation.
 	Sinks []string
+	// State are more lines of the state mapping (e.g. "backend: etcd"),
+	// without indentation.
+	State []string
 }
 
 // WriteConfig writes the world's rekey.yaml: credential prod, rotated every
@@ -81,11 +84,15 @@ func (w *World) WriteConfig(c Config) {
 	for _, s := range c.Sinks {
 		sinks.WriteString("      - " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n        ") + "\n")
 	}
+	var state strings.Builder
+	for _, l := range c.State {
+		state.WriteString("  " + l + "\n")
+	}
 	WriteFile(w.T, w.Config, fmt.Sprintf(`version: 1
 state:
   path: %[1]s/state.db
   encryption_key: file:%[1]s/state.key
-issuers:
+%[7]sissuers:
   sim:
     type: apexverify
     base_url: %[2]s
@@ -104,7 +111,7 @@ credentials:
       failure_threshold: 2
       checks:
         - url: %[3]s
-`, w.Dir, w.URL, c.HealthURL, c.Window, c.Interval, sinks.String()))
+`, w.Dir, w.URL, c.HealthURL, c.Window, c.Interval, sinks.String(), state.String()))
 }
 
 // InFile returns the key in the file sink, recording it.

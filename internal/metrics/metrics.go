@@ -47,10 +47,10 @@ func New(clock clockwork.Clock) *Metrics {
 		}, []string{"credential", "outcome"}),
 		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "rekey_phase_duration_seconds",
-			Help: "Time spent in each rotation phase, observed when the phase ends.",
+			Help: "Time spent in each rotation phase across the fleet, observed when the phase ends.",
 			// From sub-second steps to day-long drains and stages.
 			Buckets: []float64{0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600},
-		}, []string{"credential", "phase"}),
+		}, []string{"phase"}), // not by credential: 15 series per phase and credential would be most of a fleet's memory and scrape
 		nextDue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rekey_next_due_timestamp_seconds",
 			Help: "When the credential is next due for rotation (Unix time).",
@@ -91,16 +91,16 @@ func (m *Metrics) SetBuildInfo(version, commit, goVersion string) {
 // Init creates every series of each credential at zero, as Prometheus
 // exporters do, so that a query or alert sees a series from the first
 // scrape rather than only after the first event: rotations_total for each
-// outcome, phase_duration_seconds for each phase, and the schedule gauges
+// outcome, the schedule gauges, and phase_duration_seconds for each phase
 // (a last_success timestamp of 0 means never). Key age has no series until
 // the age is known. Series already present keep their values.
 func (m *Metrics) Init(credentials []string) {
+	for _, p := range Phases {
+		m.phases.WithLabelValues(string(p))
+	}
 	for _, c := range credentials {
 		for _, o := range Outcomes {
 			m.rotations.WithLabelValues(c, o)
-		}
-		for _, p := range Phases {
-			m.phases.WithLabelValues(c, string(p))
 		}
 		m.nextDue.WithLabelValues(c)
 		m.lastSuccess.WithLabelValues(c)
@@ -124,7 +124,7 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Transition(ev rotation.TransitionEvent) {
 	credential, at := ev.Credential, ev.Transition.At
 	if p := ev.Prev; p != nil && !p.At.IsZero() && !at.Before(p.At) {
-		m.phases.WithLabelValues(credential, string(p.Phase)).Observe(at.Sub(p.At).Seconds())
+		m.phases.WithLabelValues(string(p.Phase)).Observe(at.Sub(p.At).Seconds())
 	}
 	outcome := ev.Transition.Phase.Outcome()
 	if outcome == "" {
@@ -171,7 +171,6 @@ func (m *Metrics) Scheduled(s rotation.Status) {
 func (m *Metrics) Forget(credential string) {
 	l := prometheus.Labels{"credential": credential}
 	m.rotations.DeletePartialMatch(l)
-	m.phases.DeletePartialMatch(l)
 	m.nextDue.DeletePartialMatch(l)
 	m.lastSuccess.DeletePartialMatch(l)
 	m.overdue.DeletePartialMatch(l)

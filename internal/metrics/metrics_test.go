@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -40,7 +41,7 @@ func TestTransitionsAndSchedule(t *testing.T) {
 	body := scrape(t, m)
 	for _, want := range []string{
 		`rekey_rotation_in_flight{credential="prod"} 1`,
-		`rekey_phase_duration_seconds_sum{credential="prod",phase="deployed"} 1`,
+		`rekey_phase_duration_seconds_sum{phase="deployed"} 1`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("missing %s", want)
@@ -80,4 +81,39 @@ func grep(body, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A credential costs a fixed handful of series (its outcomes and schedule
+// gauges), whatever it has done: a fleet of 10,000 must not hold, or make
+// Prometheus scrape, a histogram per credential and phase.
+func TestSeriesPerCredentialAreFew(t *testing.T) {
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC))
+	count := func(m *metrics.Metrics) int {
+		fams, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range fams {
+			if strings.HasPrefix(f.GetName(), "rekey_") {
+				n += len(f.GetMetric())
+			}
+		}
+		return n
+	}
+	one, many := metrics.New(clock), metrics.New(clock)
+	one.Init([]string{"c0"})
+	names := make([]string, 100)
+	for i := range names {
+		names[i] = fmt.Sprintf("c%d", i)
+	}
+	many.Init(names)
+	t0 := clock.Now()
+	for _, c := range names { // every credential rotates once
+		many.Transition(transition(c, "monitoring", t0.Add(time.Second), "deployed", t0))
+		many.Transition(transition(c, "done", t0.Add(2*time.Second), "revoking", t0))
+	}
+	if per := (count(many) - count(one)) / (len(names) - 1); per > 8 {
+		t.Errorf("%d series per credential, want at most 8 (3 outcomes, 4 schedule gauges, key age)", per)
+	}
 }

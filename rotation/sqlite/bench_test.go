@@ -8,6 +8,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/rotation"
+	"github.com/rekeyhq/rekey/rotation/storetest"
 	"github.com/rekeyhq/rekey/sinks"
 )
 
@@ -17,7 +18,7 @@ import (
 // transitions.
 func benchRecord(cred, id string, phase rotation.Phase, at time.Time) *rotation.Record {
 	r := &rotation.Record{Credential: cred, ID: id, Phase: phase, Label: cred + "-" + id,
-		OldKeyID: "key_old_" + id, OldValue: secret.New(oldSecret), NewKeyID: "key_new_" + id, NewValue: secret.New(newSecret),
+		OldKeyID: "key_old_" + id, OldValue: secret.New(storetest.OldSecret), NewKeyID: "key_new_" + id, NewValue: secret.New(storetest.NewSecret),
 		Setup:     "issuer=apexverify-prod;sinks=file:/etc/app.env#KEY,aws-secretsmanager:prod/app",
 		StartedAt: at, UpdatedAt: at.Add(time.Hour), FinishedAt: at.Add(time.Hour)}
 	for _, sink := range []string{"file:/etc/app.env#KEY", "aws-secretsmanager:prod/app"} {

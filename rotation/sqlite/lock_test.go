@@ -46,53 +46,6 @@ func lockHelper(path, credential string) int {
 	return 0
 }
 
-func TestLockInProcess(t *testing.T) {
-	ctx := context.Background()
-	path := statePath(t)
-	s := openTest(t, path)
-
-	unlockA, err := s.Lock(ctx, "a")
-	if err != nil {
-		t.Fatalf("Lock a: %v", err)
-	}
-	if _, err := s.Lock(ctx, "a"); !errors.Is(err, rotation.ErrBusy) {
-		t.Fatalf("second Lock a: %v, want ErrBusy", err)
-	}
-	// Another Store on the same file (another open file description) is
-	// excluded too.
-	other := openTest(t, path)
-	if _, err := other.Lock(ctx, "a"); !errors.Is(err, rotation.ErrBusy) {
-		t.Fatalf("Lock a from a second Store: %v, want ErrBusy", err)
-	}
-	// Other credentials are independent.
-	unlockB, err := other.Lock(ctx, "b")
-	if err != nil {
-		t.Fatalf("Lock b: %v", err)
-	}
-	defer unlockB()
-
-	unlockA()
-	unlockA() // idempotent
-	unlockA2, err := other.Lock(ctx, "a")
-	if err != nil {
-		t.Fatalf("Lock a after unlock: %v", err)
-	}
-	if _, err := s.Lock(ctx, "a"); !errors.Is(err, rotation.ErrBusy) {
-		t.Fatalf("Lock a while re-held: %v, want ErrBusy", err)
-	}
-	unlockA2()
-	// A stale unlock from the first holder must not release the new holder.
-	unlockA3, err := s.Lock(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlockA3()
-	unlockA()
-	if _, err := other.Lock(ctx, "a"); !errors.Is(err, rotation.ErrBusy) {
-		t.Fatalf("stale unlock released the lock: %v", err)
-	}
-}
-
 func TestLockSurvivesStoreClose(t *testing.T) {
 	ctx := context.Background()
 	path := statePath(t)
@@ -108,14 +61,6 @@ func TestLockSurvivesStoreClose(t *testing.T) {
 	s.Close()
 	if _, err := openTest(t, path).Lock(ctx, "a"); !errors.Is(err, rotation.ErrBusy) {
 		t.Fatalf("Lock after the holder's Store closed: %v, want ErrBusy", err)
-	}
-}
-
-func TestLockCanceledContext(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := openTest(t, statePath(t)).Lock(ctx, "a"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Lock with canceled context: %v", err)
 	}
 }
 

@@ -5,53 +5,10 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
-	"time"
 
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/rotation"
+	"github.com/rekeyhq/rekey/rotation/storetest"
 )
-
-// recentWorld saves, oldest first, a history of "prod" whose current key
-// was put in place by d-1 and kept by f-1 after it, with failures and a
-// rotation in flight since:
-//
-//	d-0 done, d-1 done, f-1 failed (kept), rb-1 rolled back, rb-2 rolled back, m-1 monitoring
-//
-// and "new", never rotated successfully (rb-1, rb-2), and "fresh" (one done).
-func recentWorld(t *testing.T, s *Store) map[string]*rotation.Record {
-	t.Helper()
-	saved := map[string]*rotation.Record{}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	i := 0
-	for _, tc := range []struct {
-		cred, id string
-		phase    rotation.Phase
-		kept     bool
-	}{
-		{"prod", "d-0", rotation.Done, false},
-		{"prod", "d-1", rotation.Done, false},
-		{"prod", "f-1", rotation.Failed, true},
-		{"new", "rb-1", rotation.RolledBack, false},
-		{"prod", "rb-1", rotation.RolledBack, false},
-		{"new", "rb-2", rotation.RolledBack, false},
-		{"prod", "rb-2", rotation.RolledBack, false},
-		{"fresh", "d-0", rotation.Done, false},
-		{"prod", "m-1", rotation.Monitoring, false},
-	} {
-		i++
-		r := &rotation.Record{Credential: tc.cred, ID: tc.id, Phase: tc.phase, Kept: tc.kept,
-			NewKeyID: "key_" + tc.id, NewValue: secret.New(newSecret), OldValue: secret.New(oldSecret),
-			StartedAt: t0.Add(time.Duration(i) * time.Hour)}
-		if tc.phase.Terminal() {
-			r.FinishedAt = r.StartedAt.Add(time.Minute)
-		}
-		if err := s.Save(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
-		saved[tc.cred+"/"+tc.id] = r
-	}
-	return saved
-}
 
 // checkRecent checks Recent and RecentAll of every credential against each
 // other and against RecentOf(History), and returns prod's Recent.
@@ -86,28 +43,6 @@ func checkRecent(t *testing.T, s *Store, saved map[string]*rotation.Record) (ok,
 	return readable(t, r, saved)
 }
 
-func TestRecent(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, statePath(t))
-	saved := recentWorld(t, s)
-	// The current key is f-1's (kept), behind two failures and the
-	// rotation in flight; the last success is d-1, so d-0 is not read.
-	ok, bad := checkRecent(t, s, saved)
-	if want := []string{"prod/m-1", "prod/rb-2", "prod/rb-1", "prod/f-1", "prod/d-1"}; !reflect.DeepEqual(ok, want) || bad != nil {
-		t.Errorf("Recent(prod) = %v, unreadable %v; want %v", ok, bad, want)
-	}
-	for c, want := range map[string][]string{"new": {"new/rb-2", "new/rb-1"}, "fresh": {"fresh/d-0"}, "nobody": nil} {
-		r, err := s.Recent(ctx, c)
-		if err != nil || !reflect.DeepEqual(ids(r), want) {
-			t.Errorf("Recent(%s) = %v, %v; want %v", c, ids(r), err, want)
-		}
-	}
-	empty := openTest(t, statePath(t))
-	if all, err := empty.RecentAll(ctx); err != nil || len(all) != 0 {
-		t.Errorf("RecentAll of an empty journal = %v, %v", all, err)
-	}
-}
-
 // Recent reads as far back as it must whatever rows were edited: an edited
 // row is unreadable, included in its place, and never taken for the last
 // success, whether the edit hid the done row or made another row claim it.
@@ -138,7 +73,7 @@ func TestRecentEditedRows(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := statePath(t)
 			s := openTest(t, path)
-			saved := recentWorld(t, s)
+			saved := storetest.RecentWorld(t, s)
 			rawExec(t, path, `UPDATE rotations SET `+tc.set+` WHERE credential = 'prod' AND id = ?`, tc.id)
 			ok, bad := checkRecent(t, s, saved)
 			wantBad := []string{"prod/" + tc.id}
@@ -158,7 +93,7 @@ func TestUpgradeFromV2(t *testing.T) {
 	ctx := context.Background()
 	path := statePath(t)
 	s := openTest(t, path)
-	saved := recentWorld(t, s)
+	saved := storetest.RecentWorld(t, s)
 	s.Close()
 	rawExec(t, path, `DROP INDEX rotations_recent; DROP INDEX rotations_done;
 		CREATE INDEX rotations_started ON rotations (started_at, credential, id);
@@ -189,7 +124,7 @@ func TestUpgradeFromV2(t *testing.T) {
 // streamed in order, never a scan of the table.
 func TestQueryPlans(t *testing.T) {
 	s := openTest(t, statePath(t))
-	recentWorld(t, s)
+	storetest.RecentWorld(t, s)
 	if _, err := s.db.Exec(`ANALYZE`); err != nil {
 		t.Fatal(err)
 	}

@@ -19,17 +19,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/rotation"
+	"github.com/rekeyhq/rekey/rotation/storetest"
 	"github.com/rekeyhq/rekey/sinks"
 )
 
 // Test values: distinctive so a grep of the database files cannot match by
 // accident.
-const (
-	oldSecret = "av_live_OLDSECRETVALUE_3f9a1c2e7b"
-	newSecret = "av_live_NEWSECRETVALUE_8d4e6b0a1f"
-)
+const ()
 
 func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, KeySize) }
 
@@ -45,123 +42,6 @@ func openTest(t *testing.T, path string) *Store {
 
 func statePath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "state", "state.db")
-}
-
-// fullRecord sets every field of a Record.
-func fullRecord() *rotation.Record {
-	t0 := time.Date(2026, 3, 2, 3, 0, 0, 123456789, time.UTC)
-	return &rotation.Record{
-		Credential: "production-api",
-		ID:         "r-01",
-		Phase:      rotation.Monitoring,
-		Label:      "production-api-2026-03-02-r01",
-		OldKeyID:   "key_old",
-		OldValue:   secret.New(oldSecret),
-		NewKeyID:   "key_new",
-		NewValue:   secret.New(newSecret),
-		Receipts: []sinks.Receipt{
-			{Sink: "file:/etc/crm/app.env#KEY", RotationID: "r-01", Previous: "sha256:abc", At: t0.Add(time.Second)},
-			{Sink: "aws-secretsmanager:prod/crm", RotationID: "r-01", Version: "v2", Previous: "v1", Created: true, At: t0.Add(2 * time.Second)},
-		},
-		Staged:  true,
-		Forced:  true,
-		Setup:   "issuer=apexverify-prod;sinks=file:/etc/crm/app.env#KEY,aws-secretsmanager:prod/crm",
-		Kept:    true,
-		Reverts: 2,
-		Left: []rotation.LeftKey{
-			{KeyID: "key_older", RotationID: "r-00", Reason: "a sink still held it", HeldBy: []string{"file:/etc/crm/app.env#KEY"}, At: t0.Add(-time.Hour)},
-			{KeyID: "key_oldest", RotationID: "r-000", Reason: "rollback restored a dead key", At: t0.Add(-2 * time.Hour)},
-		},
-		Untouched: []string{"vault-kv:secret/crm"},
-		Error:     "health check https://crm/healthz: 503",
-		Transitions: []rotation.Transition{
-			{Phase: rotation.Planned, At: t0},
-			{Phase: rotation.Minted, At: t0.Add(time.Second)},
-			{Phase: rotation.Verified, At: t0.Add(2 * time.Second), Error: "retry 1: 401"},
-		},
-		StartedAt:  t0,
-		UpdatedAt:  t0.Add(3 * time.Second),
-		FinishedAt: t0.Add(4 * time.Second),
-	}
-}
-
-func TestRoundTripEveryField(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, statePath(t))
-	want := fullRecord()
-	if err := s.Save(ctx, want); err != nil {
-		t.Fatalf("Save: %v", err)
-	}
-	got, err := s.Get(ctx, want.Credential, want.ID)
-	if err != nil {
-		t.Fatalf("Get: %v", err)
-	}
-	if !got.OldValue.Equal(want.OldValue) || !got.NewValue.Equal(want.NewValue) {
-		t.Errorf("values did not round-trip (fingerprints old %s/%s new %s/%s)",
-			got.OldValue.Fingerprint(), want.OldValue.Fingerprint(), got.NewValue.Fingerprint(), want.NewValue.Fingerprint())
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
-	}
-
-	// Upsert replaces every field, including clearing ones.
-	want.Phase = rotation.Done
-	want.Receipts = nil
-	want.Error = ""
-	want.Staged = false
-	want.OldValue = secret.Value{}
-	if err := s.Save(ctx, want); err != nil {
-		t.Fatalf("Save again: %v", err)
-	}
-	got, err = s.Get(ctx, want.Credential, want.ID)
-	if err != nil {
-		t.Fatalf("Get: %v", err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("after upsert:\n got %+v\nwant %+v", got, want)
-	}
-}
-
-func TestTimesInOtherZonesAndZeroTimes(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, statePath(t))
-	loc := time.FixedZone("X", 5*3600+1800)
-	started := time.Now().In(loc) // with a monotonic reading
-	r := &rotation.Record{Credential: "c", ID: "1", Phase: rotation.Planned, StartedAt: started,
-		Transitions: []rotation.Transition{{Phase: rotation.Planned, At: started}}}
-	if err := s.Save(ctx, r); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Get(ctx, "c", "1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got.StartedAt.Equal(started) || !got.Transitions[0].At.Equal(started) {
-		t.Errorf("times: got %v / %v, want %v", got.StartedAt, got.Transitions[0].At, started)
-	}
-	if !got.UpdatedAt.IsZero() || !got.FinishedAt.IsZero() {
-		t.Errorf("zero times came back as %v, %v", got.UpdatedAt, got.FinishedAt)
-	}
-	if !got.OldValue.IsZero() || !got.NewValue.IsZero() {
-		t.Error("empty values came back non-empty")
-	}
-}
-
-func TestGetNotFound(t *testing.T) {
-	s := openTest(t, statePath(t))
-	_, err := s.Get(context.Background(), "nope", "r-1")
-	if !errors.Is(err, rotation.ErrNotFound) {
-		t.Fatalf("Get unknown: %v, want ErrNotFound", err)
-	}
-}
-
-func TestSaveRejectsIncompleteRecord(t *testing.T) {
-	s := openTest(t, statePath(t))
-	for _, r := range []*rotation.Record{nil, {ID: "1"}, {Credential: "c"}} {
-		if err := s.Save(context.Background(), r); err == nil {
-			t.Errorf("Save(%+v) succeeded", r)
-		}
-	}
 }
 
 // dbFiles returns the contents of the database and every file SQLite keeps
@@ -194,7 +74,7 @@ func TestValuesEncryptedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := fullRecord()
+	r := storetest.FullRecord()
 	if err := s.Save(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +86,7 @@ func TestValuesEncryptedAtRest(t *testing.T) {
 		}
 		labelSeen := false
 		for name, b := range files {
-			for _, v := range []string{oldSecret, newSecret} {
+			for _, v := range []string{storetest.OldSecret, storetest.NewSecret} {
 				if bytes.Contains(b, []byte(v)) {
 					t.Errorf("%s: %s contains a key value in plain text", stage, name)
 				}
@@ -231,7 +111,7 @@ func TestValuesEncryptedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw.Close()
-	if len(oldEnc) != 12+len(oldSecret)+16 || bytes.Contains(oldEnc, []byte(oldSecret)) || bytes.Contains(newEnc, []byte(newSecret)) {
+	if len(oldEnc) != 12+len(storetest.OldSecret)+16 || bytes.Contains(oldEnc, []byte(storetest.OldSecret)) || bytes.Contains(newEnc, []byte(storetest.NewSecret)) {
 		t.Errorf("blob lengths %d/%d or contents unexpected", len(oldEnc), len(newEnc))
 	}
 
@@ -339,10 +219,10 @@ func TestTamperedOrMovedValuesFail(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := statePath(t)
 			s := openTest(t, path)
-			r1 := fullRecord()
-			r2 := fullRecord()
+			r1 := storetest.FullRecord()
+			r2 := storetest.FullRecord()
 			r2.ID = "r-02"
-			r3 := fullRecord()
+			r3 := storetest.FullRecord()
 			r3.Credential = "other"
 			r3.ID = "r-03"
 			for _, r := range []*rotation.Record{r1, r2, r3} {
@@ -392,7 +272,7 @@ func assertUnreadable(t *testing.T, s *Store, credential, id string) string {
 
 func assertNoValue(t *testing.T, s string) {
 	t.Helper()
-	for _, v := range []string{oldSecret, newSecret} {
+	for _, v := range []string{storetest.OldSecret, storetest.NewSecret} {
 		if strings.Contains(s, v) {
 			t.Errorf("output contains a key value")
 		}
@@ -403,7 +283,7 @@ func TestFileModes(t *testing.T) {
 	ctx := context.Background()
 	path := statePath(t) // its directory does not exist yet
 	s := openTest(t, path)
-	if err := s.Save(ctx, fullRecord()); err != nil {
+	if err := s.Save(ctx, storetest.FullRecord()); err != nil {
 		t.Fatal(err)
 	}
 	unlock, err := s.Lock(ctx, "production-api")
@@ -464,7 +344,7 @@ func TestReopenPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fullRecord()
+	want := storetest.FullRecord()
 	if err := s.Save(ctx, want); err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +404,7 @@ func TestPathWithSpecialCharacters(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "we?ird #dir%20", "state&x=1.db")
 	s := openTest(t, path)
-	if err := s.Save(ctx, fullRecord()); err != nil {
+	if err := s.Save(ctx, storetest.FullRecord()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); err != nil {
@@ -538,121 +418,6 @@ func ids(rs []*rotation.Record) []string {
 		out = append(out, r.Credential+"/"+r.ID)
 	}
 	return out
-}
-
-func TestUnfinishedAndHistoryOrder(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, statePath(t))
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, r := range []struct {
-		cred, id string
-		phase    rotation.Phase
-		startMin int
-	}{
-		{"a", "3", rotation.Monitoring, 30},
-		{"a", "1", rotation.Done, 10},
-		{"b", "1", rotation.Planned, 5},
-		{"a", "2", rotation.RolledBack, 20},
-		{"b", "2", rotation.Failed, 25},
-		{"c", "1", rotation.RollingBack, 1},
-		{"a", "5", rotation.Draining, 40},
-		{"a", "4", rotation.Done, 40}, // same start as a/5: ID breaks the tie
-	} {
-		rec := &rotation.Record{Credential: r.cred, ID: r.id, Phase: r.phase,
-			StartedAt: t0.Add(time.Duration(r.startMin) * time.Minute), NewValue: secret.New(newSecret)}
-		if err := s.Save(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	un, err := s.Unfinished(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Only a credential's newest record is in flight: a/3 and b/1 were
-	// abandoned by newer rotations.
-	if got, want := ids(un), []string{"c/1", "a/5"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("Unfinished = %v, want %v", got, want)
-	}
-	if !un[0].NewValue.Equal(secret.New(newSecret)) {
-		t.Error("Unfinished did not decrypt values")
-	}
-
-	h, err := s.History(ctx, "a", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := ids(h), []string{"a/5", "a/4", "a/3", "a/2", "a/1"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("History(a, 0) = %v, want %v", got, want)
-	}
-	h, err = s.History(ctx, "a", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := ids(h), []string{"a/5", "a/4"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("History(a, 2) = %v, want %v", got, want)
-	}
-	h, err = s.History(ctx, "nobody", 0)
-	if err != nil || len(h) != 0 {
-		t.Errorf("History(nobody) = %v, %v", ids(h), err)
-	}
-}
-
-func TestConcurrentSaves(t *testing.T) {
-	ctx := context.Background()
-	path := statePath(t)
-	// Two stores on one file stand in for two processes.
-	stores := []*Store{openTest(t, path), openTest(t, path)}
-	const writers, each = 8, 20
-	var wg sync.WaitGroup
-	errs := make(chan error, writers*each)
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			s := stores[w%len(stores)]
-			for i := 0; i < each; i++ {
-				r := &rotation.Record{Credential: fmt.Sprintf("cred-%d", w), ID: fmt.Sprintf("%03d", i),
-					Phase: rotation.Planned, StartedAt: time.Unix(int64(i), 0), NewValue: secret.New(newSecret)}
-				if err := s.Save(ctx, r); err != nil {
-					errs <- err
-					return
-				}
-				// Every writer also updates one shared row.
-				shared := &rotation.Record{Credential: "shared", ID: "1", Phase: rotation.Minted,
-					Label: fmt.Sprintf("w%d-%d", w, i), NewValue: secret.New(newSecret)}
-				if err := s.Save(ctx, shared); err != nil {
-					errs <- err
-					return
-				}
-				if _, err := s.Get(ctx, "shared", "1"); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	for w := 0; w < writers; w++ {
-		h, err := stores[0].History(ctx, fmt.Sprintf("cred-%d", w), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(h) != each {
-			t.Errorf("cred-%d: %d records, want %d", w, len(h), each)
-		}
-	}
-	un, err := stores[1].Unfinished(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(un) != writers+1 { // each credential's newest record
-		t.Errorf("Unfinished: %d records, want %d", len(un), writers+1)
-	}
 }
 
 func TestConcurrentOpenOfNewFile(t *testing.T) {
@@ -749,7 +514,7 @@ func threeRotations(t *testing.T, s *Store) map[string]*rotation.Record {
 		{"production-api", "r-03", rotation.Done},
 		{"other", "r-09", rotation.Deployed},
 	} {
-		r := fullRecord()
+		r := storetest.FullRecord()
 		r.Credential, r.ID, r.Phase = tc.cred, tc.id, tc.phase
 		r.StartedAt = r.StartedAt.Add(time.Duration(i) * time.Hour)
 		for j := range r.Receipts {
@@ -1031,7 +796,7 @@ func TestUpgradeFromV1(t *testing.T) {
 	var recs []*rotation.Record
 	saved := map[string]*rotation.Record{}
 	for i, id := range []string{"r-01", "r-02", "r-03", "r-04"} {
-		r := fullRecord()
+		r := storetest.FullRecord()
 		r.ID = id
 		r.StartedAt = r.StartedAt.Add(time.Duration(i) * time.Hour)
 		r.Setup, r.Kept, r.Reverts, r.Left, r.Untouched = "", false, 0, nil, nil // not in schema 1
@@ -1099,7 +864,7 @@ func TestUpgradeFromV1(t *testing.T) {
 
 func TestUpgradeFromV1WrongKey(t *testing.T) {
 	path := statePath(t)
-	writeV1Journal(t, path, testKey(1), []*rotation.Record{fullRecord()})
+	writeV1Journal(t, path, testKey(1), []*rotation.Record{storetest.FullRecord()})
 	_, err := Open(context.Background(), path, testKey(2))
 	if err == nil || !strings.Contains(err.Error(), "wrong encryption key") {
 		t.Fatalf("Open of a schema 1 journal with another key: %v", err)

@@ -7,4 +7,9 @@
 // The protocol-faithful server (sinks/awssm/fakesm) covers what kumo lacks
 // (UpdateSecretVersionStage, ClientRequestToken idempotency, stage rules);
 // its tests live with the sink in the root module.
+//
+// It also cross-checks issuers/awsiam/fakeiam, the IAM the aws-iam issuer
+// is tested against, with kumo's IAM: CreateAccessKey, ListAccessKeys,
+// DeleteAccessKey and the quota of two keys per user must behave alike in
+// both (iam_kumo_test.go).
 package awssmtest
