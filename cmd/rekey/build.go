@@ -428,7 +428,7 @@ func (a *app) buildCredential(cc *config.Credential, iss issuers.Issuer, hidden 
 	// sink that knows one key would put its encoded form in the sink. Until
 	// the sinks map fields (their fields: setting), such a credential is
 	// refused rather than rotated.
-	if fi, ok := iss.(interface{ Fields() []string }); ok {
+	if fi, ok := iss.(interface{ Fields() []string }); ok && len(fi.Fields()) > 0 {
 		return nil, fail(exitUsage, fmt.Errorf("credentials.%s: issuer %s mints values of several fields (%s), which no sink can write yet: it needs the sinks' fields: mapping",
 			cc.Name, cc.Issuer, strings.Join(fi.Fields(), ", ")))
 	}

@@ -189,3 +189,39 @@ func stateKeyText(t *testing.T) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestExecIssuerWithFieldsIsRefused: an exec issuer declaring fields mints
+// multi-field values, which no sink writes yet: its credential is refused
+// at start, before the command runs.
+func TestExecIssuerWithFieldsIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	e2etest.WriteStateKey(t, filepath.Join(dir, "state.key"))
+	config := filepath.Join(dir, "rekey.yaml")
+	writeFile(t, config, `version: 1
+state:
+  path: `+dir+`/state.db
+  encryption_key: file:`+dir+`/state.key
+issuers:
+  keys:
+    type: exec
+    command: ["/bin/sh", "-c", "touch \"$1\"; echo '{\"keys\":[]}'", "sh", "`+ran+`"]
+    fields: [access_key_id, secret_access_key]
+credentials:
+  prod:
+    issuer: keys
+    label: prod-{{date}}
+    rotate_every: 90d
+    sinks:
+      - {type: file, path: `+dir+`/app.env, key: API_KEY}
+`)
+	var out, errOut bytes.Buffer
+	code := execute(context.Background(), []string{"-c", config, "rotate", "prod"}, &out, &errOut)
+	record(out.Bytes(), errOut.Bytes())
+	if code != exitUsage || !strings.Contains(errOut.String(), "mints values of several fields (access_key_id, secret_access_key)") {
+		t.Errorf("rotate with a multi-field exec issuer: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Errorf("the command ran for a credential rekey refuses")
+	}
+}

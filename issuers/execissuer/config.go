@@ -52,6 +52,10 @@ type FileConfig struct {
 	// `rekey plan` then reports a problem when no slot is free for a
 	// rotation's new key. 0 (the default): unknown.
 	MaxActiveKeys int `yaml:"max_active_keys"`
+	// Fields names the fields of a credential of several (an access key ID
+	// and its secret), which the command's create answers as "fields";
+	// none (the default): it answers one "value".
+	Fields []string `yaml:"fields"`
 	// Timeout bounds each call of the command; default 30s.
 	Timeout config.Duration `yaml:"timeout"`
 	// Env holds extra variables for the command, each an env: or file:
@@ -65,6 +69,8 @@ type FileConfig struct {
 func (c *FileConfig) SetDefaults() {
 	c.Timeout = config.Duration(DefaultTimeout)
 }
+
+var fieldName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -102,6 +108,16 @@ func (c *FileConfig) Validate() error {
 		}
 		seen[a] = true
 	}
+	seenField := map[string]bool{}
+	for i, f := range c.Fields {
+		switch {
+		case !fieldName.MatchString(f):
+			bad(fmt.Sprintf("fields[%d]", i), "must be 1-64 of a-z A-Z 0-9 _ -")
+		case seenField[f]:
+			bad(fmt.Sprintf("fields[%d]", i), "%s is listed twice", f)
+		}
+		seenField[f] = true
+	}
 	if c.MaxActiveKeys < 0 {
 		bad("max_active_keys", "must not be negative (0: no known limit)")
 	}
@@ -129,6 +145,7 @@ func (c FileConfig) Resolve() (Config, error) {
 		Identify:      slices.Contains(c.Abilities, AbilityIdentify),
 		LastUsed:      slices.Contains(c.Abilities, AbilityLastUsed),
 		MaxActiveKeys: c.MaxActiveKeys,
+		Fields:        slices.Clone(c.Fields),
 		Timeout:       time.Duration(c.Timeout),
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Env)) {

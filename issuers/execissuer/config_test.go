@@ -36,6 +36,7 @@ func TestFileConfigDecodesAndResolves(t *testing.T) {
     account: cloudflare acme
     abilities: [last_used, identify]
     max_active_keys: 3
+    fields: [secret, id]
     timeout: 5s
     env:
       API_TOKEN: env:REKEY_TEST_EXEC_TOKEN
@@ -49,7 +50,7 @@ func TestFileConfigDecodesAndResolves(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(rc.Command, []string{"/usr/local/bin/issuer", "--zone", "a b"}) || rc.Account != "cloudflare acme" ||
-		!rc.Identify || !rc.LastUsed || rc.MaxActiveKeys != 3 || rc.Timeout != 5*time.Second ||
+		!rc.Identify || !rc.LastUsed || rc.MaxActiveKeys != 3 || !slices.Equal(rc.Fields, []string{"secret", "id"}) || rc.Timeout != 5*time.Second ||
 		rc.Env["API_TOKEN"].Reveal() != "tok_1234567" || len(rc.Env) != 1 || len(rc.Vars) != 0 {
 		t.Errorf("resolved %+v", rc)
 	}
@@ -95,6 +96,8 @@ func TestFileConfigErrors(t *testing.T) {
 		"twice":           {"    type: exec\n    command: [x]\n    abilities: [identify, identify]\n", "issuers.ex.abilities[1]: identify is listed twice"},
 		"timeout":         {"    type: exec\n    command: [x]\n    timeout: 0s\n", "rekey.yaml:7: issuers.ex.timeout: must be greater than 0"},
 		"max keys":        {"    type: exec\n    command: [x]\n    max_active_keys: -1\n", "rekey.yaml:7: issuers.ex.max_active_keys: must not be negative"},
+		"field name":      {"    type: exec\n    command: [x]\n    fields: [id, \"a b\"]\n", "rekey.yaml:7: issuers.ex.fields[1]: must be 1-64 of"},
+		"field twice":     {"    type: exec\n    command: [x]\n    fields: [id, id]\n", "issuers.ex.fields[1]: id is listed twice"},
 		"env name":        {"    type: exec\n    command: [x]\n    env:\n      1BAD: env:X\n", "issuers.ex.env.1BAD: not a valid environment variable name"},
 		"env ref":         {"    type: exec\n    command: [x]\n    env:\n      TOKEN: \"env:\"\n", "rekey.yaml:8: issuers.ex.env.TOKEN: env: reference needs a variable name"},
 		"unknown key":     {"    type: exec\n    command: [x]\n    shell: true\n", "rekey.yaml:7: issuers.ex.shell: unknown"},

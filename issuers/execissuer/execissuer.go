@@ -95,6 +95,10 @@ type Config struct {
 	// when it is above 0 is the Issuer an issuers.KeyLimiter, so that
 	// `rekey plan` checks for a free slot.
 	MaxActiveKeys int
+	// Fields names the fields of a multi-field credential, which create
+	// answers as "fields"; empty: it answers one "value". An answer of the
+	// other form, or of other fields, is refused (and its key revoked).
+	Fields []string
 	// Timeout bounds each call of the command; DefaultTimeout when 0. On
 	// timeout the command's whole process group is killed.
 	Timeout time.Duration
@@ -118,6 +122,7 @@ type Issuer struct {
 	hideEnv []string
 	log     *zap.Logger
 	maxKeys int
+	fields  []string // sorted
 
 	// Retry policy, waiting on clock.
 	maxTries       int // per idempotent call
@@ -239,6 +244,7 @@ func New(c Config, log *zap.Logger, opts ...Option) (issuers.Issuer, error) {
 		vars:           maps.Clone(c.Vars),
 		log:            log,
 		maxKeys:        c.MaxActiveKeys,
+		fields:         slices.Sorted(slices.Values(c.Fields)),
 		maxTries:       6,
 		createTries:    4,
 		maxElapsed:     2 * time.Minute,
@@ -268,6 +274,11 @@ func New(c Config, log *zap.Logger, opts ...Option) (issuers.Issuer, error) {
 	}
 	return i, nil
 }
+
+// Fields returns the names of the fields of the credentials the command
+// mints, sorted; nil for single values. A caller that can write only
+// single values must refuse an issuer that returns some.
+func (i *Issuer) Fields() []string { return slices.Clone(i.fields) }
 
 // Account is the configured account, or "exec " and the command's program
 // as configured (issuers.Account). The journal binds histories to it: a
@@ -336,6 +347,7 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		v             secret.Value
 		cleanupFailed bool // ends the attempts
 		inFlight      bool // an attempt may still land
+		misfit        bool // the answer's form is not the config's: no retry helps
 	)
 	op := "create " + label
 	p := i.policy(i.createTries, func(err error) bool { return cleanupFailed || isPermanent(err) })
@@ -348,8 +360,13 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 			var err error
 			k, v, err = createdKey(res.resp, label)
 			if err == nil {
+				err = i.checkForm(v)
+			}
+			if err == nil {
 				return nil
 			}
+			var fe formError
+			misfit = errors.As(err, &fe)
 			// Created, but the answer is unusable: the value is lost.
 			res = result{err: secret.Scrub(err, v), ambiguous: true}
 			v = secret.Value{}
@@ -374,6 +391,9 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 			cleanupFailed = true
 			return fmt.Errorf("%w; cleanup of keys labelled %s: %v (%w)", err, label, cerr, issuers.ErrMaybeCreated)
 		}
+		if misfit {
+			return backoff.Permanent(err)
+		}
 		return err
 	})
 	if err != nil {
@@ -385,6 +405,25 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		return issuers.Key{}, secret.Value{}, err
 	}
 	return k, v, nil
+}
+
+// formError: a created value is not of the form the config declares.
+type formError struct{ msg string }
+
+func (e formError) Error() string { return e.msg }
+
+// checkForm checks that v has exactly the configured fields, or is a single
+// value if none are configured.
+func (i *Issuer) checkForm(v secret.Value) error {
+	switch got := v.FieldNames(); {
+	case len(i.fields) == 0 && v.IsFields():
+		return formError{fmt.Sprintf("the command answered fields %s, but the config declares none (set fields:)", strings.Join(got, ", "))}
+	case len(i.fields) > 0 && !v.IsFields():
+		return formError{fmt.Sprintf("the command answered one value, but the config declares fields %s", strings.Join(i.fields, ", "))}
+	case !slices.Equal(got, i.fields):
+		return formError{fmt.Sprintf("the command answered fields %s, but the config declares %s", strings.Join(got, ", "), strings.Join(i.fields, ", "))}
+	}
+	return nil
 }
 
 // createdKey checks a create response: an active key labelled label and a

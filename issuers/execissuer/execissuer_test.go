@@ -40,6 +40,7 @@ type env struct {
 
 type envOptions struct {
 	identify, lastUsed, fields bool
+	misfit                     bool // the config declares the other form
 	maxKeys                    int
 	timeout                    time.Duration
 	command                    []string
@@ -54,6 +55,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.fields {
 		vars["REKEY_EXEC_FIELDS"] = "1"
 	}
+	var fields []string
+	if o.fields != o.misfit {
+		fields = []string{"secret_access_key", "access_key_id"}
+	}
 	cmd := o.command
 	if cmd == nil {
 		cmd = []string{os.Args[0], "-test.run=^TestHelperProcess$"}
@@ -65,6 +70,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		LastUsed:      o.lastUsed,
 		Timeout:       o.timeout,
 		MaxActiveKeys: o.maxKeys,
+		Fields:        fields,
 		Env:           map[string]secret.Value{"REKEY_TEST_TOKEN": secret.New(testToken)},
 		Vars:          vars,
 	}, log, execissuer.WithClock(e.clock), execissuer.WithoutEnv("REKEY_TEST_HIDDEN"))
@@ -174,6 +180,25 @@ func TestMultiFieldCredential(t *testing.T) {
 	for _, cl := range e.calls() {
 		if cl.Op == "verify" && (!strings.Contains(cl.Request, `"fields":{`) || strings.Contains(cl.Request, `"value"`)) {
 			t.Errorf("verify of a multi-field value did not send fields on stdin: %s", redactAll(cl.Request, v))
+		}
+	}
+}
+
+// TestFormMustMatchConfig: a create answer of fields where the config
+// declares a single value, or the reverse, is refused for good and its key
+// revoked: rekey would write it where it does not fit.
+func TestFormMustMatchConfig(t *testing.T) {
+	for _, fields := range []bool{false, true} {
+		e := newEnv(t, envOptions{fields: fields, misfit: true})
+		_, v, err := e.iss.Create(ctx(t), "prod-1")
+		if err == nil || !errors.As(err, new(*backoff.PermanentError)) || errors.Is(err, issuers.ErrMaybeCreated) || !strings.Contains(err.Error(), "but the config declares") || !v.IsZero() {
+			t.Errorf("fields=%v, config the other form: Create = %v, want a permanent error naming the mismatch", fields, err)
+		}
+		if n := e.callsOf("create"); n != 1 || e.active() != 0 || len(e.state().Keys) != 1 {
+			t.Errorf("fields=%v: %d creates, %d active of %d keys; want 1 create and its key revoked", fields, n, e.active(), len(e.state().Keys))
+		}
+		if f, want := e.iss.(interface{ Fields() []string }).Fields(), !fields; (len(f) > 0) != want {
+			t.Errorf("Fields() = %v with fields declared %v", f, want)
 		}
 	}
 }
