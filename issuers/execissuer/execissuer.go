@@ -334,8 +334,9 @@ type wireError struct {
 // the API (unknown_outcome, a crash, a timeout) wraps
 // issuers.ErrMaybeCreated, as does one whose clean-up failed. Errors
 // wrapping issuers.ErrInvalidLabel, issuers.ErrKeyLimit and
-// issuers.ErrUnauthorized are permanent, and so is a command that cannot
-// be started. Any other error response means no key was created. If ctx
+// issuers.ErrUnauthorized are permanent, and so are a command that cannot
+// be started and an answer whose form (one value or fields) is not the
+// configured one, whose key is revoked first. Any other error response means no key was created. If ctx
 // ends while an outcome is unknown, the clean-up still runs, bounded by
 // the timeout.
 func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.Value, error) {
