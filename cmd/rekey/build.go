@@ -19,6 +19,7 @@ import (
 	"github.com/rekeyhq/rekey/issuers"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
 	"github.com/rekeyhq/rekey/issuers/awsiam"
+	"github.com/rekeyhq/rekey/issuers/execissuer"
 	"github.com/rekeyhq/rekey/issuers/httpissuer"
 	"github.com/rekeyhq/rekey/notify"
 	"github.com/rekeyhq/rekey/notify/slack"
@@ -75,6 +76,11 @@ func decodeIssuer(spec *config.IssuerSpec, log *zap.Logger, pools *pools) (issue
 			}
 			return httpissuer.New(c, l)
 		})
+	case execissuer.Type:
+		hidden := withDefaultTokens(spec.SecretEnv())
+		return buildIssuer(spec, log, execissuer.FileConfig.Resolve, func(c execissuer.Config, l *zap.Logger) (issuers.Issuer, error) {
+			return execissuer.New(c, l, execissuer.WithoutEnv(hidden...))
+		})
 	}
 	return nil, nil, spec.UnknownType()
 }
@@ -104,8 +110,13 @@ func decodeSink(spec *config.SinkSpec, log *zap.Logger, hidden []string) (sinks.
 // hiddenEnv is what on_change must not inherit of rekey's environment:
 // the variables the config's env: references name, and those sinks read a
 // token from by default.
-func hiddenEnv(cfg *config.Config) []string {
-	return append(cfg.SecretEnv(), strings.TrimPrefix(ghactions.DefaultToken, "env:"), "VAULT_TOKEN")
+func hiddenEnv(cfg *config.Config) []string { return withDefaultTokens(cfg.SecretEnv()) }
+
+// withDefaultTokens is names and the variables sinks read a token from by
+// default: what a process rekey starts (on_change, an exec issuer's
+// command) must not inherit.
+func withDefaultTokens(names []string) []string {
+	return append(names, strings.TrimPrefix(ghactions.DefaultToken, "env:"), "VAULT_TOKEN")
 }
 
 // buildIssuer decodes spec into the issuer's file config F and, if log is

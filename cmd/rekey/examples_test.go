@@ -67,7 +67,7 @@ func TestExamplesValidate(t *testing.T) {
 	// One per sink (file dotenv and json, AWS, Vault, GitHub), per mode
 	// (daemon, cron, deploy hook, drain) and the etcd journal: losing one
 	// is a regression.
-	want := []string{"aws-iam.yaml", "aws-secretsmanager.yaml", "cron.yaml", "daemon.yaml", "deploy-hook.yaml", "drain.yaml", "etcd.yaml",
+	want := []string{"aws-iam.yaml", "aws-secretsmanager.yaml", "cron.yaml", "daemon.yaml", "deploy-hook.yaml", "drain.yaml", "etcd.yaml", "exec.yaml",
 		"file-dotenv.yaml", "file-json.yaml", "github-actions.yaml", "vault-kv.yaml"}
 	for _, w := range want {
 		if !slices.Contains(configs, w) {

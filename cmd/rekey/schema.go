@@ -6,6 +6,7 @@ import (
 	"github.com/rekeyhq/rekey/config/schema"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
 	"github.com/rekeyhq/rekey/issuers/awsiam"
+	"github.com/rekeyhq/rekey/issuers/execissuer"
 	"github.com/rekeyhq/rekey/issuers/httpissuer"
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
@@ -22,6 +23,7 @@ var (
 		{Type: apexverify.Type, Config: apexverify.FileConfig{}, Required: []string{"management_token"}},
 		{Type: awsiam.Type, Config: awsiam.FileConfig{}, Required: []string{"user_name"}},
 		{Type: httpissuer.Type, Config: httpissuer.FileConfig{}, Required: []string{"auth"}, Enums: httpPresetEnum()},
+		{Type: execissuer.Type, Config: execissuer.FileConfig{}, Required: []string{"command"}},
 	}
 	schemaSinks = []schema.Backend{
 		{Type: file.Type, Config: file.Config{}, Required: []string{"path"},
