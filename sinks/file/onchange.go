@@ -96,18 +96,20 @@ func shownOutput(out []byte, values []secret.Value) string {
 }
 
 // capped is an io.Writer that keeps the first max bytes written to it.
+// The buffer is a field, not embedded: an embedded bytes.Buffer's ReadFrom
+// would let io.Copy (which os/exec uses for a child's output) read past
+// the cap.
 type capped struct {
-	bytes.Buffer
+	buf bytes.Buffer
 	max int
 }
 
 func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.Len(); room > 0 {
-		if len(p) > room {
-			c.Buffer.Write(p[:room])
-		} else {
-			c.Buffer.Write(p)
-		}
+	if room := c.max - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
+
+// Bytes returns what was kept.
+func (c *capped) Bytes() []byte { return c.buf.Bytes() }
