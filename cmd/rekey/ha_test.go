@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/e2etest"
+	"github.com/rekeyhq/rekey/internal/etcdtest"
+)
+
+// These tests run the real binary as separate processes ("hosts", each
+// with its own state.path directory for its audit log) on one etcd
+// journal, with the smallest lock TTL the config allows: the lease TTL is
+// what they measure, so they run on real time, waiting on conditions.
+
+const (
+	haTTL    = 2 * time.Second
+	haWindow = 4 * time.Second
+	haWait   = 60 * time.Second
+)
+
+// haEnv is an env on etcd with lock_ttl haTTL, a 4s monitoring window and a
+// daemon listening on a free port.
+func haEnv(t *testing.T, c *etcdtest.Cluster, prefix string) *env {
+	t.Helper()
+	e := newEnv(t, envOptions{window: "4s", interval: "1s", state: []string{"backend: etcd",
+		"etcd: {endpoints: [" + strings.Join(c.Endpoints(), ", ") + "], prefix: " + prefix + ", lock_ttl: " + haTTL.String() + ", request_timeout: 3s}"}})
+	b, err := os.ReadFile(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.Config, string(b)+"daemon:\n  listen: 127.0.0.1:0\n")
+	return e
+}
+
+// host is one replica's config: the env's, with state.path (so the audit
+// log) in a directory of its own.
+type host struct {
+	name, config, dir string
+}
+
+func (e *env) host(name string) host {
+	e.t.Helper()
+	dir := filepath.Join(e.Dir, name)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		e.t.Fatal(err)
+	}
+	return host{name: name, dir: dir, config: variant(e.t, e, name+".yaml", e.Dir+"/state.db", dir+"/state.db")}
+}
+
+// auditLines counts the host's audit log lines.
+func (h host) auditLines(t *testing.T) int {
+	b, err := os.ReadFile(h.dir + "/state.db.audit.jsonl")
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// proc is one rekey process.
+type proc struct {
+	t   *testing.T
+	h   host
+	cmd *exec.Cmd
+	out *e2etest.SyncBuffer
+}
+
+func (h host) start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, h: h, cmd: e2etest.Command(t, h.config, args...), out: &e2etest.SyncBuffer{}}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+		record([]byte(p.out.String()))
+	})
+	return p
+}
+
+// logLine is one JSON log line.
+type logLine struct {
+	Msg string    `json:"msg"`
+	TS  time.Time `json:"ts"`
+}
+
+// lines returns the process's JSON log lines.
+func (p *proc) lines() []logLine {
+	var out []logLine
+	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l logLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// waitLog waits for the n-th (from 1) log line whose message starts
+// with msg, and returns it.
+func (p *proc) waitLog(msg string, n int) logLine {
+	p.t.Helper()
+	var got logLine
+	if !waitFor(haWait, func() bool {
+		k := 0
+		for _, l := range p.lines() {
+			if strings.HasPrefix(l.Msg, msg) {
+				if k++; k == n {
+					got = l
+					return true
+				}
+			}
+		}
+		return false
+	}) {
+		p.t.Fatalf("%s never logged %q (#%d):\n%s", p.h.name, msg, n, p.out.String())
+	}
+	return got
+}
+
+func (p *proc) count(msg string) int {
+	k := 0
+	for _, l := range p.lines() {
+		if strings.HasPrefix(l.Msg, msg) {
+			k++
+		}
+	}
+	return k
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cond()
+}
+
+// waitPhase waits until the journal's newest rotation of prod is in phase.
+func (e *env) waitPhase(phase string) e2etest.HistoryEntry {
+	e.t.Helper()
+	var last e2etest.HistoryEntry
+	if !waitFor(haWait, func() bool {
+		h := e.history()
+		if len(h) == 0 {
+			return false
+		}
+		last = h[0]
+		return last.Phase == phase
+	}) {
+		e.t.Fatalf("journal never reached %s; last %+v", phase, last)
+	}
+	return last
+}
+
+// revokedAt returns when the simulator revoked the key id (zero if not).
+func (e *env) revokedAt(id string) time.Time {
+	for _, k := range e.Sim.Keys() {
+		if k.ID == id {
+			return k.Revoked
+		}
+	}
+	e.t.Fatalf("no key %s at the simulator", id)
+	return time.Time{}
+}
+
+// twoReplicas starts replica a, waits until it leads, then b, and waits
+// until it stands by.
+func twoReplicas(t *testing.T, e *env) (a, b *proc) {
+	a = e.host("a").start(t, "daemon")
+	a.waitLog("gained leadership", 1)
+	b = e.host("b").start(t, "daemon")
+	b.waitLog("standing by", 1)
+	if b.count("gained leadership") != 0 {
+		t.Fatalf("b leads beside a:\n%s", b.out.String())
+	}
+	return a, b
+}
+
+// SIGKILL of the leader mid-window: the standby takes over, finishes the
+// same rotation with a full window of its own, and mints nothing.
+func TestHALeaderKilledStandbyFinishes(t *testing.T) {
+	e := haEnv(t, etcdtest.Start(t), "/ha-kill/")
+	a, b := twoReplicas(t, e)
+	e.waitPhase("monitoring")
+	checks := e.app.Served.Load()
+	if !waitFor(haWait, func() bool { return e.app.Served.Load() > checks }) {
+		t.Fatal("the leader never checked health while monitoring")
+	}
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	a.cmd.Wait()
+	checks = e.app.Served.Load()
+
+	gained := b.waitLog("gained leadership", 1)
+	if !waitFor(haWait, func() bool { return e.app.Served.Load() > checks }) {
+		t.Fatalf("the new leader never resumed monitoring:\n%s", b.out.String())
+	}
+	resumed := time.Now()
+	t.Logf("failover with lock_ttl %s: leadership %v after SIGKILL, monitoring resumed %v after it",
+		haTTL, gained.TS.Sub(killed).Round(time.Millisecond), resumed.Sub(killed).Round(time.Millisecond))
+	if d := gained.TS.Sub(killed); d > 2*haTTL+time.Second {
+		t.Errorf("the standby led %v after the kill, want within about the lock TTL %v", d, haTTL)
+	}
+
+	done := e.waitPhase("done")
+	if n := len(e.Sim.Keys()); n != 2 {
+		t.Errorf("the simulator holds %d keys, want 2 (the first and one minted): a second key was minted", n)
+	}
+	if h := e.history(); len(h) != 1 {
+		t.Errorf("%d rotations, want the one rotation", len(h))
+	}
+	rev := e.revokedAt(done.OldKeyID)
+	if rev.IsZero() || rev.Sub(gained.TS) < haWindow {
+		t.Errorf("old key revoked %v after the takeover, want at least the %v window", rev.Sub(gained.TS), haWindow)
+	}
+	e.invariants()
+}
+
+// SIGSTOP of the leader beyond its lease: the standby takes over and
+// finishes; the paused leader, continued, journals and revokes nothing and
+// steps down.
+func TestHALeaderPausedIsFenced(t *testing.T) {
+	e := haEnv(t, etcdtest.Start(t), "/ha-stop/")
+	a, b := twoReplicas(t, e)
+	e.waitPhase("monitoring")
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	auditA := a.h.auditLines(t)
+	gained := b.waitLog("gained leadership", 1)
+	done := e.waitPhase("done")
+	rev := e.revokedAt(done.OldKeyID)
+	if rev.Sub(gained.TS) < haWindow {
+		t.Errorf("old key revoked %v after the takeover, want at least the %v window", rev.Sub(gained.TS), haWindow)
+	}
+	histBefore := e.history()
+
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	continued := time.Now()
+	// Logged once the scheduler returned: its rotation attempt has ended.
+	lost := a.waitLog("lost leadership", 1)
+	t.Logf("the paused leader stepped down %v after SIGCONT", lost.TS.Sub(continued).Round(time.Millisecond))
+	if n := a.h.auditLines(t); n != auditA {
+		t.Errorf("the paused leader journaled after it resumed: audit %d lines, was %d", n, auditA)
+	}
+	if a.count("gained leadership") != 1 {
+		t.Errorf("the paused leader led again while b leads:\n%s", a.out.String())
+	}
+	if got := e.revokedAt(done.OldKeyID); !got.Equal(rev) {
+		t.Errorf("old key's revocation moved from %v to %v", rev, got)
+	}
+	if n := len(e.Sim.Keys()); n != 2 {
+		t.Errorf("the simulator holds %d keys, want 2", n)
+	}
+	histAfter := e.history()
+	if len(histAfter) != 1 || len(histAfter[0].Transitions) != len(histBefore[0].Transitions) {
+		t.Errorf("journal changed after the paused leader resumed: %+v, was %+v", histAfter, histBefore)
+	}
+	e.invariants()
+}
+
+// Two `rekey rotate prod` on different hosts at once: one rotates, the
+// other reports busy (I5 across machines).
+func TestHATwoHostsRotateAtOnce(t *testing.T) {
+	e := haEnv(t, etcdtest.Start(t), "/ha-rotate/")
+	first := e.host("a").start(t, "rotate", "prod")
+	first.waitLog("phase planned", 1)
+	code, out, errOut := e2etest.Run(t, e2etest.Command(t, e.host("b").config, "rotate", "prod"))
+	record([]byte(out), []byte(errOut))
+	if code != 1 || !strings.Contains(out+errOut, "busy") {
+		t.Fatalf("second host: exit %d, want 1 busy\n%s%s", code, out, errOut)
+	}
+	if err := first.cmd.Wait(); exitCode(err) != 0 {
+		t.Fatalf("first host: exit %d\n%s", exitCode(err), first.out.String())
+	}
+	if h := e.history(); len(h) != 1 || h[0].Phase != "done" {
+		t.Errorf("history %+v, want exactly one done rotation", h)
+	}
+	if n := len(e.Sim.Keys()); n != 2 {
+		t.Errorf("the simulator holds %d keys, want 2", n)
+	}
+	e.invariants()
+}
