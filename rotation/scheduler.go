@@ -83,8 +83,8 @@ type Scheduler struct {
 	OnIdle func()
 	// BusyRetry is how long to wait before trying again a credential that
 	// another process holds (default one minute). A daemon that has just
-	// taken over from a dead leader sets it to the lock TTL, so that it
-	// resumes as soon as the dead leader's locks expire.
+	// taken over from a dead leader sets it to a fraction of the lock
+	// TTL, so that it resumes soon after the dead leader's locks expire.
 	BusyRetry time.Duration
 
 	mu      sync.Mutex

@@ -86,9 +86,10 @@ func (a *app) daemon(ctx context.Context) error {
 	lead := &leadership{self: newIdentity()}
 	if es, ok := rt.store.(*etcdstore.Store); ok {
 		lead.election = es.Election()
-		// A new leader resumes a dead one's rotations as soon as their
-		// locks expire, not a minute later.
-		sched.BusyRetry = time.Duration(rt.cfg.State.Etcd.LockTTL)
+		// A new leader resumes a dead one's rotations soon after their
+		// locks expire (each lock's lease ends up to a third of the TTL
+		// after the dead leader's election lease), not a minute later.
+		sched.BusyRetry = max(time.Duration(rt.cfg.State.Etcd.LockTTL)/3, time.Second)
 	}
 	m.SetLeader(lead.self.replica(), false)
 
