@@ -261,9 +261,11 @@ func TestHALeaderPausedIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	continued := time.Now()
-	// Logged once the scheduler returned: its rotation attempt has ended.
 	lost := a.waitLog("lost leadership", 1)
-	t.Logf("the paused leader stepped down %v after SIGCONT", lost.TS.Sub(continued).Round(time.Millisecond))
+	// Logged once the scheduler returned: its rotation attempt has ended.
+	down := a.waitLog("stepped down", 1)
+	t.Logf("the paused leader saw its leadership lost %v after SIGCONT, stepped down after %v",
+		lost.TS.Sub(continued).Round(time.Millisecond), down.TS.Sub(continued).Round(time.Millisecond))
 	if n := a.h.auditLines(t); n != auditA {
 		t.Errorf("the paused leader journaled after it resumed: audit %d lines, was %d", n, auditA)
 	}
@@ -302,6 +304,73 @@ func TestHATwoHostsRotateAtOnce(t *testing.T) {
 	}
 	if n := len(e.Sim.Keys()); n != 2 {
 		t.Errorf("the simulator holds %d keys, want 2", n)
+	}
+	e.invariants()
+}
+
+// On a three-member cluster: with one member lost a rotation goes on;
+// with two (no quorum) the leader steps down and nothing happens, no sink
+// write and no revocation, until a quorum is back; then the rotation
+// resumes with a full window and finishes.
+func TestHAQuorumLossPausesRotation(t *testing.T) {
+	c := etcdtest.StartCluster(t, 3)
+	e := haEnv(t, c, "/ha-quorum/")
+	ld := c.Leader(t)
+	c.Members[(ld+1)%3].Stop()
+
+	a := e.host("a").start(t, "daemon")
+	a.waitLog("gained leadership", 1)
+	mon := e.waitPhase("monitoring") // planned → monitoring with a member down
+	var monAt time.Time
+	for _, tr := range mon.Transitions {
+		if tr.Phase == "monitoring" {
+			monAt = tr.At
+		}
+	}
+	sinkBefore, err := os.ReadFile(e.EnvFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statBefore, _ := os.Stat(e.EnvFile)
+	auditBefore := a.h.auditLines(t)
+
+	c.Members[(ld+2)%3].Stop()
+	lostQuorum := time.Now()
+	lost := a.waitLog("lost leadership", 1)
+	t.Logf("without quorum the leader stepped down %v after the second member stopped", lost.TS.Sub(lostQuorum).Round(time.Millisecond))
+	// Hold the quorum lost past the end the window had: a leader that went
+	// on would revoke by then.
+	time.Sleep(time.Until(monAt.Add(haWindow + 2*haTTL)))
+
+	sinkAfter, err := os.ReadFile(e.EnvFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statAfter, _ := os.Stat(e.EnvFile)
+	if string(sinkAfter) != string(sinkBefore) || !statAfter.ModTime().Equal(statBefore.ModTime()) {
+		t.Error("the sink was written while there was no quorum")
+	}
+	if !e.revokedAt(e.First.ID).IsZero() {
+		t.Error("the old key was revoked while there was no quorum")
+	}
+	if n := len(e.Sim.Keys()); n != 2 {
+		t.Errorf("the simulator holds %d keys, want 2", n)
+	}
+	if n := a.h.auditLines(t); n != auditBefore {
+		t.Errorf("audit grew from %d to %d lines without quorum", auditBefore, n)
+	}
+
+	c.Members[(ld+2)%3].Start()
+	back := time.Now()
+	regained := a.waitLog("gained leadership", 2)
+	done := e.waitPhase("done")
+	rev := e.revokedAt(done.OldKeyID)
+	if rev.Before(back) || rev.Sub(regained.TS) < haWindow {
+		t.Errorf("old key revoked %v after the quorum came back and %v after leading again, want a full %v window after",
+			rev.Sub(back), rev.Sub(regained.TS), haWindow)
+	}
+	if h := e.history(); len(h) != 1 {
+		t.Errorf("%d rotations, want the one", len(h))
 	}
 	e.invariants()
 }

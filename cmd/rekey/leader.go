@@ -133,13 +133,24 @@ func (l *leadership) run(ctx context.Context, log *zap.Logger, ready func(bool),
 		l.set(true)
 		onChange(true)
 		log.Info("gained leadership: scheduling rotations", zap.String("replica", l.self.replica()))
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			<-leadCtx.Done()
+			if ctx.Err() == nil {
+				l.set(false)
+				onChange(false)
+				log.Warn("lost leadership: stopped scheduling; rotations in flight end their current step (fenced)", zap.String("replica", l.self.replica()))
+			}
+		}()
 		lead(leadCtx)
+		resign()
+		<-watched
 		l.set(false)
 		onChange(false)
-		resign()
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("lost leadership: stopped scheduling; campaigning again", zap.String("replica", l.self.replica()))
+		log.Info("stepped down: standing by, campaigning again", zap.String("replica", l.self.replica()))
 	}
 }
