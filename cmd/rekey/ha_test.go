@@ -93,8 +93,53 @@ func (h host) start(t *testing.T, args ...string) *proc {
 
 // logLine is one JSON log line.
 type logLine struct {
-	Msg string    `json:"msg"`
-	TS  time.Time `json:"ts"`
+	Msg     string    `json:"msg"`
+	TS      time.Time `json:"ts"`
+	Listen  string    `json:"listen"`
+	Replica string    `json:"replica"`
+}
+
+// web returns the daemon's HTTP endpoints, and its replica name (host:pid).
+func (p *proc) web() (*daemonRun, string) {
+	p.t.Helper()
+	l := p.waitLog("daemon started", 1)
+	return &daemonRun{t: p.t, addr: l.Listen}, l.Replica
+}
+
+// leaderJSON is GET /leader.
+func leaderJSON(t *testing.T, r *daemonRun) leaderStatus {
+	t.Helper()
+	code, body := r.get("/leader")
+	var st leaderStatus
+	if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
+		t.Fatalf("/leader: %d %s", code, body)
+	}
+	return st
+}
+
+// checkLeads checks what lead and standby say of themselves: both ready,
+// /leader and rekey_leader naming lead.
+func checkLeads(t *testing.T, lead, standby *proc) {
+	t.Helper()
+	lw, lr := lead.web()
+	sw, sr := standby.web()
+	for _, w := range []*daemonRun{lw, sw} {
+		if code, _ := w.get("/readyz"); code != 200 {
+			t.Errorf("/readyz %d on %s, want 200 on leader and standby", code, w.addr)
+		}
+	}
+	if st := leaderJSON(t, lw); !st.Leading || st.Leader == nil || st.Leader.PID != lead.cmd.Process.Pid {
+		t.Errorf("leader's /leader: %+v", st)
+	}
+	if st := leaderJSON(t, sw); st.Leading || st.Leader == nil || st.Leader.PID != lead.cmd.Process.Pid || st.Replica.PID != standby.cmd.Process.Pid {
+		t.Errorf("standby's /leader: %+v, want the leader pid %d", st, lead.cmd.Process.Pid)
+	}
+	if v := lw.mustMetric(`rekey_leader{replica="` + lr + `"}`); v != 1 {
+		t.Errorf("leader's rekey_leader %v, want 1", v)
+	}
+	if v := sw.mustMetric(`rekey_leader{replica="` + sr + `"}`); v != 0 {
+		t.Errorf("standby's rekey_leader %v, want 0", v)
+	}
 }
 
 // lines returns the process's JSON log lines.
@@ -193,6 +238,7 @@ func twoReplicas(t *testing.T, e *env) (a, b *proc) {
 	if b.count("gained leadership") != 0 {
 		t.Fatalf("b leads beside a:\n%s", b.out.String())
 	}
+	checkLeads(t, a, b)
 	return a, b
 }
 
@@ -225,6 +271,10 @@ func TestHALeaderKilledStandbyFinishes(t *testing.T) {
 	}
 
 	done := e.waitPhase("done")
+	bw, _ := b.web()
+	if st := leaderJSON(t, bw); !st.Leading {
+		t.Errorf("the new leader's /leader: %+v", st)
+	}
 	if n := len(e.Sim.Keys()); n != 2 {
 		t.Errorf("the simulator holds %d keys, want 2 (the first and one minted): a second key was minted", n)
 	}
