@@ -92,6 +92,9 @@ func (a *app) daemon(ctx context.Context) error {
 		sched.BusyRetry = max(time.Duration(rt.cfg.State.Etcd.LockTTL)/3, time.Second)
 	}
 	m.SetLeader(lead.self.replica(), false)
+	if lead.election != nil {
+		page.SetReplica(lead.describe)
+	}
 
 	srv, err := server.Start(rt.cfg.Daemon.Listen, m.Handler(), server.WithPage(page), server.WithHandler("/leader", lead))
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,6 +107,12 @@ func (p *proc) web() (*daemonRun, string) {
 	return &daemonRun{t: p.t, addr: l.Listen}, l.Replica
 }
 
+// hostOf is the host of a replica name host:pid.
+func (r *daemonRun) hostOf(replica string) string {
+	host, _, _ := strings.Cut(replica, ":")
+	return host
+}
+
 // leaderJSON is GET /leader.
 func leaderJSON(t *testing.T, r *daemonRun) leaderStatus {
 	t.Helper()
@@ -133,6 +140,12 @@ func checkLeads(t *testing.T, lead, standby *proc) {
 	}
 	if st := leaderJSON(t, sw); st.Leading || st.Leader == nil || st.Leader.PID != lead.cmd.Process.Pid || st.Replica.PID != standby.cmd.Process.Pid {
 		t.Errorf("standby's /leader: %+v, want the leader pid %d", st, lead.cmd.Process.Pid)
+	}
+	if _, page := lw.get("/"); !strings.Contains(page, "this replica leads") {
+		t.Error("the leader's status page does not say it leads")
+	}
+	if _, page := sw.get("/"); !strings.Contains(page, fmt.Sprintf("standby (leader: %s pid %d)", lw.hostOf(lr), lead.cmd.Process.Pid)) {
+		t.Error("the standby's status page does not name the leader")
 	}
 	if v := lw.mustMetric(`rekey_leader{replica="` + lr + `"}`); v != 1 {
 		t.Errorf("leader's rekey_leader %v, want 1", v)

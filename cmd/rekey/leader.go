@@ -87,6 +87,19 @@ func (l *leadership) status(ctx context.Context) leaderStatus {
 	return st
 }
 
+// describe is the status page's header line.
+func (l *leadership) describe(ctx context.Context) string {
+	st := l.status(ctx)
+	switch {
+	case st.Leading:
+		return "this replica leads (" + l.self.Host + " pid " + fmt.Sprint(l.self.PID) + ")"
+	case st.Leader != nil:
+		return fmt.Sprintf("standby (leader: %s pid %d)", st.Leader.Host, st.Leader.PID)
+	default:
+		return "standby (no leader now)"
+	}
+}
+
 // ServeHTTP serves /leader: whether this replica leads, and who does.
 func (l *leadership) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
