@@ -31,7 +31,12 @@ func (a *app) daemonCommand() *cobra.Command {
 is due and rotates it. It serves a status page at /, and /healthz, /readyz
 and /metrics, on daemon.listen. SIGHUP reloads the config (an invalid one is
 logged and the running one kept); SIGTERM or SIGINT finishes the current
-step, journals it and exits 0; a second signal exits at once (130).`,
+step, journals it and exits 0; a second signal exits at once (130).
+
+With state.backend etcd any number of replicas run on one config: one,
+elected in etcd, leads and rotates; the others stand by, serve the same
+pages and take over within about state.etcd.lock_ttl of the leader's
+death. /leader says which replica leads.`,
 		Example: `  rekey daemon -c /etc/rekey/rekey.yaml
   curl -s localhost:9464/metrics | grep rekey_overdue`,
 		Args: cobra.NoArgs,
