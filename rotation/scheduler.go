@@ -81,6 +81,11 @@ type Scheduler struct {
 	// holds while idle does not depend on what it did before. It is called
 	// from the scheduler's goroutine and must not block.
 	OnIdle func()
+	// BusyRetry is how long to wait before trying again a credential that
+	// another process holds (default one minute). A daemon that has just
+	// taken over from a dead leader sets it to a fraction of the lock
+	// TTL, so that it resumes soon after the dead leader's locks expire.
+	BusyRetry time.Duration
 
 	mu      sync.Mutex
 	pending []*Credential
@@ -515,7 +520,11 @@ func (s *Scheduler) finish(st *credState, r Result) {
 	case r.Err == nil:
 		st.errors, st.retryAt = 0, time.Time{}
 	case errors.Is(r.Err, ErrBusy):
-		st.retryAt = now.Add(busyRetry)
+		retry := s.BusyRetry
+		if retry <= 0 {
+			retry = busyRetry
+		}
+		st.retryAt = now.Add(retry)
 	case errors.Is(r.Err, ErrInterrupted):
 	default:
 		st.errors++

@@ -2,6 +2,7 @@ package rotation_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +36,11 @@ func newSchedulerWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) startDaemon() *daemon {
+func (w *world) startDaemon() *daemon { return w.startDaemonWith(nil) }
+
+// startDaemonWith is startDaemon with set applied to the Scheduler before
+// it runs.
+func (w *world) startDaemonWith(set func(*rotation.Scheduler)) *daemon {
 	d := &daemon{t: w.t, w: w, clock: w.clock.FakeClock, results: make(chan rotation.Result, 100), stopped: make(chan struct{})}
 	e := w.engine(rotation.Hooks{})
 	e.Clock = d.clock // no auto-advance: the scheduler must sleep for real fake time
@@ -44,6 +49,9 @@ func (w *world) startDaemon() *daemon {
 		OnResult:   func(r rotation.Result) { d.results <- r },
 		OnSchedule: func(s rotation.Status) { d.mu.Lock(); d.statuses = append(d.statuses, s); d.mu.Unlock() },
 		OnOverdue:  func(s rotation.Status) { d.mu.Lock(); d.overdues = append(d.overdues, s); d.mu.Unlock() },
+	}
+	if set != nil {
+		set(d.s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
@@ -247,6 +255,26 @@ func TestSchedulerBacksOffAfterFailures(t *testing.T) {
 		}
 	}
 	w.invariants(rotation.Done)
+}
+
+// A credential another holder has locked is tried again after BusyRetry
+// (a new leader's short retry), not the default minute.
+func TestSchedulerBusyRetry(t *testing.T) {
+	w := newSchedulerWorld(t)
+	unlock, err := w.store.Lock(context.Background(), "prod")
+	must(t, err)
+	d := w.startDaemonWith(func(s *rotation.Scheduler) { s.BusyRetry = 5 * time.Second })
+	if r := d.result(); !errors.Is(r.Err, rotation.ErrBusy) {
+		t.Fatalf("first attempt: %+v, want busy", r)
+	}
+	unlock()
+	d.asleep()
+	d.clock.Advance(5*time.Second - time.Millisecond)
+	d.asleep()
+	d.clock.Advance(time.Millisecond)
+	if r := d.result(); r.Err != nil || r.Outcome.Phase != rotation.Done {
+		t.Fatalf("attempt after BusyRetry: %+v", r)
+	}
 }
 
 func TestSchedulerReportsOverdueOncePerEpisode(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/statuspage"
 	"github.com/rekeyhq/rekey/notify"
 	"github.com/rekeyhq/rekey/rotation"
+	"github.com/rekeyhq/rekey/rotation/etcdstore"
 )
 
 func (a *app) daemonCommand() *cobra.Command {
@@ -30,7 +31,12 @@ func (a *app) daemonCommand() *cobra.Command {
 is due and rotates it. It serves a status page at /, and /healthz, /readyz
 and /metrics, on daemon.listen. SIGHUP reloads the config (an invalid one is
 logged and the running one kept); SIGTERM or SIGINT finishes the current
-step, journals it and exits 0; a second signal exits at once (130).`,
+step, journals it and exits 0; a second signal exits at once (130).
+
+With state.backend etcd any number of replicas run on one config: one,
+elected in etcd, leads and rotates; the others stand by, serve the same
+pages and take over within about state.etcd.lock_ttl of the leader's
+death. /leader says which replica leads.`,
 		Example: `  rekey daemon -c /etc/rekey/rekey.yaml
   curl -s localhost:9464/metrics | grep rekey_overdue`,
 		Args: cobra.NoArgs,
@@ -82,7 +88,20 @@ func (a *app) daemon(ctx context.Context) error {
 	// entries for as long as it runs.
 	rt.cfg = &config.Config{Version: rt.cfg.Version, State: rt.cfg.State, Daemon: rt.cfg.Daemon, File: rt.cfg.File}
 
-	srv, err := server.Start(rt.cfg.Daemon.Listen, m.Handler(), server.WithPage(page))
+	lead := &leadership{self: newIdentity()}
+	if es, ok := rt.store.(*etcdstore.Store); ok {
+		lead.election = es.Election()
+		// A new leader resumes a dead one's rotations soon after their
+		// locks expire (each lock's lease ends up to a third of the TTL
+		// after the dead leader's election lease), not a minute later.
+		sched.BusyRetry = max(time.Duration(rt.cfg.State.Etcd.LockTTL)/3, time.Second)
+	}
+	m.SetLeader(lead.self.replica(), false)
+	if lead.election != nil {
+		page.SetReplica(lead.describe)
+	}
+
+	srv, err := server.Start(rt.cfg.Daemon.Listen, m.Handler(), server.WithPage(page), server.WithHandler("/leader", lead))
 	if err != nil {
 		return fail(exitFailed, fmt.Errorf("daemon: %w", err))
 	}
@@ -105,14 +124,20 @@ func (a *app) daemon(ctx context.Context) error {
 		reload = ch
 	}
 
+	var current atomic.Pointer[[]*rotation.Credential]
+	current.Store(&creds)
+	// The journal opened: connected. lead.run says otherwise while etcd is
+	// out of reach.
+	srv.SetReady(true)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		sched.Run(ctx, creds)
+		lead.run(ctx, a.log, srv.SetReady, func(ctx context.Context) {
+			sched.Run(ctx, *current.Load())
+		}, func(leading bool) { m.SetLeader(lead.self.replica(), leading) })
 	}()
-	srv.SetReady(true)
 	addr := srv.Addr()
-	a.log.Info("daemon started", zap.String("listen", addr), zap.Int("credentials", len(creds)), zap.String("config", rt.cfg.File))
+	a.log.Info("daemon started", zap.String("listen", addr), zap.Int("credentials", len(creds)), zap.String("config", rt.cfg.File), zap.String("replica", lead.self.replica()))
 	if a.listening != nil {
 		a.listening(addr)
 	}
@@ -128,7 +153,9 @@ func (a *app) daemon(ctx context.Context) error {
 		case err := <-srv.Done():
 			return fail(exitFailed, fmt.Errorf("daemon: http server: %w", err))
 		case <-reload:
-			a.reloadConfig(rt, sched, m, page)
+			if list := a.reloadConfig(rt, sched, m, page); list != nil {
+				current.Store(&list)
+			}
 		}
 	}
 }
@@ -159,17 +186,18 @@ func releaser(p *pools) func() {
 
 // reloadConfig applies a changed config to a running daemon. A config that
 // does not load or build is logged and the running one kept. The journal,
-// listen address and concurrency are fixed for the process's life.
-func (a *app) reloadConfig(rt *runtime, sched *rotation.Scheduler, m *metrics.Metrics, page *statuspage.Page) {
+// listen address and concurrency are fixed for the process's life. It
+// returns the new credentials, nil if it kept the running ones.
+func (a *app) reloadConfig(rt *runtime, sched *rotation.Scheduler, m *metrics.Metrics, page *statuspage.Page) []*rotation.Credential {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		a.log.Error("reload: invalid config; keeping the running one", zap.Error(err))
-		return
+		return nil
 	}
 	creds, names, closers, err := a.credentials(cfg)
 	if err != nil {
 		a.log.Error("reload: cannot build credentials; keeping the running config", zap.Error(err))
-		return
+		return nil
 	}
 	targets, err := notifyTargets(cfg)
 	if err != nil {
@@ -177,7 +205,7 @@ func (a *app) reloadConfig(rt *runtime, sched *rotation.Scheduler, m *metrics.Me
 			_ = c.Close()
 		}
 		a.log.Error("reload: cannot build notifiers; keeping the running config", zap.Error(err))
-		return
+		return nil
 	}
 	if cfg.State != rt.cfg.State || cfg.Daemon != rt.cfg.Daemon {
 		a.log.Warn("reload: state and daemon settings take effect on restart only")
@@ -199,4 +227,5 @@ func (a *app) reloadConfig(rt *runtime, sched *rotation.Scheduler, m *metrics.Me
 	sched.Reload(list)
 	page.SetCredentials(list)
 	a.log.Info("config reloaded", zap.String("config", cfg.File), zap.Int("credentials", len(list)))
+	return list
 }

@@ -222,6 +222,10 @@ func TestDaemonMetricsDuringAndAfterRotation(t *testing.T) {
 	if code, _ := r.get("/readyz"); code != 200 {
 		t.Fatalf("/readyz %d", code)
 	}
+	// With SQLite the one daemon leads.
+	if v := r.mustMetric(`rekey_leader{replica="` + newIdentity().replica() + `"}`); v != 1 {
+		t.Errorf("rekey_leader %v with SQLite, want 1", v)
+	}
 
 	// Never rotated: the daemon starts at once and is soon monitoring.
 	d.sleeping(1)

@@ -2,8 +2,9 @@ package main
 
 // Tests of the kustomize layout under deploy/kubernetes: base/ (every
 // object but the Secret), components/cron (the CronJob instead of the
-// Deployment) and overlays/example (a pinned image and the Secret generated
-// from a secrets.env the user writes).
+// Deployment), overlays/example (a pinned image and the Secret generated
+// from a secrets.env the user writes) and overlays/ha-etcd (two replicas on
+// an etcd journal).
 
 import (
 	"bufio"
@@ -17,9 +18,12 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/rekeyhq/rekey/config"
 )
 
 var k8sDir = filepath.Join(repoRoot, "deploy", "kubernetes")
@@ -37,6 +41,7 @@ type kustomization struct {
 	} `json:"labels"`
 	Patches []struct {
 		Patch string `json:"patch"`
+		Path  string `json:"path"`
 	} `json:"patches"`
 	Images []struct {
 		Name    string `json:"name"`
@@ -173,10 +178,16 @@ func TestKustomizeLayout(t *testing.T) {
 	}
 
 	// The other kustomizations name only what exists.
-	for _, dir := range []string{"components/cron", "overlays/example"} {
+	for _, dir := range []string{"components/cron", "overlays/example", "overlays/ha-etcd"} {
 		d := filepath.Join(k8sDir, dir)
 		k := readKustomization(t, d)
-		for _, r := range append(slices.Clone(k.Resources), k.Components...) {
+		names := append(slices.Clone(k.Resources), k.Components...)
+		for _, p := range k.Patches {
+			if p.Path != "" {
+				names = append(names, p.Path)
+			}
+		}
+		for _, r := range names {
 			if _, err := os.Stat(filepath.Join(d, r)); err != nil {
 				t.Errorf("%s/kustomization.yaml names %s: %v", dir, r, err)
 			}
@@ -299,6 +310,18 @@ func TestKustomizeBuild(t *testing.T) {
 			t.Errorf("built image %q, want the overlay's tag %s", img, tag)
 		}
 	})
+	t.Run("ha-etcd", func(t *testing.T) {
+		ha := filepath.Join(tmp, "overlays", "ha-etcd")
+		var env strings.Builder
+		for k := range readEnvFile(t, filepath.Join(ha, "secrets.env.example")) {
+			fmt.Fprintf(&env, "%s=test-value-of-%s\n", k, k)
+		}
+		if err := os.WriteFile(filepath.Join(ha, "secrets.env"), []byte(env.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m := build(t, ha)
+		checkHAManifests(t, m)
+	})
 	t.Run("cron", func(t *testing.T) {
 		k, err := os.ReadFile(filepath.Join(overlay, "kustomization.yaml"))
 		if err != nil {
@@ -318,4 +341,53 @@ func TestKustomizeBuild(t *testing.T) {
 			t.Errorf("built image %q, want the overlay's tag %s", img, tag)
 		}
 	})
+}
+
+// checkHAManifests checks the built ha-etcd overlay: two replicas rolling
+// on an etcd journal, no volume claim tying them to a node, every secret
+// the Deployment names in the Secret, and a config that validates.
+func checkHAManifests(t *testing.T, m *manifests) {
+	t.Helper()
+	dep := m.deployments["rekey"]
+	if dep == nil || dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
+		t.Fatalf("ha-etcd: want Deployment rekey with replicas: 2, got %+v", dep)
+	}
+	if dep.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+		t.Errorf("ha-etcd: strategy %q, want RollingUpdate (a new pod stands by)", dep.Spec.Strategy.Type)
+	}
+	if len(m.pvcs) != 0 {
+		t.Errorf("ha-etcd: %d PersistentVolumeClaims, want none (each pod's audit log is local)", len(m.pvcs))
+	}
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			t.Errorf("ha-etcd: volume %s is a claim", v.Name)
+		}
+		if v.Name == "state" && v.EmptyDir == nil {
+			t.Error("ha-etcd: volume state is no emptyDir")
+		}
+	}
+	sec := m.secret(t)
+	for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+		if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil {
+			if _, ok := sec[r.SecretKeyRef.Key]; !ok {
+				t.Errorf("ha-etcd: env %s names secret key %s, which the Secret lacks", e.Name, r.SecretKeyRef.Key)
+			}
+		}
+	}
+	cm := m.configMaps["rekey-config"]
+	if cm == nil {
+		t.Fatal("ha-etcd: no ConfigMap rekey-config")
+	}
+	cfgPath := filepath.Join(t.TempDir(), "rekey.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cm.Data["rekey.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	validateFile(t, cfgPath)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.State.Backend != config.BackendEtcd || cfg.State.Etcd == nil || len(cfg.State.Etcd.Endpoints) < 3 {
+		t.Errorf("ha-etcd: state %+v, want backend etcd on a three-member cluster", cfg.State)
+	}
 }

@@ -27,6 +27,7 @@ type Metrics struct {
 	inFlight    *prometheus.GaugeVec
 	age         *keyAge
 	buildInfo   *prometheus.GaugeVec
+	leader      *prometheus.GaugeVec
 }
 
 // Phases are the phases whose time rekey_phase_duration_seconds observes:
@@ -76,7 +77,11 @@ func New(clock clockwork.Clock) *Metrics {
 		Name: "rekey_build_info",
 		Help: "Always 1; the labels name the running binary's version, commit and Go version.",
 	}, []string{"version", "commit", "goversion"})
-	m.reg.MustRegister(m.rotations, m.phases, m.nextDue, m.lastSuccess, m.overdue, m.inFlight, m.age, m.buildInfo,
+	m.leader = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rekey_leader",
+		Help: "1 while this replica leads (schedules rotations), 0 while it stands by; replica is host:pid.",
+	}, []string{"replica"})
+	m.reg.MustRegister(m.rotations, m.phases, m.nextDue, m.lastSuccess, m.overdue, m.inFlight, m.age, m.buildInfo, m.leader,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -86,6 +91,15 @@ func New(clock clockwork.Clock) *Metrics {
 func (m *Metrics) SetBuildInfo(version, commit, goVersion string) {
 	m.buildInfo.Reset()
 	m.buildInfo.WithLabelValues(version, commit, goVersion).Set(1)
+}
+
+// SetLeader sets rekey_leader{replica} to 1 while leading, else 0.
+func (m *Metrics) SetLeader(replica string, leading bool) {
+	v := 0.0
+	if leading {
+		v = 1
+	}
+	m.leader.WithLabelValues(replica).Set(v)
 }
 
 // Init creates every series of each credential at zero, as Prometheus

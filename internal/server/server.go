@@ -33,6 +33,11 @@ func WithPage(page http.Handler) Option {
 	return func(mux *http.ServeMux) { mux.Handle("GET /{$}", page) }
 }
 
+// WithHandler serves h at the GET pattern path (e.g. "/leader").
+func WithHandler(path string, h http.Handler) Option {
+	return func(mux *http.ServeMux) { mux.Handle("GET "+path, h) }
+}
+
 // Start listens on addr and serves in the background until Close; a
 // listen error is returned as net.Listen returned it. /readyz answers 503
 // until SetReady(true).

@@ -20,6 +20,9 @@ type View struct {
 	Timeline []Entry
 	// Summary counts credentials by state, for the header.
 	Summary Summary
+	// Replica says whether this replica leads or stands by, for the
+	// header; empty with a single daemon.
+	Replica string
 }
 
 // Summary counts the page's credentials by what needs attention.

@@ -15,6 +15,7 @@ package statuspage
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,10 +37,11 @@ type Page struct {
 	engine  *rotation.Engine
 	refresh time.Duration
 
-	mu     sync.Mutex
-	creds  []*rotation.Credential
-	sched  map[string]scheduled
-	probes map[string]Probe
+	mu      sync.Mutex
+	replica func(context.Context) string
+	creds   []*rotation.Credential
+	sched   map[string]scheduled
+	probes  map[string]Probe
 }
 
 type scheduled struct {
@@ -54,6 +56,14 @@ func New(store rotation.Store, engine *rotation.Engine, creds []*rotation.Creden
 	p := &Page{store: store, engine: engine, refresh: DefaultRefresh, sched: map[string]scheduled{}, probes: map[string]Probe{}}
 	p.SetCredentials(creds)
 	return p
+}
+
+// SetReplica makes the header say what f returns at each request (e.g.
+// "this replica leads" or "standby (leader: host pid 42)").
+func (p *Page) SetReplica(f func(context.Context) string) {
+	p.mu.Lock()
+	p.replica = f
+	p.mu.Unlock()
 }
 
 // SetCredentials replaces the credentials shown, after a config reload;
@@ -131,8 +141,13 @@ func (p *Page) View(r *http.Request) (View, error) {
 		}
 		in = append(in, i)
 	}
+	replica := p.replica
 	p.mu.Unlock()
-	return Build(now, p.refresh, in), nil
+	v := Build(now, p.refresh, in)
+	if replica != nil {
+		v.Replica = replica(r.Context())
+	}
+	return v, nil
 }
 
 // fresh reports whether the scheduler computed s after the newest journal

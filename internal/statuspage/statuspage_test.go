@@ -325,6 +325,18 @@ func TestRender(t *testing.T) {
 	}
 }
 
+// A replica says in the header whether it leads; a single daemon says nothing.
+func TestRenderReplica(t *testing.T) {
+	v := Build(now, DefaultRefresh, nil)
+	v.Replica = "standby (leader: host-a pid 42)"
+	if _, doc := render(t, v); text(byID(t, doc, "replica")) != v.Replica {
+		t.Errorf("header replica %q, want %q", text(byID(t, doc, "replica")), v.Replica)
+	}
+	if out, _ := render(t, Build(now, DefaultRefresh, nil)); strings.Contains(out, `id="replica"`) {
+		t.Error("a single daemon's page names a replica")
+	}
+}
+
 func TestRenderEmpty(t *testing.T) {
 	_, doc := render(t, Build(now, DefaultRefresh, nil))
 	if got := text(byClass(t, doc, "empty")); got != "No credentials configured." {

@@ -21,6 +21,7 @@
 //	ids/<credential>/<id>                the record's key under rotations/
 //	credentials/<credential>             the credential's summary: its newest done record
 //	locks/<credential>/<lease>           the lock's waiters (concurrency.Mutex)
+//	leader/<lease>                       the daemon replicas' election (Election)
 package etcdstore
 
 import (
