@@ -80,6 +80,16 @@ type Identifier interface {
 	Identify(ctx context.Context, value secret.Value) (Key, error)
 }
 
+// Matcher is an Identifier that can also tell whether a value could be a
+// given key from the key's public part alone: a value whose public prefix
+// several active keys share identifies none of them, yet it still matches
+// the one a journal names. The engine asks it before revoking, so that a
+// new key that happens to share the old one's prefix does not stop the
+// revocation.
+type Matcher interface {
+	Matches(k Key, value secret.Value) bool
+}
+
 // UsageReporter is an issuer whose keys carry a last-used time, so the
 // engine can wait for the old key to drain before revoking it.
 type UsageReporter interface {

@@ -298,7 +298,7 @@ func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) (string,
 			return "", backoff.Permanent(fmt.Errorf("rotation: adopt key_id %s: key is %s", c.KeyID, k.Status))
 		}
 		if canIdentify && !rec.OldValue.IsZero() && (!identified || found.ID != k.ID) {
-			what := "is not an active key of this issuer"
+			what := "identifies no single active key of this issuer"
 			if identified {
 				what = "is key " + found.ID
 			}
@@ -314,7 +314,7 @@ func (e *Engine) adopt(ctx context.Context, c *Credential, rec *Record) (string,
 	case !canIdentify:
 		return "issuer cannot identify keys by prefix and no key_id is set: the new key will be deployed and monitored, but the old key will not be revoked", nil
 	case !identified:
-		return "the key in the sinks is not an active key of this issuer: the new key will be deployed and monitored, but the old key will not be revoked", nil
+		return "the key in the sinks identifies no single active key of this issuer (none has its public prefix, or several share it; key_id can name it): the new key will be deployed and monitored, but the old key will not be revoked", nil
 	}
 	rec.OldKeyID = found.ID
 	return "current key " + found.ID + " identified by its prefix", nil

@@ -131,11 +131,17 @@ func (e *Engine) checkIdentity(ctx context.Context, c *Credential, rec *Record) 
 	case err == nil && k.ID == rec.OldKeyID:
 		return true, nil
 	case errors.Is(err, issuers.ErrNotFound):
-		// The old value is no active key. Revoking OldKeyID is either a
-		// no-op or the revocation of some other key: skip it.
-		named, gerr := e.activeKey(ctx, c, rec.OldKeyID)
+		// The old value identifies no single active key: it is no active
+		// key, or several share its public part (the new key may, by
+		// chance). If it matches the key the journal names, that is the
+		// key; otherwise revoking OldKeyID is either a no-op or the
+		// revocation of some other key: skip it.
+		old, named, gerr := e.getActive(ctx, c, rec.OldKeyID)
 		if gerr != nil {
 			return false, fmt.Errorf("rotation: %s/%s: look up old key %s: %w", rec.Credential, rec.ID, rec.OldKeyID, gerr)
+		}
+		if m, ok := c.Issuer.(issuers.Matcher); ok && named && m.Matches(old, rec.OldValue) {
+			return true, nil
 		}
 		if !named {
 			e.warn(rec, "old key "+rec.OldKeyID+" is no longer active at the issuer: nothing to revoke")
@@ -167,6 +173,13 @@ func (e *Engine) mismatch(ctx context.Context, c *Credential, rec *Record, what,
 
 // activeKey reports whether id is an active key at the issuer.
 func (e *Engine) activeKey(ctx context.Context, c *Credential, id string) (bool, error) {
+	_, active, err := e.getActive(ctx, c, id)
+	return active, err
+}
+
+// getActive returns the key id and whether it is active; a key the
+// issuer does not know is not active, and no error.
+func (e *Engine) getActive(ctx context.Context, c *Credential, id string) (issuers.Key, bool, error) {
 	var k issuers.Key
 	err := e.retry(ctx, func(ctx context.Context) error {
 		var err error
@@ -174,9 +187,9 @@ func (e *Engine) activeKey(ctx context.Context, c *Credential, id string) (bool,
 		return err
 	})
 	if errors.Is(err, issuers.ErrNotFound) {
-		return false, nil
+		return k, false, nil
 	}
-	return err == nil && k.Status == issuers.Active, err
+	return k, err == nil && k.Status == issuers.Active, err
 }
 
 // oldKeyAlive reports whether the old key still authenticates. A refusal
