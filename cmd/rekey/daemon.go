@@ -96,10 +96,14 @@ func (a *app) daemon(ctx context.Context) error {
 		// after the dead leader's election lease), not a minute later.
 		sched.BusyRetry = max(time.Duration(rt.cfg.State.Etcd.LockTTL)/3, time.Second)
 	}
-	m.SetLeader(lead.self.replica(), false)
-	if lead.election != nil {
+	if lead.election == nil {
+		// The one daemon of a SQLite journal leads from the start: say so
+		// before the first scrape can come.
+		lead.set(true)
+	} else {
 		page.SetReplica(lead.describe)
 	}
+	m.SetLeader(lead.self.replica(), lead.election == nil)
 
 	srv, err := server.Start(rt.cfg.Daemon.Listen, m.Handler(), server.WithPage(page), server.WithHandler("/leader", lead))
 	if err != nil {
