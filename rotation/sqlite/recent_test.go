@@ -37,10 +37,10 @@ func checkRecent(t *testing.T, s *Store, saved map[string]*rotation.Record) (ok,
 		if !reflect.DeepEqual(all[c], r) {
 			t.Errorf("RecentAll[%s] = %v, want Recent %v", c, ids(all[c]), ids(r))
 		}
-		readable(t, r, saved)
+		storetest.Readable(t, r, saved)
 	}
 	r, _ := s.Recent(ctx, "prod")
-	return readable(t, r, saved)
+	return storetest.Readable(t, r, saved)
 }
 
 // Recent reads as far back as it must whatever rows were edited: an edited

@@ -528,24 +528,6 @@ func threeRotations(t *testing.T, s *Store) map[string]*rotation.Record {
 	return out
 }
 
-// readable returns the IDs of rs's readable records, and fails t if one of
-// them differs from what was saved.
-func readable(t *testing.T, rs []*rotation.Record, saved map[string]*rotation.Record) (ids, unreadable []string) {
-	t.Helper()
-	for _, r := range rs {
-		key := r.Credential + "/" + r.ID
-		if r.Unreadable != "" {
-			unreadable = append(unreadable, key)
-			continue
-		}
-		ids = append(ids, key)
-		if !reflect.DeepEqual(r, saved[key]) {
-			t.Errorf("%s read back differs:\n got %+v\nwant %+v", key, r, saved[key])
-		}
-	}
-	return ids, unreadable
-}
-
 func TestEditedRowIsUnreadable(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -582,7 +564,7 @@ func TestEditedRowIsUnreadable(t *testing.T) {
 			if err != nil {
 				t.Fatalf("History: %v", err)
 			}
-			ok, bad := readable(t, h, saved)
+			ok, bad := storetest.Readable(t, h, saved)
 			if want := []string{"production-api/r-03", "production-api/r-01"}; !reflect.DeepEqual(ok, want) {
 				t.Errorf("History readable = %v, want the newer and the older row %v", ok, want)
 			}
@@ -595,7 +577,7 @@ func TestEditedRowIsUnreadable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok, _ := readable(t, h, saved); !reflect.DeepEqual(ok, []string{"production-api/r-03", "production-api/r-01"}) {
+			if ok, _ := storetest.Readable(t, h, saved); !reflect.DeepEqual(ok, []string{"production-api/r-03", "production-api/r-01"}) {
 				t.Errorf("History(2) readable = %v", ok)
 			}
 			// r-02 is older than the readable r-03, so it is not in flight
@@ -604,7 +586,7 @@ func TestEditedRowIsUnreadable(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Unfinished: %v", err)
 			}
-			ok, bad = readable(t, un, saved)
+			ok, bad = storetest.Readable(t, un, saved)
 			if !reflect.DeepEqual(ok, []string{"other/r-09"}) || len(bad) != 0 {
 				t.Errorf("Unfinished = readable %v, unreadable %v; want other/r-09", ok, bad)
 			}
@@ -640,7 +622,7 @@ func TestUnfinishedUnreadableNewest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ok, bad := readable(t, un, saved)
+			ok, bad := storetest.Readable(t, un, saved)
 			if want := []string{"production-api/r-02", "other/r-09"}; !reflect.DeepEqual(ok, want) {
 				t.Errorf("Unfinished readable = %v, want %v", ok, want)
 			}
@@ -661,7 +643,7 @@ func TestHistoryLimitSkipsUnreadable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, bad := readable(t, h, saved)
+	ok, bad := storetest.Readable(t, h, saved)
 	if !reflect.DeepEqual(ok, []string{"production-api/r-02"}) || !reflect.DeepEqual(bad, []string{"production-api/r-03"}) {
 		t.Errorf("History(1) = readable %v, unreadable %v; want r-02 after the unreadable r-03", ok, bad)
 	}
@@ -832,7 +814,7 @@ func TestUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, bad := readable(t, h, saved); !reflect.DeepEqual(ok, []string{"production-api/r-04", "production-api/r-02", "production-api/r-01"}) ||
+	if ok, bad := storetest.Readable(t, h, saved); !reflect.DeepEqual(ok, []string{"production-api/r-04", "production-api/r-02", "production-api/r-01"}) ||
 		!reflect.DeepEqual(bad, []string{"production-api/r-03"}) {
 		t.Errorf("History after upgrade: readable %v, unreadable %v", ok, bad)
 	}
