@@ -19,7 +19,10 @@
 // UntagUser, ListUserTags. STS: GetCallerIdentity. Faults: Deny(action)
 // answers AccessDenied; Fail(action, status, code, n) fails the next n
 // calls without effect; LoseNext(action) performs the next call of action
-// and then drops the connection without an answer.
+// and then drops the connection without an answer; SetQuota and
+// SetPropagation change the quota and STS's delay while it runs. History
+// keeps every key ever issued with the times it was made Inactive and
+// deleted, for harnesses that judge when a key stopped working.
 package fakeiam
 
 import (
@@ -61,6 +64,23 @@ type Key struct {
 	ID, Secret, User, Status string
 	Created, LastUsed        time.Time
 	LastService, LastRegion  string
+	// Deactivated is when the key was last made Inactive (zero if it
+	// never was); Deleted when it was deleted (zero while it exists).
+	// From either on, STS refuses the key.
+	Deactivated, Deleted time.Time
+}
+
+// Revoked is when the key stopped authenticating for good as far as the
+// server knows: the earlier of Deactivated and Deleted, for a key that is
+// not Active now; zero for an Active key.
+func (k Key) Revoked() time.Time {
+	switch {
+	case k.Status == "Active" && k.Deleted.IsZero():
+		return time.Time{}
+	case k.Deactivated.IsZero() || (!k.Deleted.IsZero() && k.Deleted.Before(k.Deactivated)):
+		return k.Deleted
+	}
+	return k.Deactivated
 }
 
 // Server is a fake IAM and STS listening on loopback.
@@ -85,6 +105,7 @@ type user struct {
 	name string
 	id   string
 	keys []string // key IDs in creation order
+	gone []*Key   // deleted keys, in deletion order
 	tags [][2]string
 }
 
@@ -190,6 +211,42 @@ func (s *Server) Tags(userName string) map[string]string {
 		}
 	}
 	return out
+}
+
+// History returns copies of every key the user was ever issued, deleted
+// ones included (with their Deleted time), in creation order.
+func (s *Server) History(userName string) []Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[userName]
+	if u == nil {
+		return nil
+	}
+	out := make([]Key, 0, len(u.keys)+len(u.gone))
+	for _, k := range u.gone {
+		out = append(out, *k)
+	}
+	for _, id := range u.keys {
+		out = append(out, *s.keys[id])
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
+	return out
+}
+
+// SetQuota changes the keys a user may hold from now on; keys already
+// held beyond it stay.
+func (s *Server) SetQuota(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.quota = n
+}
+
+// SetPropagation changes how long a new key stays unknown to STS, for
+// keys issued before and after alike.
+func (s *Server) SetPropagation(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.propagation = d
 }
 
 // CreateKey issues a key out of band, as a person with the console would.
@@ -536,6 +593,9 @@ func (s *Server) iam(action string, form url.Values) (any, *apiError) {
 		}
 		switch st := form.Get("Status"); st {
 		case "Active", "Inactive":
+			if st == "Inactive" && k.Status == "Active" {
+				k.Deactivated = s.now()
+			}
 			k.Status = st
 		default:
 			return nil, senderError(400, "ValidationError", "1 validation error detected: Value '%s' at 'status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]", st)
@@ -552,6 +612,8 @@ func (s *Server) iam(action string, form url.Values) (any, *apiError) {
 			return nil, e
 		}
 		delete(s.keys, k.ID)
+		k.Deleted = s.now()
+		u.gone = append(u.gone, k)
 		u.keys = slices.DeleteFunc(u.keys, func(id string) bool { return id == k.ID })
 		return ok("DeleteAccessKeyResponse"), nil
 

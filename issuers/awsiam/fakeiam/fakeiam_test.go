@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -118,5 +119,78 @@ func TestIssuedKeysAtSTSAndIAM(t *testing.T) {
 	}
 	if _, err := admin.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String("u"), AccessKeyId: aws.String(id)}); code(err) != "NoSuchEntity" {
 		t.Errorf("deleting a deleted key: %v, want NoSuchEntity", err)
+	}
+}
+
+// TestHistoryKeepsRevokedKeys: a key made Inactive and then deleted stays
+// in History with both times, taken from the server's clock, and STS
+// refuses it from the deactivation on; Keys forgets it.
+func TestHistoryKeepsRevokedKeys(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	srv := fakeiam.New(t, fakeiam.WithClock(func() time.Time { return now }))
+	srv.AddUser("u")
+	ctx := context.Background()
+	admin := iamClient(srv, fakeiam.AdminKeyID, fakeiam.AdminSecret)
+	k := srv.CreateKey("u")
+	if !k.Revoked().IsZero() {
+		t.Errorf("a new key has Revoked %v, want zero", k.Revoked())
+	}
+	now = now.Add(time.Minute)
+	deactivated := now
+	if _, err := admin.UpdateAccessKey(ctx, &iam.UpdateAccessKeyInput{UserName: aws.String("u"), AccessKeyId: aws.String(k.ID), Status: "Inactive"}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	if _, err := admin.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String("u"), AccessKeyId: aws.String(k.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.Keys("u")); n != 0 {
+		t.Errorf("Keys lists %d keys after the delete, want 0", n)
+	}
+	h := srv.History("u")
+	if len(h) != 1 || h[0].ID != k.ID {
+		t.Fatalf("History = %+v, want the deleted key", h)
+	}
+	if !h[0].Deactivated.Equal(deactivated) || !h[0].Deleted.Equal(now) || !h[0].Revoked().Equal(deactivated) {
+		t.Errorf("History: deactivated %v, deleted %v, revoked %v; want %v, %v, %v", h[0].Deactivated, h[0].Deleted, h[0].Revoked(), deactivated, now, deactivated)
+	}
+	if _, err := stsClient(srv, k.ID, k.Secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); code(err) != "InvalidClientTokenId" {
+		t.Errorf("deleted key at STS: %v, want InvalidClientTokenId", err)
+	}
+	// A key deleted while Active was revoked at its deletion.
+	k2 := srv.CreateKey("u")
+	now = now.Add(time.Minute)
+	if _, err := admin.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String("u"), AccessKeyId: aws.String(k2.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	if h := srv.History("u"); len(h) != 2 || !h[1].Revoked().Equal(now) {
+		t.Errorf("History after deleting an active key = %+v, want it revoked at %v", h, now)
+	}
+}
+
+// TestSetQuotaAndPropagation: the quota and STS's delay change while the
+// server runs.
+func TestSetQuotaAndPropagation(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	srv := fakeiam.New(t, fakeiam.WithClock(func() time.Time { return now }), fakeiam.WithQuota(5))
+	srv.AddUser("u")
+	ctx := context.Background()
+	admin := iamClient(srv, fakeiam.AdminKeyID, fakeiam.AdminSecret)
+	k := srv.CreateKey("u")
+	srv.SetQuota(1)
+	if _, err := admin.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("u")}); code(err) != "LimitExceeded" {
+		t.Errorf("second key under quota 1: %v, want LimitExceeded", err)
+	}
+	srv.SetQuota(2)
+	if _, err := admin.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("u")}); err != nil {
+		t.Errorf("second key under quota 2: %v", err)
+	}
+	srv.SetPropagation(time.Hour)
+	if _, err := stsClient(srv, k.ID, k.Secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); code(err) != "InvalidClientTokenId" {
+		t.Errorf("key within the propagation delay at STS: %v, want InvalidClientTokenId", err)
+	}
+	now = now.Add(time.Hour)
+	if _, err := stsClient(srv, k.ID, k.Secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+		t.Errorf("key past the propagation delay at STS: %v", err)
 	}
 }
