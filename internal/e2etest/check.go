@@ -50,9 +50,15 @@ func ParseHistory(out []byte) ([]HistoryEntry, error) {
 // key was monitored for the whole window and the rotation journaled
 // revoking.
 func (h HistoryEntry) RevokedEarly(old apexsim.KeyRecord, window time.Duration) bool {
+	return h.RevokedEarlyAt(old.Revoked, window)
+}
+
+// RevokedEarlyAt is RevokedEarly for any issuer: revoked is when the
+// issuer revoked (or deleted) the old key, zero if it did not.
+func (h HistoryEntry) RevokedEarlyAt(revoked time.Time, window time.Duration) bool {
 	monitoring, revoking := h.At("monitoring"), h.At("revoking")
-	return monitoring.IsZero() || old.Revoked.IsZero() ||
-		revoking.Sub(monitoring) < window || old.Revoked.Sub(monitoring) < window || old.Revoked.Before(revoking)
+	return monitoring.IsZero() || revoked.IsZero() ||
+		revoking.Sub(monitoring) < window || revoked.Sub(monitoring) < window || revoked.Before(revoking)
 }
 
 // NoRefusals checks I3 (never dark) for clients of sim: no call with a

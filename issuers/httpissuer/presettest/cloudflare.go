@@ -115,7 +115,7 @@ func (c *Cloudflare) serve(w http.ResponseWriter, r *http.Request) {
 			cfError(w, http.StatusUnauthorized, 1000, "Invalid API Token")
 			return
 		}
-		k.LastUsed = c.now
+		k.LastUsed = c.time()
 		cfOK(w, http.StatusOK, map[string]any{"id": k.ID, "status": k.Status}, nil)
 		return
 	}
@@ -151,7 +151,7 @@ func (c *Cloudflare) serve(w http.ResponseWriter, r *http.Request) {
 			cfError(w, http.StatusNotFound, 1003, "Token not found")
 			return
 		}
-		k.deleted = true
+		c.remove(k)
 		cfOK(w, http.StatusOK, map[string]any{"id": id}, nil)
 	default:
 		cfError(w, http.StatusMethodNotAllowed, 10405, "Method not allowed for this route")

@@ -128,7 +128,7 @@ func (d *Datadog) serve(w http.ResponseWriter, r *http.Request) {
 			ddError(w, http.StatusNotFound, "API key not found")
 			return
 		}
-		k.deleted = true
+		d.remove(k)
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		ddError(w, http.StatusNotFound, "Not found")

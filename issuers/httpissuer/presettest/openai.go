@@ -103,7 +103,7 @@ func (o *OpenAI) serve(w http.ResponseWriter, r *http.Request) {
 			"Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.")
 		return
 	}
-	caller.LastUsed = o.now
+	caller.LastUsed = o.time()
 	id, hasID := strings.CutPrefix(r.URL.Path, openAIPath+"/")
 	switch {
 	case r.URL.Path == openAIPath && r.Method == http.MethodPost:
@@ -123,7 +123,7 @@ func (o *OpenAI) serve(w http.ResponseWriter, r *http.Request) {
 			openAIError(w, http.StatusNotFound, "invalid_request_error", "", "No such admin API key: "+id)
 			return
 		}
-		k.deleted = true
+		o.remove(k)
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "organization.admin_api_key.deleted", "deleted": true})
 	default:
 		openAIError(w, http.StatusNotFound, "invalid_request_error", "", fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))

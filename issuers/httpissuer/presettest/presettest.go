@@ -3,7 +3,9 @@
 // API reference (cited in its file), not from what the client sends: real
 // paths, methods, field names, status codes, pagination, error bodies and
 // auth checks. A request the vendor would refuse is refused with the
-// vendor's error. Each server's clock is fake and moves only by Advance.
+// vendor's error. Each server's clock is fake and moves only by Advance,
+// unless SetClock gives it another (a harness that compares the server's
+// times with other processes' needs the real one).
 package presettest
 
 import (
@@ -26,6 +28,16 @@ type key struct {
 	LastUsed        time.Time
 	Status          string // vendor's, where it has one
 	deleted         bool
+	Deleted         time.Time // when deleted is set
+}
+
+// KeyRecord is a key as the server holds it, without its value: deleted
+// keys stay, with the time they were deleted.
+type KeyRecord struct {
+	ID, Name          string
+	Created, LastUsed time.Time
+	Deleted           time.Time // zero while the key exists
+	Status            string    // the vendor's, where it has one
 }
 
 // store holds one account's keys and the fault injection shared by the
@@ -33,6 +45,7 @@ type key struct {
 type store struct {
 	mu       sync.Mutex
 	now      time.Time
+	clock    func() time.Time // nil: now, moved by Advance
 	keys     []*key
 	limit    int // 0: none
 	faults   []Fault
@@ -55,11 +68,60 @@ func newStore() *store {
 	return &store{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
 }
 
-// Advance moves the server's clock forward.
+// Advance moves the server's fake clock forward; after SetClock it has
+// no effect.
 func (s *store) Advance(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.now = s.now.Add(d)
+}
+
+// SetClock makes the server read the time from now from here on. Keys
+// are still created at least a second apart (creation times are whole
+// seconds at most vendors, and newest-first must stay well defined), so
+// more than one create a second runs ahead of now.
+func (s *store) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = now
+}
+
+// time is the server's now (caller holds mu).
+func (s *store) time() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return s.now
+}
+
+// Keys returns every key the server made, deleted ones included, in
+// creation order.
+func (s *store) Keys() []KeyRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]KeyRecord, 0, len(s.keys))
+	for _, k := range s.keys {
+		out = append(out, KeyRecord{ID: k.ID, Name: k.Name, Created: k.Created, LastUsed: k.LastUsed, Deleted: k.Deleted, Status: k.Status})
+	}
+	return out
+}
+
+// KeyID returns the ID of the key whose value is v, deleted or not.
+func (s *store) KeyID(v string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.keys {
+		if k.Value == v && v != "" {
+			return k.ID, true
+		}
+	}
+	return "", false
+}
+
+// remove deletes k (caller holds mu).
+func (s *store) remove(k *key) {
+	k.deleted = true
+	k.Deleted = s.time()
 }
 
 // InjectCreateFault queues a fault for the next create request.
@@ -129,7 +191,13 @@ func (s *store) byValue(v string) *key {
 // add mints a key; each key is created a second after the last one, so
 // that newest-first is well defined.
 func (s *store) add(name, value, id string) *key {
-	s.now = s.now.Add(time.Second)
+	next := s.now.Add(time.Second)
+	if s.clock != nil {
+		if t := s.clock().Truncate(time.Second); t.After(next) {
+			next = t
+		}
+	}
+	s.now = next
 	k := &key{ID: id, Name: name, Value: value, Created: s.now}
 	s.keys = append(s.keys, k)
 	return k
