@@ -68,6 +68,7 @@ type Key struct {
 	// never was); Deleted when it was deleted (zero while it exists).
 	// From either on, STS refuses the key.
 	Deactivated, Deleted time.Time
+	validFrom            time.Time // STS knows the key from then on
 }
 
 // Revoked is when the key stopped authenticating for good as far as the
@@ -242,7 +243,7 @@ func (s *Server) SetQuota(n int) {
 }
 
 // SetPropagation changes how long a new key stays unknown to STS, for
-// keys issued before and after alike.
+// keys issued from now on.
 func (s *Server) SetPropagation(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -369,7 +370,7 @@ func (s *Server) authenticate(r *http.Request, body []byte) (service, keyID stri
 	switch k := s.keys[keyID]; {
 	case keyID == AdminKeyID:
 		secret = AdminSecret
-	case k != nil && k.Status == "Active" && !now.Before(k.Created.Add(s.propagation)):
+	case k != nil && k.Status == "Active" && !now.Before(k.validFrom):
 		secret = k.Secret
 	}
 	s.mu.Unlock()
@@ -713,6 +714,7 @@ func (s *Server) issue(u *user) *Key {
 		Status:  "Active",
 		Created: s.now().UTC().Truncate(time.Second),
 	}
+	k.validFrom = k.Created.Add(s.propagation)
 	s.keys[k.ID] = k
 	u.keys = append(u.keys, k.ID)
 	return k

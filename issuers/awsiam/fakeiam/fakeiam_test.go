@@ -185,12 +185,17 @@ func TestSetQuotaAndPropagation(t *testing.T) {
 	if _, err := admin.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("u")}); err != nil {
 		t.Errorf("second key under quota 2: %v", err)
 	}
+	srv.SetQuota(5)
 	srv.SetPropagation(time.Hour)
-	if _, err := stsClient(srv, k.ID, k.Secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); code(err) != "InvalidClientTokenId" {
+	if _, err := stsClient(srv, k.ID, k.Secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+		t.Errorf("a key issued before SetPropagation at STS: %v", err)
+	}
+	fresh := srv.CreateKey("u")
+	if _, err := stsClient(srv, fresh.ID, fresh.Secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); code(err) != "InvalidClientTokenId" {
 		t.Errorf("key within the propagation delay at STS: %v, want InvalidClientTokenId", err)
 	}
 	now = now.Add(time.Hour)
-	if _, err := stsClient(srv, k.ID, k.Secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+	if _, err := stsClient(srv, fresh.ID, fresh.Secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
 		t.Errorf("key past the propagation delay at STS: %v", err)
 	}
 }
