@@ -6,14 +6,12 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/rekeyhq/rekey/internal/e2etest"
-	"github.com/rekeyhq/rekey/internal/secret"
-	"github.com/rekeyhq/rekey/issuers/apexverify"
 )
 
 // clients are the synthetic clients: one per sink of every credential,
-// each re-reading its key from the sink and calling /v1/verify with it.
+// each re-reading its key from the sink and using it at its issuer's API
+// as a real client would (keyIssuer.use): ApexVerify's /v1/verify,
+// OpenAI's admin key list, STS GetCallerIdentity signed with an IAM pair.
 type clients struct {
 	w      *world
 	http   *http.Client
@@ -25,6 +23,10 @@ type clients struct {
 	other  int // 5xx, 429, transport errors: not refusals
 	reads  int // sink reads that failed
 	refuse []refusal
+	// torn are reads of a pair whose fields are not one key's (one
+	// missing, or the ID of one key with the secret of another); unknown
+	// are reads of a value the issuer never made. Both are asserted none.
+	torn, unknown []string
 	// seen maps credential/sink/prefix to when a client last read that
 	// key from that sink, and since when the sink had held it then.
 	seen map[seenKey]seenAt
@@ -38,7 +40,7 @@ type clients struct {
 type seenKey struct {
 	cred   string
 	sink   sinkKind
-	prefix string
+	handle string // keyIssuer.handle
 }
 
 type credSink struct {
@@ -49,16 +51,16 @@ type credSink struct {
 // seenAt is a read of a key from a sink: when (last) and since when the
 // sink had held that key without a different one read in between.
 type seenAt struct {
-	prefix string
+	handle string
 	since  time.Time
 	last   time.Time
 }
 
-// refusal is one 401 a client got; it names the key by prefix only.
+// refusal is one 401 a client got; it names the key by its handle only.
 type refusal struct {
 	cred   string
 	sink   sinkKind
-	prefix string
+	handle string
 	read   time.Time
 	at     time.Time
 	// since is when this sink's client first read this key in the run of
@@ -67,7 +69,7 @@ type refusal struct {
 }
 
 func (r refusal) String() string {
-	return fmt.Sprintf("%s/%s key %s read %s refused %s", r.cred, r.sink, r.prefix, r.read.Format("15:04:05.000"), r.at.Format("15:04:05.000"))
+	return fmt.Sprintf("%s/%s key %s read %s refused %s", r.cred, r.sink, r.handle, r.read.Format("15:04:05.000"), r.at.Format("15:04:05.000"))
 }
 
 func startClients(w *world, pause time.Duration) *clients {
@@ -111,19 +113,29 @@ func (cl *clients) once(c *cred, kind sinkKind) {
 		cl.mu.Unlock()
 		return
 	}
-	c.w.remember(v)
-	prefix := apexverify.Prefix(secret.New(v))
+	c.rememberValue(v)
+	handle, torn := c.iss.handle(v)
 	cl.mu.Lock()
+	switch {
+	case torn:
+		cl.torn = append(cl.torn, fmt.Sprintf("%s/%s at %s: a pair whose fields are not one key's (ID %s)", c.name, kind, read.Format("15:04:05.000"), handle))
+	case handle == "":
+		cl.unknown = append(cl.unknown, fmt.Sprintf("%s/%s at %s: a value the issuer never made", c.name, kind, read.Format("15:04:05.000")))
+	}
+	if torn || handle == "" {
+		cl.mu.Unlock()
+		return
+	}
 	cs := credSink{c.name, kind}
 	st := cl.streak[cs]
-	if st.prefix != prefix {
-		st = seenAt{prefix: prefix, since: read}
+	if st.handle != handle {
+		st = seenAt{handle: handle, since: read}
 	}
 	st.last = read
 	cl.streak[cs] = st
-	cl.seen[seenKey{c.name, kind, prefix}] = st
+	cl.seen[seenKey{c.name, kind, handle}] = st
 	cl.mu.Unlock()
-	status, err := e2etest.UseKey(context.Background(), cl.http, c.sim.URL, secret.New(v))
+	status, err := c.iss.use(context.Background(), cl.http, v)
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.calls++
@@ -131,7 +143,7 @@ func (cl *clients) once(c *cred, kind sinkKind) {
 	case err != nil:
 		cl.other++
 	case status == http.StatusUnauthorized:
-		cl.refuse = append(cl.refuse, refusal{cred: c.name, sink: kind, prefix: prefix, read: read, at: time.Now(), since: st.since})
+		cl.refuse = append(cl.refuse, refusal{cred: c.name, sink: kind, handle: handle, read: read, at: time.Now(), since: st.since})
 	case status == http.StatusOK:
 		cl.ok++
 	default:

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/e2etest"
-	"github.com/rekeyhq/rekey/internal/secret"
-	"github.com/rekeyhq/rekey/issuers/apexverify"
 )
 
 // World faults (issue 10, I8 "look before you leap"): the harness changes
@@ -34,17 +32,17 @@ import (
 
 // outsideRevoke is a key the harness revoked behind rekey's back.
 type outsideRevoke struct {
-	cred, keyID, prefix string
-	at                  time.Time // the simulator's revocation time
+	cred, keyID, handle string
+	at                  time.Time // the issuer's revocation time
 }
 
-// outsideAt reports when the harness revoked cred's key with prefix, if
-// it did.
-func (w *world) outsideAt(cred, prefix string) (time.Time, bool) {
+// outsideAt reports when the harness revoked cred's key with handle
+// (keyIssuer.handle), if it did.
+func (w *world) outsideAt(cred, handle string) (time.Time, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, o := range w.outside {
-		if o.cred == cred && o.prefix == prefix {
+		if o.cred == cred && o.handle == handle {
 			return o.at, true
 		}
 	}
@@ -59,15 +57,15 @@ func (w *world) outsideByID(cred, id string) bool {
 	return ok
 }
 
-// revokeOutside revokes the key with prefix at the simulator through its
+// revokeOutside revokes the key with handle at the issuer through its
 // management API (not through the fault proxy, not through rekey) and
 // records it; it returns the key's ID, or "" if the key was not active or
 // the harness was not the one that revoked it.
-func (c *cred) revokeOutside(prefix string) string {
+func (c *cred) revokeOutside(handle string) string {
 	var id string
-	for _, k := range c.sim.Keys() {
-		if k.Prefix == prefix && k.Status == "active" {
-			id = k.ID
+	for _, k := range c.iss.keys() {
+		if k.handle == handle && k.active {
+			id = k.id
 		}
 	}
 	if id == "" {
@@ -76,18 +74,18 @@ func (c *cred) revokeOutside(prefix string) string {
 	t0 := time.Now()
 	for range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := c.sim.Issuer.Revoke(ctx, id)
+		err := c.iss.revoke(ctx, id)
 		cancel()
 		if err == nil {
 			break
 		}
 	}
-	for _, k := range c.sim.Keys() {
+	for _, k := range c.iss.keys() {
 		// Only a revocation stamped after the call began is the harness's
 		// own: rekey may have revoked the key a moment before.
-		if k.ID == id && !k.Revoked.IsZero() && !k.Revoked.Before(t0.Add(-time.Millisecond)) {
+		if k.id == id && !k.revoked.IsZero() && !k.revoked.Before(t0.Add(-time.Millisecond)) {
 			c.w.mu.Lock()
-			c.w.outside[c.name+"/"+id] = outsideRevoke{cred: c.name, keyID: id, prefix: prefix, at: k.Revoked}
+			c.w.outside[c.name+"/"+id] = outsideRevoke{cred: c.name, keyID: id, handle: handle, at: k.revoked}
 			c.w.mu.Unlock()
 			return id
 		}
@@ -100,6 +98,7 @@ func (c *cred) revokeOutside(prefix string) string {
 // client never reads half a file), AWS gets a new AWSCURRENT version,
 // Vault a new KV version; the other fields are kept.
 func (c *cred) write(kind sinkKind, v string) error {
+	places, parts := c.places(kind), c.split(v)
 	switch kind {
 	case kindFile:
 		b, err := readRegular(c.file)
@@ -108,8 +107,10 @@ func (c *cred) write(kind sinkKind, v string) error {
 		}
 		lines := strings.Split(string(b), "\n")
 		for i, l := range lines {
-			if strings.HasPrefix(l, "API_KEY=") {
-				lines[i] = "API_KEY=" + v
+			for j, p := range places {
+				if strings.HasPrefix(l, p+"=") {
+					lines[i] = p + "=" + parts[j]
+				}
 			}
 		}
 		return replaceFile(c.file, []byte(strings.Join(lines, "\n")), ".revert")
@@ -122,7 +123,9 @@ func (c *cred) write(kind sinkKind, v string) error {
 		if err := json.Unmarshal([]byte(cur), &doc); err != nil {
 			return fmt.Errorf("secret %s is not JSON", c.awsID())
 		}
-		doc["api_key"] = v
+		for j, p := range places {
+			doc[p] = parts[j]
+		}
 		b, _ := json.Marshal(doc)
 		c.w.sm.Seed(c.awsID(), string(b))
 		return nil
@@ -136,7 +139,9 @@ func (c *cred) write(kind sinkKind, v string) error {
 		for k, x := range s.Data {
 			data[k] = x
 		}
-		data["api_key"] = v
+		for j, p := range places {
+			data[p] = parts[j]
+		}
 		if _, err := kv.Put(context.Background(), c.vaultPath(), data); err != nil {
 			return fmt.Errorf("vault write %s: %w", c.vaultPath(), err)
 		}
@@ -227,24 +232,20 @@ func (j judged) at(phase string) time.Time {
 	return time.Time{}
 }
 
-// keyActive reports whether cred's key id is active at the simulator.
+// keyActive reports whether cred's key id is active at the issuer.
 func (c *cred) keyActive(id string) bool {
-	for _, k := range c.sim.Keys() {
-		if k.ID == id {
-			return k.Status == "active"
+	for _, k := range c.iss.keys() {
+		if k.id == id {
+			return k.active
 		}
 	}
 	return false
 }
 
-// prefixActive reports whether cred's key with prefix is active.
-func (c *cred) prefixActive(prefix string) bool {
-	for _, k := range c.sim.Keys() {
-		if k.Prefix == prefix {
-			return k.Status == "active"
-		}
-	}
-	return false
+// handleActive reports whether cred's key with handle is active.
+func (c *cred) handleActive(handle string) bool {
+	k, ok := keyByHandle(c.iss, handle)
+	return ok && k.active
 }
 
 // onceAt runs f (once) delay after the rotation first prints phase; it
@@ -314,7 +315,7 @@ func (c *cred) oldRevokedOutside(f *fault, rollback bool) {
 			c.healthy.Store(false)
 		}
 		if v, err := c.read(kindFile); err == nil {
-			oldPrefix = apexverify.Prefix(secret.New(v))
+			oldPrefix = c.handleOf(v)
 		}
 	}
 	f.onPhase = onceAt("monitoring", 0, func() {
@@ -418,7 +419,7 @@ func (c *cred) sinkReverted(f *fault, kind sinkKind, sticky bool, delay time.Dur
 	done := make(chan struct{})
 	f.arm = func() {
 		if v, err := c.read(kind); err == nil {
-			old, oldPrefix = v, apexverify.Prefix(secret.New(v))
+			old, oldPrefix = v, c.handleOf(v)
 		}
 	}
 	// revert writes the old value if the sink holds anything else and
@@ -427,7 +428,7 @@ func (c *cred) sinkReverted(f *fault, kind sinkKind, sticky bool, delay time.Dur
 		mu.Lock()
 		inWindow := phase == "monitoring" && (sticky || time.Since(monitoring) < c.window-400*time.Millisecond)
 		mu.Unlock()
-		if old == "" || !c.prefixActive(oldPrefix) {
+		if old == "" || !c.handleActive(oldPrefix) {
 			return false
 		}
 		if !inWindow {

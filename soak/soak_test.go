@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"crypto/sha256"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
-	"github.com/rekeyhq/rekey/issuers/apexverify/apexsim"
 )
 
 func envInt(t *testing.T, name string, def int) int {
@@ -72,7 +72,6 @@ func chattr(dir string, immutable bool) {
 // pick draws the fault for one attempt of c.
 func (c *cred) pick(rng *mrand.Rand) *fault {
 	w := c.w
-	sim := c.sim
 	f := &fault{mode: "rotate", arm: func() {}, disarm: func() {}}
 	if rng.IntN(4) == 0 {
 		f.mode = "run" // rotate_every 1s: the credential is due
@@ -114,35 +113,32 @@ func (c *cred) pick(rng *mrand.Rand) *fault {
 		}
 		return func() {}, func() {}
 	}
+	// issuerFault arms the issuer fault name the credential's issuer
+	// has (keyIssuer.fault); where it has none the attempt runs without.
+	issuerFault := func(name string) {
+		if arm, disarm, ok := c.iss.fault(name, rng); ok {
+			f.name, f.arm, f.disarm = name, arm, disarm
+		} else {
+			f.name = "none"
+		}
+	}
 	switch n := rng.IntN(100); {
 	case n < 8:
 		f.name = "none"
 	case n < 14:
-		f.name = "issuer-5xx"
-		f.arm, f.disarm = func() { sim.SetErrorRate(0.25) }, func() { sim.SetErrorRate(0) }
+		issuerFault("issuer-5xx")
 	case n < 20:
-		f.name = "issuer-429"
-		f.arm, f.disarm = func() { sim.SetRateLimitRate(0.25) }, func() { sim.SetRateLimitRate(0) }
+		issuerFault("issuer-429")
 	case n < 25:
-		f.name = "issuer-timeout"
-		f.arm = func() { c.simProxy.add("", "/v1/api-keys", 1+rng.IntN(2), 0, 3*time.Second, "") }
-		f.disarm = c.simProxy.clear
+		issuerFault("issuer-timeout")
 	case n < 29:
-		f.name = "issuer-lost-create"
-		f.arm = func() { sim.FailAfterNext("POST", "/v1/api-keys", 1, 502) }
+		issuerFault("issuer-lost-create")
 	case n < 33:
-		f.name = "issuer-latency"
-		f.arm, f.disarm = func() { sim.SetLatency(time.Duration(100+rng.IntN(300)) * time.Millisecond) }, func() { sim.SetLatency(0) }
+		issuerFault("issuer-latency")
 	case n < 39:
-		f.name = "slow-activation"
-		d := time.Duration(300+rng.IntN(2500)) * time.Millisecond
-		if rng.IntN(4) == 0 {
-			d = 8 * time.Second // longer than verify.timeout: roll back
-		}
-		f.arm, f.disarm = func() { sim.SetActivationDelay(d) }, func() { sim.SetActivationDelay(0) }
+		issuerFault("slow-activation")
 	case n < 43:
-		f.name = "key-limit"
-		f.arm, f.disarm = func() { sim.SetMaxActiveKeys(1) }, func() { sim.SetMaxActiveKeys(20) }
+		issuerFault("key-limit")
 	case n < 51:
 		f.name = "put-" + string(sink)
 		f.arm, f.disarm = putFault(sink, rng.IntN(2) == 0)
@@ -330,7 +326,7 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("soak: %d rotations over %d credentials, seed %d (REKEY_SOAK_SEED=%d reproduces the fault plan)", target, ncred, seed, seed)
 	begin := time.Now()
-	w := newWorld(t, worldOptions{credentials: ncred})
+	w := newWorld(t, worldOptions{credentials: ncred, mixed: true})
 	keep(t, w)
 	cl := startClients(w, 60*time.Millisecond)
 	st := newStats()
@@ -371,6 +367,8 @@ func TestSoak(t *testing.T) {
 	t.Logf("  early revocations    %d (old keys revoked by the harness itself, not judged: %d)", r.early, r.revokedOutside)
 	t.Logf("  sinks held revoked   %d (and %d reads the harness's doing, as above)", r.heldRevoked, r.heldOutside)
 	t.Logf("  leaked key values    %d (scanned %d values over %d files, %d bytes)", r.leaks, r.valuesScanned, r.filesScanned, r.bytesScanned)
+	t.Logf("  torn pairs           %d (sink reads of a pair whose fields are not one key's; and %d values no issuer made)", r.torn, r.unknown)
+	t.Logf("  credentials          %s", formatCounts(w.issuerCounts()))
 	t.Logf("  unsafe outcomes      %d (world faults: the judge found an invariant broken)", len(st.unsafe))
 	t.Logf("  hung attempts        %d", len(st.hung))
 	t.Logf("  unclear errors       %d", len(st.unclear))
@@ -399,8 +397,8 @@ func TestSoak(t *testing.T) {
 		t.Errorf("the fault mix produced %d done and %d rolled back: both must occur", r.done, r.rolledBack)
 	}
 	if out := os.Getenv("REKEY_SOAK_REPORT"); out != "" {
-		os.WriteFile(out, []byte(fmt.Sprintf("elapsed=%s done=%d rolled_back=%d failed=%d requests=%d refused=%d refused_outside=%d orphans=%d left_by_failed=%d early=%d held_revoked=%d held_outside=%d leaks=%d unsafe=%d hung=%d unclear=%d\n",
-			elapsed.Round(time.Second), r.done, r.rolledBack, r.failed, cl.calls, r.refused, r.refusedOutside, r.orphans, r.leftByFailed, r.early, r.heldRevoked, r.heldOutside, r.leaks, len(st.unsafe), len(st.hung), len(st.unclear))), 0o644)
+		os.WriteFile(out, []byte(fmt.Sprintf("elapsed=%s done=%d rolled_back=%d failed=%d requests=%d refused=%d refused_outside=%d orphans=%d left_by_failed=%d early=%d held_revoked=%d held_outside=%d leaks=%d torn=%d unknown=%d unsafe=%d hung=%d unclear=%d\n",
+			elapsed.Round(time.Second), r.done, r.rolledBack, r.failed, cl.calls, r.refused, r.refusedOutside, r.orphans, r.leftByFailed, r.early, r.heldRevoked, r.heldOutside, r.leaks, r.torn, r.unknown, len(st.unsafe), len(st.hung), len(st.unclear))), 0o644)
 	}
 }
 
@@ -465,6 +463,15 @@ func keep(t *testing.T, w *world) {
 	})
 }
 
+// issuerCounts counts the credentials by issuer kind.
+func (w *world) issuerCounts() map[string]int {
+	m := map[string]int{}
+	for _, c := range w.creds {
+		m[c.iss.kind()]++
+	}
+	return m
+}
+
 func formatCounts(m map[string]int) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -483,6 +490,7 @@ type result struct {
 	orphans, leftByFailed    int
 	early, heldRevoked       int
 	refused                  int
+	torn, unknown            int
 	leaks                    int
 	valuesScanned            int
 	filesScanned             int
@@ -504,7 +512,7 @@ func (w *world) check(t *testing.T, cl *clients) result {
 	// sink had held that key since before the harness revoked it; if the
 	// sink came to hold it afterwards, rekey put a dead key there.
 	for _, ref := range cl.refuse {
-		if at, ok := w.outsideAt(ref.cred, ref.prefix); ok && ref.since.Before(at) {
+		if at, ok := w.outsideAt(ref.cred, ref.handle); ok && ref.since.Before(at) {
 			r.refusedOutside++
 			continue
 		}
@@ -512,12 +520,23 @@ func (w *world) check(t *testing.T, cl *clients) result {
 			t.Errorf("I3: a client was refused: %s", ref)
 		}
 	}
+	// A two-field credential's sinks never hold a torn pair; no sink holds
+	// a value its issuer never made.
+	cl.mu.Lock()
+	r.torn, r.unknown = len(cl.torn), len(cl.unknown)
+	for i, s := range append(cl.torn, cl.unknown...) {
+		if i < 20 {
+			t.Errorf("torn or unknown: %s", s)
+		}
+	}
+	cl.mu.Unlock()
 	for _, c := range w.creds {
-		keys := map[string]apexsim.KeyRecord{}
-		byPrefix := map[string]apexsim.KeyRecord{}
-		for _, k := range c.sim.Keys() {
-			keys[k.ID] = k
-			byPrefix[k.Prefix] = k
+		all := c.iss.keys()
+		keys := map[string]issued{}
+		byHandle := map[string]issued{}
+		for _, k := range all {
+			keys[k.id] = k
+			byHandle[k.handle] = k
 		}
 		hist := c.history()
 		leftValid := map[string]bool{}
@@ -551,9 +570,9 @@ func (w *world) check(t *testing.T, cl *clients) result {
 			}
 			// I1: the old key was revoked only after the new one passed
 			// the whole window.
-			if old := keys[h.OldKeyID]; h.RevokedEarly(old, c.window) {
+			if old := keys[h.OldKeyID]; h.RevokedEarlyAt(old.revoked, c.window) {
 				r.early++
-				t.Errorf("I1: %s rotation %s: monitoring %v, revoking %v, old key %s revoked %v (window %s)", c.name, h.ID, h.At("monitoring"), h.At("revoking"), h.OldKeyID, old.Revoked, c.window)
+				t.Errorf("I1: %s rotation %s: monitoring %v, revoking %v, old key %s revoked %v (window %s)", c.name, h.ID, h.At("monitoring"), h.At("revoking"), h.OldKeyID, old.revoked, c.window)
 			}
 		}
 		// I2: every active key is the one in the sinks (or was left valid
@@ -565,24 +584,24 @@ func (w *world) check(t *testing.T, cl *clients) result {
 				t.Errorf("%s: read %s at the end: %v", c.name, kind, err)
 				continue
 			}
-			w.remember(v)
-			p := apexverify.Prefix(secret.New(v))
+			c.rememberValue(v)
+			p := c.handleOf(v)
 			inSinks[p] = true
-			if k, ok := byPrefix[p]; !ok || k.Status != "active" {
+			if k, ok := byHandle[p]; !ok || !k.active {
 				r.heldRevoked++
-				t.Errorf("I3: %s: %s holds key %s, which is %s at the end", c.name, kind, p, k.Status)
+				t.Errorf("I3: %s: %s holds key %q, which is not active at the end (known %v, revoked %v)", c.name, kind, p, ok, k.revoked)
 			}
 		}
-		for _, k := range c.sim.Keys() {
-			if k.Status != "active" || inSinks[k.Prefix] {
+		for _, k := range all {
+			if !k.active || inSinks[k.handle] {
 				continue
 			}
-			if leftValid[k.ID] {
+			if leftValid[k.id] {
 				r.leftByFailed++
 				continue
 			}
 			r.orphans++
-			t.Errorf("I2: %s: orphan key %s (%s) is active but in no sink", c.name, k.ID, k.Label)
+			t.Errorf("I2: %s: orphan key %s (%s) is active but in no sink", c.name, k.id, k.label)
 		}
 		// I3 over time: no sink was read holding a key after its revocation.
 		cl.mu.Lock()
@@ -590,13 +609,13 @@ func (w *world) check(t *testing.T, cl *clients) result {
 			if sk.cred != c.name {
 				continue
 			}
-			if k, ok := byPrefix[sk.prefix]; ok && !k.Revoked.IsZero() && at.last.After(k.Revoked) {
-				if o, ok := w.outsideAt(c.name, sk.prefix); ok && at.since.Before(o) {
+			if k, ok := byHandle[sk.handle]; ok && !k.revoked.IsZero() && at.last.After(k.revoked) {
+				if o, ok := w.outsideAt(c.name, sk.handle); ok && at.since.Before(o) {
 					r.heldOutside++
 					continue
 				}
 				r.heldRevoked++
-				t.Errorf("I3: %s: %s was read holding key %s at %v (since %v), revoked at %v", c.name, sk.sink, sk.prefix, at.last, at.since, k.Revoked)
+				t.Errorf("I3: %s: %s was read holding key %s at %v (since %v), revoked at %v", c.name, sk.sink, sk.handle, at.last, at.since, k.revoked)
 			}
 		}
 		cl.mu.Unlock()
@@ -626,7 +645,10 @@ func (w *world) scanLeaks(t *testing.T) (leaks, values, files, size int) {
 		for _, v := range w.values.Leaks(string(b)) {
 			leaks++
 			rel, _ := filepath.Rel(w.dir, path)
-			t.Errorf("I4: a key value (prefix %s) appears in %s", apexverify.Prefix(v), rel)
+			// Named by a digest: a prefix of an OpenAI key or an IAM secret
+			// is part of the secret.
+			sum := sha256.Sum256([]byte(v.Reveal()))
+			t.Errorf("I4: a key value (sha256 %x…) appears in %s", sum[:4], rel)
 		}
 		return nil
 	})
