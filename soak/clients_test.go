@@ -27,6 +27,7 @@ type clients struct {
 	// missing, or the ID of one key with the secret of another); unknown
 	// are reads of a value the issuer never made. Both are asserted none.
 	torn, unknown []string
+	okBy          map[string]int // ok calls by issuer kind
 	// seen maps credential/sink/prefix to when a client last read that
 	// key from that sink, and since when the sink had held it then.
 	seen map[seenKey]seenAt
@@ -73,7 +74,7 @@ func (r refusal) String() string {
 }
 
 func startClients(w *world, pause time.Duration) *clients {
-	cl := &clients{w: w, stop: make(chan struct{}), seen: map[seenKey]seenAt{}, streak: map[credSink]seenAt{},
+	cl := &clients{w: w, stop: make(chan struct{}), seen: map[seenKey]seenAt{}, streak: map[credSink]seenAt{}, okBy: map[string]int{},
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
 	for _, c := range w.creds {
 		for _, kind := range c.kinds {
@@ -146,6 +147,7 @@ func (cl *clients) once(c *cred, kind sinkKind) {
 		cl.refuse = append(cl.refuse, refusal{cred: c.name, sink: kind, handle: handle, read: read, at: time.Now(), since: st.since})
 	case status == http.StatusOK:
 		cl.ok++
+		cl.okBy[c.iss.kind()]++
 	default:
 		cl.other++
 	}

@@ -1,9 +1,11 @@
 package soak
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	mrand "math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/e2etest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/issuers/apexverify"
+	"github.com/rekeyhq/rekey/issuers/apexverify/apexsim"
 )
 
 func envInt(t *testing.T, name string, def int) int {
@@ -369,6 +373,8 @@ func TestSoak(t *testing.T) {
 	t.Logf("  leaked key values    %d (scanned %d values over %d files, %d bytes)", r.leaks, r.valuesScanned, r.filesScanned, r.bytesScanned)
 	t.Logf("  torn pairs           %d (sink reads of a pair whose fields are not one key's; and %d values no issuer made)", r.torn, r.unknown)
 	t.Logf("  credentials          %s", formatCounts(w.issuerCounts()))
+	t.Logf("  by issuer            %s(rotations by outcome; ok client calls)", formatCounts(r.byIssuer))
+	t.Logf("                       %s", formatCounts(cl.okBy))
 	t.Logf("  unsafe outcomes      %d (world faults: the judge found an invariant broken)", len(st.unsafe))
 	t.Logf("  hung attempts        %d", len(st.hung))
 	t.Logf("  unclear errors       %d", len(st.unclear))
@@ -395,6 +401,11 @@ func TestSoak(t *testing.T) {
 	}
 	if r.done == 0 || r.rolledBack == 0 {
 		t.Errorf("the fault mix produced %d done and %d rolled back: both must occur", r.done, r.rolledBack)
+	}
+	for kind := range w.issuerCounts() {
+		if r.byIssuer[kind+":done"] == 0 || cl.okBy[kind] == 0 {
+			t.Errorf("%s credentials: %d rotations done, %d client calls ok; want some of each", kind, r.byIssuer[kind+":done"], cl.okBy[kind])
+		}
 	}
 	if out := os.Getenv("REKEY_SOAK_REPORT"); out != "" {
 		os.WriteFile(out, []byte(fmt.Sprintf("elapsed=%s done=%d rolled_back=%d failed=%d requests=%d refused=%d refused_outside=%d orphans=%d left_by_failed=%d early=%d held_revoked=%d held_outside=%d leaks=%d torn=%d unknown=%d unsafe=%d hung=%d unclear=%d\n",
@@ -444,6 +455,77 @@ func TestRollbackOfWriteOnlySinkIsConfirmed(t *testing.T) {
 	w.scanLeaks(t)
 }
 
+// TestIssuerKindsRefuseRevoked: the checks of the soak can fail for every
+// issuer kind. A client's use of a key works while the key is active and
+// is refused once it is revoked behind rekey's back; the revocation is on
+// the issuer's record with its time; a pair with the secret of another key
+// is torn (and refused by STS), a value the issuer never made is unknown.
+func TestIssuerKindsRefuseRevoked(t *testing.T) {
+	w := &world{t: t, dir: t.TempDir()}
+	if err := os.MkdirAll(filepath.Join(w.dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sim := e2etest.StartSim(t, apexsim.Options{Credits: 1 << 20, MaxActiveKeys: 20})
+	kinds := []keyIssuer{
+		&apexIssuer{sim: sim, proxy: newFaultProxy(t, sim.URL), w: w},
+		newOpenAIIssuer(t, w, "c00"),
+		newIAMIssuer(t, "c01"),
+	}
+	ctx := context.Background()
+	cl := &http.Client{Timeout: 10 * time.Second}
+	for _, iss := range kinds {
+		a, b := iss.seed(t, "soak-a"), iss.seed(t, "soak-b")
+		ha, torn := iss.handle(a)
+		if ha == "" || torn {
+			t.Fatalf("%s: handle of a fresh key = %q, torn %v", iss.kind(), ha, torn)
+		}
+		if st, err := iss.use(ctx, cl, a); err != nil || st != http.StatusOK {
+			t.Errorf("%s: an active key: status %d, %v; want 200", iss.kind(), st, err)
+		}
+		k, ok := keyByHandle(iss, ha)
+		if !ok || !k.active {
+			t.Fatalf("%s: the fresh key is not active on record: %+v", iss.kind(), k)
+		}
+		before := time.Now()
+		if err := iss.revoke(ctx, k.id); err != nil {
+			t.Fatalf("%s: revoke: %v", iss.kind(), err)
+		}
+		if st, err := iss.use(ctx, cl, a); err != nil || st != http.StatusUnauthorized {
+			t.Errorf("%s: a revoked key: status %d, %v; want 401", iss.kind(), st, err)
+		}
+		if k, _ := keyByHandle(iss, ha); k.active || k.revoked.Before(before.Add(-time.Second)) || k.revoked.After(time.Now()) {
+			t.Errorf("%s: the revoked key on record: active %v, revoked %v (revoked after %v)", iss.kind(), k.active, k.revoked, before)
+		}
+		if st, err := iss.use(ctx, cl, b); err != nil || st != http.StatusOK {
+			t.Errorf("%s: the other key after the revoke: status %d, %v; want 200", iss.kind(), st, err)
+		}
+		if len(iss.fields()) > 1 {
+			idA, _ := pair(a)
+			_, secB := pair(b)
+			mixed := idA + "\n" + secB
+			if h, torn := iss.handle(mixed); !torn || h != ha {
+				t.Errorf("%s: ID of one key with the secret of another: handle %q, torn %v; want torn", iss.kind(), h, torn)
+			}
+			idB, _ := pair(b)
+			if _, torn := iss.handle(idB + "\n"); !torn {
+				t.Errorf("%s: a pair without its secret is not torn", iss.kind())
+			}
+			if st, _ := iss.use(ctx, cl, idB+"\n"+secB+"x"); st != http.StatusUnauthorized {
+				t.Errorf("%s: a mis-signed pair: status %d, want 401", iss.kind(), st)
+			}
+		}
+		if iss.kind() != issuerApex {
+			never := "sk-admin-never-made"
+			if len(iss.fields()) > 1 {
+				never = "AKIANEVERMADE0000000\nnever-made"
+			}
+			if h, torn := iss.handle(never); h != "" || torn {
+				t.Errorf("%s: a value the issuer never made: handle %q, torn %v; want unknown", iss.kind(), h, torn)
+			}
+		}
+	}
+}
+
 // keep copies the logs (every process's output and the fault timeline)
 // out of the test's temporary directory when the test fails.
 func keep(t *testing.T, w *world) {
@@ -491,6 +573,7 @@ type result struct {
 	early, heldRevoked       int
 	refused                  int
 	torn, unknown            int
+	byIssuer                 map[string]int // issuer kind:outcome → rotations
 	leaks                    int
 	valuesScanned            int
 	filesScanned             int
@@ -506,7 +589,7 @@ type result struct {
 // journal (through `rekey history`), the clients' observations and every
 // byte of output.
 func (w *world) check(t *testing.T, cl *clients) result {
-	var r result
+	r := result{byIssuer: map[string]int{}}
 	// I3 for clients: not a single 401 of rekey's doing. A 401 on a key
 	// the harness revoked behind rekey's back is the fault's doing if the
 	// sink had held that key since before the harness revoked it; if the
@@ -546,6 +629,7 @@ func (w *world) check(t *testing.T, cl *clients) result {
 				// on a first rotation nothing else will revoke it.
 				leftValid[h.OldKeyID] = true
 			}
+			r.byIssuer[c.iss.kind()+":"+h.Phase]++
 			switch h.Phase {
 			case "done":
 				r.done++
