@@ -585,7 +585,7 @@ type result struct {
 	refusedOutside, heldOutside, revokedOutside int
 }
 
-// check asserts the invariants against the simulators' records, the
+// check asserts the invariants against the issuers' records, the
 // journal (through `rekey history`), the clients' observations and every
 // byte of output.
 func (w *world) check(t *testing.T, cl *clients) result {

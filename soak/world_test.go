@@ -84,7 +84,7 @@ func startVault(t testing.TB) (string, *api.Client) {
 }
 
 // world is everything the soak runs against: the sink servers, one
-// simulator per credential, the health app and the leak bookkeeping.
+// issuer per credential, the health app and the leak bookkeeping.
 type world struct {
 	t         *testing.T
 	dir       string
@@ -104,7 +104,7 @@ type world struct {
 	mu sync.Mutex
 	// outside holds the keys the harness itself revoked behind rekey's
 	// back (fault old-revoked-outside), by credential and key ID, with the
-	// simulator's revocation time.
+	// issuer's revocation time.
 	outside map[string]outsideRevoke
 	procs   atomic.Int64
 }
