@@ -527,10 +527,11 @@ func TestIssuerKindsRefuseRevoked(t *testing.T) {
 }
 
 // keep copies the logs (every process's output and the fault timeline)
-// out of the test's temporary directory when the test fails.
+// out of the test's temporary directory when the test fails, or always
+// with REKEY_SOAK_KEEP set.
 func keep(t *testing.T, w *world) {
 	t.Cleanup(func() {
-		if !t.Failed() {
+		if !t.Failed() && os.Getenv("REKEY_SOAK_KEEP") == "" {
 			return
 		}
 		dst, err := os.MkdirTemp("", "rekey-soak-logs-")
