@@ -379,6 +379,7 @@ func TestSoak(t *testing.T) {
 	t.Logf("  hung attempts        %d", len(st.hung))
 	t.Logf("  unclear errors       %d", len(st.unclear))
 	t.Logf("  injected faults      %s", formatCounts(st.faults))
+	t.Logf("  proxied faults       %d requests answered or delayed by the fault proxies", w.proxied())
 	t.Logf("  world-fault outcomes %s", formatCounts(st.outcomes))
 	t.Logf("  exits                %s", formatCounts(st.exits))
 	for _, o := range st.offExpect {
@@ -544,6 +545,15 @@ func keep(t *testing.T, w *world) {
 		}
 		t.Logf("logs, journal and configs kept in %s", dst)
 	})
+}
+
+// proxied counts the requests every fault proxy answered or delayed.
+func (w *world) proxied() int {
+	n := w.vProxy.injected() + w.ghProxy.injected()
+	for _, c := range w.creds {
+		n += c.simProxy.injected()
+	}
+	return n
 }
 
 // issuerCounts counts the credentials by issuer kind.
