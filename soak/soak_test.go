@@ -680,7 +680,11 @@ func (w *world) check(t *testing.T, cl *clients) result {
 				continue
 			}
 			c.rememberValue(v)
-			p := c.handleOf(v)
+			p, torn := c.iss.handle(v)
+			if torn {
+				r.torn++
+				t.Errorf("%s: %s holds a torn pair at the end (ID %s)", c.name, kind, p)
+			}
 			inSinks[p] = true
 			if k, ok := byHandle[p]; !ok || !k.active {
 				r.heldRevoked++
