@@ -1,7 +1,8 @@
 // Package httpissuer is the declarative issuer: any HTTP API that creates,
 // lists and deletes keys, described in YAML (FileConfig) or by a preset
 // for a known vendor (OpenAI admin keys, Cloudflare API tokens, Datadog
-// API keys). Responses are read with RFC 9535 JSONPath. It keeps
+// API keys, SendGrid API keys, Twilio API keys). Responses are read with
+// RFC 9535 JSONPath. It keeps
 // apexverify's guarantees: a create is never retried blindly, 429s wait
 // for Retry-After, response bodies are bounded, and no key value or
 // management secret appears in an error or a log line.
