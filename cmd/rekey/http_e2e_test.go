@@ -234,31 +234,20 @@ func rotateE2E(t *testing.T, w e2eWorld, breaks bool) {
 		mu    sync.Mutex
 		fresh []secret.Value // keys other than the seed the app was given
 	)
-	app := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		v, err := sink.Get(r.Context())
-		if err == nil {
-			remember(v)
-			if !v.Equal(w.seed) {
-				mu.Lock()
-				if !slices.ContainsFunc(fresh, v.Equal) {
-					fresh = append(fresh, v)
-				}
-				mu.Unlock()
-				if breaks {
-					err = errors.New("the app fails with the new key")
-				}
+	app := healthServer(t, sink, func(ctx context.Context, v secret.Value) error {
+		remember(v)
+		if !v.Equal(w.seed) {
+			mu.Lock()
+			if !slices.ContainsFunc(fresh, v.Equal) {
+				fresh = append(fresh, v)
+			}
+			mu.Unlock()
+			if breaks {
+				return errors.New("the app fails with the new key")
 			}
 		}
-		if err == nil {
-			err = w.check(r.Context(), v)
-		}
-		if err != nil {
-			http.Error(rw, "unhealthy", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(rw, "ok")
-	}))
-	defer app.Close()
+		return w.check(ctx, v)
+	})
 	keyID := ""
 	if w.keyID != "" {
 		keyID = "    key_id: " + w.keyID + "\n"
@@ -356,6 +345,25 @@ issuers:
 			t.Errorf("a key value appears in rekey's output")
 		}
 	}
+}
+
+// healthServer is an app's health endpoint: it reads the key from sink,
+// as the app would, and is healthy while judge accepts it (judge asks the
+// issuer's test server whether the key is live). It stops with the test.
+func healthServer(t *testing.T, sink *file.Sink, judge func(context.Context, secret.Value) error) *httptest.Server {
+	app := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		v, err := sink.Get(r.Context())
+		if err == nil {
+			err = judge(r.Context(), v)
+		}
+		if err != nil {
+			http.Error(rw, "unhealthy", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ok")
+	}))
+	t.Cleanup(app.Close)
+	return app
 }
 
 // presetIssuer builds the issuer an entry describes, as decodeIssuer does.
