@@ -3,7 +3,11 @@ package httpissuer_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -100,5 +104,27 @@ func TestTwilioVerifyNeedsBothFields(t *testing.T) {
 	}
 	if f, ok := iss.(issuers.Fielded); !ok || !slices.Equal(f.Fields(), []string{"secret", "sid"}) {
 		t.Errorf("issuer is not Fielded with [secret sid] (%v)", ok)
+	}
+}
+
+// TestURLPaginationToOtherHostRefused: with pagination type url, the
+// management credentials never follow a next page URL to another host.
+func TestURLPaginationToOtherHostRefused(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the other host got a request (Authorization set: %v)", r.Header.Get("Authorization") != "")
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"keys": [{"sid": "SK00000000000000000000000000000001", "friendly_name": "a", "date_created": "Mon, 13 Jun 2016 22:50:08 +0000"}], "next_page_uri": %q}`,
+			other.URL+"/2010-04-01/Accounts/AC1/Keys.json?Page=1")
+	}))
+	defer srv.Close()
+	t.Setenv("U", "AC1")
+	t.Setenv("P", "token")
+	iss, _, _ := build(t, "    type: http\n    preset: twilio-api-keys\n    base_url: "+srv.URL+"/2010-04-01/Accounts/AC1\n    auth: {basic: {username: env:U, password: env:P}}\n")
+	_, err := iss.List(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "another host") {
+		t.Fatalf("List = %v, want a refusal of the foreign next page URL", err)
 	}
 }
