@@ -97,9 +97,9 @@ func (t *Twilio) serve(w http.ResponseWriter, r *http.Request) {
 			"page_size": 50, "uri": r.URL.RequestURI()})
 		return
 	}
-	sid, isKey := strings.CutPrefix(rest, "/Keys/")
-	sid, isKey = strings.CutSuffix(sid, ".json")
-	if rest != "/Keys.json" && (!isKey || sid == "" || strings.Contains(sid, "/")) {
+	sid, inKeys := strings.CutPrefix(rest, "/Keys/")
+	sid, isJSON := strings.CutSuffix(sid, ".json")
+	if rest != "/Keys.json" && (!inKeys || !isJSON || sid == "" || strings.Contains(sid, "/")) {
 		twError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
 		return
 	}
