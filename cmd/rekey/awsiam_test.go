@@ -61,13 +61,7 @@ func TestAWSIAMRotatesIntoFieldSinks(t *testing.T) {
 	old := iam.CreateKey("ci-deployer")
 	dir := t.TempDir()
 	t.Setenv("REKEY_TEST_IAM_STATE_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)))
-	t.Setenv("AWS_ACCESS_KEY_ID", fakeiam.AdminKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", fakeiam.AdminSecret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	fakeAWSEnv(t, dir)
 	env, js := filepath.Join(dir, "aws.env"), filepath.Join(dir, "aws.json")
 	if err := os.WriteFile(env, []byte("REGION=eu-west-1\nAWS_ACCESS_KEY_ID="+old.ID+"\nAWS_SECRET_ACCESS_KEY="+old.Secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -134,4 +128,16 @@ func TestAWSIAMRotatesIntoFieldSinks(t *testing.T) {
 			t.Errorf("a secret access key appears in rekey's output")
 		}
 	}
+}
+
+// fakeAWSEnv makes rekey's own AWS credentials fakeiam's administrator's,
+// and nothing else of the environment or dir's neighbours.
+func fakeAWSEnv(t *testing.T, dir string) {
+	t.Setenv("AWS_ACCESS_KEY_ID", fakeiam.AdminKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", fakeiam.AdminSecret)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }

@@ -124,13 +124,7 @@ var e2eCases = []struct {
 		iam.AddUser("app")
 		old := iam.CreateKey("app")
 		dir := t.TempDir()
-		t.Setenv("AWS_ACCESS_KEY_ID", fakeiam.AdminKeyID)
-		t.Setenv("AWS_SECRET_ACCESS_KEY", fakeiam.AdminSecret)
-		t.Setenv("AWS_SESSION_TOKEN", "")
-		t.Setenv("AWS_PROFILE", "")
-		t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
-		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+		fakeAWSEnv(t, dir)
 		active := func() int {
 			n := 0
 			for _, k := range iam.Keys("app") {

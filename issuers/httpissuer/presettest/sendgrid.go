@@ -120,29 +120,22 @@ func (s *SendGrid) serve(w http.ResponseWriter, r *http.Request) {
 		if may("api_keys.read") {
 			s.list(w, r)
 		}
-	case id != "" && !strings.Contains(id, "/") && r.Method == http.MethodGet:
-		if !may("api_keys.read") {
+	case id != "" && !strings.Contains(id, "/") && (r.Method == http.MethodGet || r.Method == http.MethodDelete):
+		if !may(map[string]string{http.MethodGet: "api_keys.read", http.MethodDelete: "api_keys.delete"}[r.Method]) {
 			return
 		}
 		k := s.find(id)
-		if k == nil {
+		switch {
+		case k == nil:
 			sgError(w, http.StatusNotFound, nil, "unable to find API Key")
-			return
+		case r.Method == http.MethodGet:
+			o := s.object(k)
+			o["scopes"] = s.scopes[k.ID]
+			writeJSON(w, http.StatusOK, map[string]any{"result": []any{o}})
+		default:
+			k.deleted = true
+			w.WriteHeader(http.StatusNoContent)
 		}
-		o := s.object(k)
-		o["scopes"] = s.scopes[k.ID]
-		writeJSON(w, http.StatusOK, map[string]any{"result": []any{o}})
-	case id != "" && !strings.Contains(id, "/") && r.Method == http.MethodDelete:
-		if !may("api_keys.delete") {
-			return
-		}
-		k := s.find(id)
-		if k == nil {
-			sgError(w, http.StatusNotFound, nil, "unable to find API Key")
-			return
-		}
-		k.deleted = true
-		w.WriteHeader(http.StatusNoContent)
 	default:
 		sgError(w, http.StatusNotFound, nil, "resource not found")
 	}
