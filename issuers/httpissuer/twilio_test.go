@@ -128,3 +128,36 @@ func TestURLPaginationToOtherHostRefused(t *testing.T) {
 		t.Fatalf("List = %v, want a refusal of the foreign next page URL", err)
 	}
 }
+
+// TestFieldsHalfAPairIsNoValue: a create answer carrying the SID but not
+// the secret is no value: Create fails, and the key it made is deleted
+// rather than left valid with its secret lost.
+func TestFieldsHalfAPairIsNoValue(t *testing.T) {
+	const sid = "SK00000000000000000000000000000001"
+	key := `{"sid": "` + sid + `", "friendly_name": "half", "date_created": "Mon, 13 Jun 2016 22:50:08 +0000"}`
+	var deleted []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost:
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, key) // no "secret"
+		case r.Method == http.MethodGet:
+			fmt.Fprint(w, key)
+		case r.Method == http.MethodDelete:
+			deleted = append(deleted, r.URL.Path)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	t.Setenv("U", "AC1")
+	t.Setenv("P", "token")
+	iss, _, _ := build(t, "    type: http\n    preset: twilio-api-keys\n    base_url: "+srv.URL+"/2010-04-01/Accounts/AC1\n    auth: {basic: {username: env:U, password: env:P}}\n")
+	_, v, err := iss.Create(context.Background(), "half")
+	if err == nil || !v.IsZero() {
+		t.Fatalf("Create = %v (value set: %v), want an error and no value", err, !v.IsZero())
+	}
+	if !slices.Equal(deleted, []string{"/2010-04-01/Accounts/AC1/Keys/" + sid + ".json"}) {
+		t.Errorf("deleted %v, want the half-answered key", deleted)
+	}
+}
