@@ -132,12 +132,14 @@ type Account interface {
 	Account() string
 }
 
-// Fielded is an issuer whose values are multi-field (secret.NewFields):
-// an AWS access key ID and its secret, a Twilio SID and secret. Fields
-// returns the field names every value it creates carries, sorted. rekey
-// checks, before any rotation, that each sink of a credential maps exactly
-// these fields. An issuer of single values does not implement it; one that
-// does must never return a single value.
+// Fielded is an issuer that knows the shape of every value it creates.
+// Fields returns the field names every value carries (secret.NewFields:
+// an AWS access key ID and its secret, a Twilio SID and secret), sorted;
+// or nil when every value is a single value (an http issuer without
+// key.fields). rekey checks, before any rotation, that each sink of a
+// credential maps exactly these fields, or holds a single value (key:)
+// when there are none. An issuer that decides per value (exec) does not
+// implement it.
 type Fielded interface {
 	Fields() []string
 }

@@ -2,7 +2,6 @@ package httpissuer
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -35,22 +34,9 @@ type limiter struct{ n int }
 // MaxActiveKeys is the account's limit of active keys (max_active_keys).
 func (a limiter) MaxActiveKeys() int { return a.n }
 
-type fielded struct{ names []string }
-
-// Fields names the fields of every key value (key.fields), sorted.
-func (a fielded) Fields() []string { return slices.Clone(a.names) }
-
 func (i *Issuer) withAbilities() issuers.Issuer {
-	id, lu, lim, fd := identifier{i}, usage{i}, limiter{i.api.MaxActiveKeys}, fielded{sortedKeys(i.api.Key.Fields)}
-	switch hasID, hasLU, hasLim, hasF := i.api.Identify.Match != "", i.api.Key.LastUsedAt != "", lim.n > 0, len(fd.names) > 0; {
-	case hasID && hasLU && hasLim && hasF:
-		return struct {
-			*Issuer
-			identifier
-			usage
-			limiter
-			fielded
-		}{i, id, lu, lim, fd}
+	id, lu, lim := identifier{i}, usage{i}, limiter{i.api.MaxActiveKeys}
+	switch hasID, hasLU, hasLim := i.api.Identify.Match != "", i.api.Key.LastUsedAt != "", lim.n > 0; {
 	case hasID && hasLU && hasLim:
 		return struct {
 			*Issuer
@@ -58,27 +44,6 @@ func (i *Issuer) withAbilities() issuers.Issuer {
 			usage
 			limiter
 		}{i, id, lu, lim}
-	case hasID && hasLU && hasF:
-		return struct {
-			*Issuer
-			identifier
-			usage
-			fielded
-		}{i, id, lu, fd}
-	case hasID && hasLim && hasF:
-		return struct {
-			*Issuer
-			identifier
-			limiter
-			fielded
-		}{i, id, lim, fd}
-	case hasLU && hasLim && hasF:
-		return struct {
-			*Issuer
-			usage
-			limiter
-			fielded
-		}{i, lu, lim, fd}
 	case hasID && hasLU:
 		return struct {
 			*Issuer
@@ -91,30 +56,12 @@ func (i *Issuer) withAbilities() issuers.Issuer {
 			identifier
 			limiter
 		}{i, id, lim}
-	case hasID && hasF:
-		return struct {
-			*Issuer
-			identifier
-			fielded
-		}{i, id, fd}
 	case hasLU && hasLim:
 		return struct {
 			*Issuer
 			usage
 			limiter
 		}{i, lu, lim}
-	case hasLU && hasF:
-		return struct {
-			*Issuer
-			usage
-			fielded
-		}{i, lu, fd}
-	case hasLim && hasF:
-		return struct {
-			*Issuer
-			limiter
-			fielded
-		}{i, lim, fd}
 	case hasID:
 		return struct {
 			*Issuer
@@ -130,11 +77,6 @@ func (i *Issuer) withAbilities() issuers.Issuer {
 			*Issuer
 			limiter
 		}{i, lim}
-	case hasF:
-		return struct {
-			*Issuer
-			fielded
-		}{i, fd}
 	}
 	return i
 }

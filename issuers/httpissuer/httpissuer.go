@@ -200,6 +200,15 @@ func newIssuer(c Config, log *zap.Logger, opts ...Option) (*Issuer, error) {
 // (issuers.Account); it stays the same for the same base_url.
 func (i *Issuer) Account() string { return i.account }
 
+// Fields names the fields of every key value (key.fields), sorted; nil
+// when the values are single (key.value). See issuers.Fielded.
+func (i *Issuer) Fields() []string {
+	if len(i.api.Key.Fields) == 0 {
+		return nil
+	}
+	return sortedKeys(i.api.Key.Fields)
+}
+
 // GoString and String print no secret.
 func (i *Issuer) String() string   { return "httpissuer(" + i.account + ")" }
 func (i *Issuer) GoString() string { return i.String() }
