@@ -264,6 +264,9 @@ func (s *Server) Deactivate(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if k := s.keys[id]; k != nil {
+		if k.Status == "Active" {
+			k.Deactivated = s.now()
+		}
 		k.Status = "Inactive"
 	}
 }
@@ -277,8 +280,10 @@ func (s *Server) Delete(id string) {
 		return
 	}
 	delete(s.keys, id)
+	k.Deleted = s.now()
 	if u := s.users[k.User]; u != nil {
 		u.keys = slices.DeleteFunc(u.keys, func(x string) bool { return x == id })
+		u.gone = append(u.gone, k)
 	}
 }
 

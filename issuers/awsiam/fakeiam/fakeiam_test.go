@@ -199,3 +199,21 @@ func TestSetQuotaAndPropagation(t *testing.T) {
 		t.Errorf("key past the propagation delay at STS: %v", err)
 	}
 }
+
+// TestOutOfBandChangesAreInHistory: Deactivate and Delete, a person's
+// console changes, are recorded in History like the API's.
+func TestOutOfBandChangesAreInHistory(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	srv := fakeiam.New(t, fakeiam.WithClock(func() time.Time { return now }))
+	srv.AddUser("u")
+	k := srv.CreateKey("u")
+	now = now.Add(time.Minute)
+	srv.Deactivate(k.ID)
+	deactivated := now
+	now = now.Add(time.Minute)
+	srv.Delete(k.ID)
+	h := srv.History("u")
+	if len(h) != 1 || !h[0].Deactivated.Equal(deactivated) || !h[0].Deleted.Equal(now) || !h[0].Revoked().Equal(deactivated) {
+		t.Errorf("History after Deactivate and Delete = %+v; want deactivated %v, deleted %v", h, deactivated, now)
+	}
+}

@@ -133,7 +133,7 @@ func (s *SendGrid) serve(w http.ResponseWriter, r *http.Request) {
 			o["scopes"] = s.scopes[k.ID]
 			writeJSON(w, http.StatusOK, map[string]any{"result": []any{o}})
 		default:
-			k.deleted = true
+			s.remove(k)
 			w.WriteHeader(http.StatusNoContent)
 		}
 	default:

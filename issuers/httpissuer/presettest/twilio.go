@@ -122,7 +122,7 @@ func (t *Twilio) serve(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, t.object(k))
 			return
 		}
-		k.deleted = true
+		t.remove(k)
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		twError(w, http.StatusMethodNotAllowed, 20004, "Method not allowed")
