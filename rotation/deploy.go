@@ -22,8 +22,13 @@ func (e *Engine) deploy(ctx context.Context, c *Credential, rec *Record) error {
 			}
 			if pf := (*putFailed)(nil); errors.As(err, &pf) && isPermanent(err) {
 				// By the Sink contract a Put that fails permanently
-				// changed nothing (a failed Confirm after it proves nothing).
-				rec.Untouched = append(rec.Untouched, s.Name())
+				// changed nothing (a failed Confirm after it proves
+				// nothing). An earlier process of this rotation may still
+				// have written the sink before a crash: its receipt says
+				// so, and then there is something to undo.
+				if _, wrote := receipt(rec, s.Name()); !wrote {
+					rec.Untouched = append(rec.Untouched, s.Name())
+				}
 			}
 			return e.fail(ctx, rec, fmt.Errorf("put %s: %w", s.Name(), err))
 		}

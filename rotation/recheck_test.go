@@ -733,3 +733,59 @@ func TestSharedPrefixStillRevokesOldKey(t *testing.T) {
 	}
 	w.invariants(rotation.Done)
 }
+
+// A sink that an earlier process of the rotation wrote (its receipt is in
+// the journal), and whose Put fails permanently when the resumed deploy
+// writes it again, still holds the new key: the rollback must restore it,
+// or leave the new key valid, never revoke the key it holds (I3). Found by
+// the soak (seed 10000, 40 credentials): AWS Secrets Manager written, a
+// SIGKILL in deploy, AccessDenied on the resumed PutSecretValue, and the
+// new key revoked while AWSCURRENT held it.
+func TestRollbackRestoresSinkWrittenBeforeCrash(t *testing.T) {
+	for _, crashed := range []string{"after its receipt", "before its receipt"} {
+		t.Run(crashed, func(t *testing.T) {
+			w := newWorld(t)
+			w.seed()
+			old := w.seen[0]
+			var denied atomic.Bool
+			second := &sinktest.FakeReader{Fake: &sinktest.Fake{SinkName: "second", PutFunc: func(context.Context, secret.Value, string) error {
+				if denied.Load() {
+					return backoff.Permanent(errors.New("access denied"))
+				}
+				return nil
+			}}}
+			second.Set(old)
+			w.cred.Sinks = append(w.cred.Sinks, second)
+			// Crash at the journal write of the second sink's receipt, after
+			// the write landed.
+			hook := func(r *rotation.Record) error {
+				if second.Puts() > 0 {
+					return errCrash
+				}
+				return nil
+			}
+			h := rotation.Hooks{AfterSave: hook}
+			if crashed == "before its receipt" {
+				h = rotation.Hooks{BeforeSave: hook}
+			}
+			_, err := w.engine(h).Rotate(context.Background(), w.cred, rotation.Options{Force: true})
+			if !errors.Is(err, errCrash) {
+				t.Fatalf("the crash did not stop the engine: %v", err)
+			}
+			if second.Value().Equal(old) {
+				t.Fatal("the second sink was not written before the crash")
+			}
+			w.store.Close()
+			w.store = w.openStore()
+			denied.Store(true)
+			out, err := w.engine(rotation.Hooks{}).Resume(context.Background(), w.cred)
+			must(t, err)
+			if err := w.iss.Verify(context.Background(), second.Value()); err != nil {
+				t.Errorf("I3: the resume ended %s with the second sink holding a key that does not authenticate: %v", out.Phase, err)
+			}
+			if out.Phase != rotation.Failed {
+				t.Errorf("phase %s (%v), want failed: the second sink holds the new key and cannot be restored", out.Phase, out.Err)
+			}
+		})
+	}
+}

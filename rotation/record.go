@@ -99,7 +99,10 @@ type Record struct {
 	// no sink holds any more.
 	Left []LeftKey
 	// Untouched names sinks whose Put failed permanently, which by the
-	// Sink contract changed nothing: rollback has nothing to undo there.
+	// Sink contract changed nothing, and which no earlier Put of the
+	// rotation was journaled for: rollback has nothing to undo there,
+	// unless the sink reads as the new key (a Put that landed just before
+	// a crash, receipt unjournaled).
 	Untouched []string
 	// Unreadable is set by a Store on a record it cannot authenticate or
 	// decrypt; then only Credential, ID and Unreadable are meaningful, and

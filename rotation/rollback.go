@@ -45,7 +45,7 @@ func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error
 		// (two fields of one secret) unwind like a stack.
 		var failed []string
 		for _, s := range slices.Backward(c.Sinks) {
-			if slices.Contains(rec.Untouched, s.Name()) {
+			if slices.Contains(rec.Untouched, s.Name()) && !e.holdsNew(ctx, s, rec) {
 				continue
 			}
 			if err := e.restore(ctx, s, rec); err != nil {
@@ -87,6 +87,20 @@ func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error
 	}
 	rec.FinishedAt = e.Clock.Now().UTC()
 	return e.advance(ctx, rec, RolledBack, nil)
+}
+
+// holdsNew reports whether a sink that the rotation's last Put left
+// untouched holds the new key all the same: a process of the rotation
+// killed after its Put landed and before the receipt was journaled wrote
+// it. Only a sink that can be read and reads as the new key does; a
+// write-only or unreadable one is taken at the Sink contract's word.
+func (e *Engine) holdsNew(ctx context.Context, s sinks.Sink, rec *Record) bool {
+	rd, ok := s.(sinks.Reader)
+	if !ok {
+		return false
+	}
+	got, err := call(e, ctx, func(ctx context.Context) (secret.Value, error) { return rd.Get(ctx) })
+	return err == nil && got.Equal(rec.NewValue)
 }
 
 // restore puts the old value back into one sink and proves it.
