@@ -320,15 +320,27 @@ func (s *Server) testRolloutComplete(t *testing.T) {
 	s.Namespace(t, ns)
 	s.seedSecret(t, ns, "crm", map[string]string{"API_KEY": "avk_live_old00000000000000000000000000000000000"})
 	s.Deployment(t, ns, "api", 2)
-	release := make(chan struct{})
+	// The order of events: the test releases the rollout, Settle returns.
+	var order atomic.Int64
+	var releasedAt, returnedAt atomic.Int64
+	release, rolling := make(chan struct{}), make(chan struct{}, 1)
+	var releaseOnce sync.Once
+	let := func() { releaseOnce.Do(func() { releasedAt.Store(order.Add(1)); close(release) }) }
 	ctl := s.Control(t, ns, "api", func(d *appsv1.Deployment) appsv1.DeploymentStatus {
+		rolling <- struct{}{}
 		<-release // the new pods come up only when the test says so
 		return Complete(d)
 	})
+	t.Cleanup(let) // runs before the controller's cleanup, which waits for it
 	sk := newSink(t, s.Admin, kubernetes.Config{Namespace: ns, Name: "crm", Key: "API_KEY",
 		RolloutRestart: &kubernetes.RolloutRestart{Deployments: []string{"api"}}})
 	before, _ := s.Client.AppsV1().Deployments(ns).Get(context.Background(), "api", metav1.GetOptions{})
-	res := settleAsync(sk, "rot-1")
+	res := make(chan error, 1)
+	go func() {
+		err := sk.Settle(context.Background(), "rot-1")
+		returnedAt.Store(order.Add(1))
+		res <- err
+	}()
 
 	// The restart lands on the pod template, as kubectl rollout restart's.
 	d := waitDeployment(t, s, ns, "api", func(d *appsv1.Deployment) bool { return d.Generation > before.Generation })
@@ -336,13 +348,12 @@ func (s *Server) testRolloutComplete(t *testing.T) {
 	if ann[kubernetes.RestartedForAnnotation] != "rot-1" || ann[kubernetes.RestartedAtAnnotation] == "" {
 		t.Errorf("template annotations %v, want %s and %s", ann, kubernetes.RestartedForAnnotation, kubernetes.RestartedAtAnnotation)
 	}
-	// The rollout is not complete: Settle must still be waiting.
 	select {
-	case err := <-res:
-		t.Fatalf("Settle returned %v while the rollout was in progress", err)
-	default:
+	case <-rolling: // the controller has the new template and holds its pods back
+	case <-time.After(waitTimeout):
+		t.Fatal("the controller never saw the restart")
 	}
-	close(release)
+	let()
 	if id := rolled(t, ctl); id != "rot-1" {
 		t.Errorf("the controller rolled out for %q", id)
 	}
@@ -353,6 +364,9 @@ func (s *Server) testRolloutComplete(t *testing.T) {
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("Settle did not return after the rollout completed")
+	}
+	if returnedAt.Load() < releasedAt.Load() {
+		t.Errorf("Settle returned before the rollout was complete: it did not wait")
 	}
 	// A Settle repeated after a crash does not restart again.
 	if err := sk.Settle(context.Background(), "rot-1"); err != nil {
