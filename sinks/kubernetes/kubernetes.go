@@ -397,20 +397,26 @@ func (s *Sink) permanent(cause error, format string, args ...any) error {
 	return backoff.Permanent(fmt.Errorf("kubernetes: %s: %s", s.where(), msg))
 }
 
-// classify wraps an apiserver error of op: permanent for what retrying
-// cannot fix (forbidden, unauthorized, invalid, not found), plain
-// otherwise.
-func (s *Sink) classify(op string, err error) error {
+// classify wraps an apiserver error of op on the Secret: permanent for
+// what retrying cannot fix (forbidden, unauthorized, invalid, not found),
+// plain otherwise.
+func (s *Sink) classify(op string, err error) error { return s.classifyOn(s.where(), op, err) }
+
+// classifyOn is classify for op on the object what ("secret crm/x",
+// "deployment/api").
+func (s *Sink) classifyOn(what, op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("kubernetes: %s %s: %w", op, s.where(), err)
+		return fmt.Errorf("kubernetes: %s %s: %w", op, what, err)
 	}
+	hint := ""
 	switch {
 	case apierrors.IsForbidden(err):
-		return s.permanent(err, "%s: forbidden: check the Role bound to rekey's service account", op)
+		hint = "forbidden: check the Role bound to rekey's service account: "
 	case apierrors.IsUnauthorized(err):
-		return s.permanent(err, "%s: unauthorized: check the kubeconfig or service account token", op)
+		hint = "unauthorized: check the kubeconfig or service account token: "
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsNotFound(err), apierrors.IsMethodNotSupported(err):
-		return s.permanent(err, "%s", op)
+	default:
+		return fmt.Errorf("kubernetes: %s: %s %s: %w", s.name, op, what, err)
 	}
-	return fmt.Errorf("kubernetes: %s %s: %w", op, s.where(), err)
+	return backoff.Permanent(fmt.Errorf("kubernetes: %s: %s %s: %s%w", s.name, op, what, hint, err))
 }

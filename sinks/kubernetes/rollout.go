@@ -219,7 +219,7 @@ func (s *Sink) classifyWorkload(op string, w workload, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("kubernetes: %s %s: %w", op, w, err)
 	}
-	return s.classify(op+" "+w.String()+" of", err)
+	return s.classifyOn(w.String(), op, err)
 }
 
 // DeploymentComplete applies `kubectl rollout status`'s rule to d: the
