@@ -4,6 +4,13 @@ go 1.26.8
 
 replace github.com/rekeyhq/rekey => ../../..
 
+// k8s.io/kubernetes v1.37.2 asks for go.etcd.io/etcd/client/v3 v3.7.0; rekey's
+// own etcd journal requires v3.7.3, so minimal version selection gives the
+// apiserver v3.7.3 (api/v3 and client/pkg/v3 alike). That patch release
+// compiles and runs the apiserver unchanged, against Debian's etcd-server
+// 3.4.23 too (the apiserver only turns off RequestWatchProgress), so no pin
+// or replace is needed here.
+
 require (
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/jonboulle/clockwork v0.5.0
