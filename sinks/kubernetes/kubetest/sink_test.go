@@ -63,6 +63,7 @@ func TestKubernetes(t *testing.T) {
 	t.Run("StuckRolloutTimesOut", s.testRolloutStuck)
 	t.Run("RBACRoleAllowsExactlyItsSecretAndDeployment", s.testRBAC)
 	t.Run("E2E", s.testE2E)
+	t.Run("E2EStuckRolloutRollsBack", s.testE2EStuck)
 }
 
 var seq atomic.Int64
@@ -634,4 +635,79 @@ rollout_restart: {deployments: [%s], timeout: 1m}`, ns, secretName, kc, depName)
 	}
 	e2etest.OnlyActive(t, w.Sim.Sim, rotated)
 	w.Invariants(hist, 2*time.Second)
+}
+
+// testE2EStuck: the new pods never become available, so the rollout after
+// the write does not complete within rollout_restart.timeout. That is a
+// deploy failure: rekey restores the Secret, restarts the Deployment again
+// (that rollout completes, onto the old key), and revokes the new key. No
+// health check runs: monitoring never starts.
+func (s *Server) testE2EStuck(t *testing.T) {
+	const ns = "e2e-stuck"
+	w := e2etest.NewWorld(t, nil)
+	roles, bindings := s.ApplyRBAC(t, roleFile, ns)
+	secretName, depName, sa := roles[0].Rules[0].ResourceNames[0], roles[0].Rules[1].ResourceNames[0], bindings[0].Subjects[0]
+	initial := w.InFile()
+	s.seedSecret(t, ns, secretName, map[string]string{"API_KEY": initial.Reveal()})
+	s.Deployment(t, ns, depName, 2)
+	var mu sync.Mutex
+	podKey := initial
+	ctl := s.Control(t, ns, depName, func(d *appsv1.Deployment) appsv1.DeploymentStatus {
+		if !strings.HasSuffix(d.Spec.Template.Annotations[kubernetes.RestartedForAnnotation], ".rollback") {
+			return Stuck(d) // the new pods crash-loop: the old ones keep running
+		}
+		sec, _ := s.secret(t, ns, secretName)
+		v := secret.New(string(sec.Data["API_KEY"]))
+		w.Seen.Add(v)
+		mu.Lock()
+		podKey = v
+		mu.Unlock()
+		return Complete(d)
+	})
+	var checks atomic.Int64
+	app := e2etest.StartApp(t, func(ctx context.Context) error {
+		checks.Add(1)
+		mu.Lock()
+		v := podKey
+		mu.Unlock()
+		return w.Use(ctx, v)
+	})
+	rc := s.ServiceAccount(t, sa.Namespace, sa.Name)
+	w.WriteConfig(e2etest.Config{HealthURL: app.HealthURL(), Sinks: []string{fmt.Sprintf(`type: kubernetes-secret
+namespace: %s
+name: %s
+key: API_KEY
+kubeconfig: %s
+rollout_restart: {deployments: [%s], timeout: 1s}`, ns, secretName, Kubeconfig(t, rc, "test-cluster"), depName)}})
+
+	code, out, errOut := e2etest.Run(t, w.Rekey("rotate", "prod"))
+	text := out + "\n" + errOut
+	for _, v := range w.Seen.Leaks(text) {
+		t.Fatalf("I4: key value %s appears in rekey's output", v.Fingerprint())
+	}
+	if code != 1 || !strings.Contains(text, "rolled_back") || !strings.Contains(text, "did not complete within 1s") {
+		t.Fatalf("rotate with a stuck rollout: exit %d, want 1, rolled_back and the rollout timeout\n%s", code, text)
+	}
+	hist := w.History()
+	if a, b := rolled(t, ctl), rolled(t, ctl); a != hist[0].ID || b != hist[0].ID+".rollback" {
+		t.Errorf("restarts for %q then %q, want %s then %s.rollback", a, b, hist[0].ID, hist[0].ID)
+	}
+	sec, _ := s.secret(t, ns, secretName)
+	if !secret.New(string(sec.Data["API_KEY"])).Equal(initial) {
+		t.Errorf("the Secret does not hold the initial key after the rollback")
+	}
+	mu.Lock()
+	if !podKey.Equal(initial) {
+		t.Errorf("the pods were not restarted onto the initial key")
+	}
+	mu.Unlock()
+	if n := checks.Load(); n != 0 {
+		t.Errorf("%d health checks ran: monitoring must not start after a failed rollout", n)
+	}
+	for _, tr := range hist[0].Transitions {
+		if tr.Phase == "deployed" || tr.Phase == "monitoring" {
+			t.Errorf("the rotation reached %s", tr.Phase)
+		}
+	}
+	e2etest.OnlyActive(t, w.Sim.Sim, initial)
 }
