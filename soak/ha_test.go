@@ -1,0 +1,713 @@
+package soak
+
+// The HA form of the soak (issue 13): three `rekey daemon` replicas on a
+// three-member etcd cluster, the world's credentials, sinks, clients and
+// issuer/sink faults, and a chaos loop that SIGKILLs and SIGSTOPs replicas
+// and stops etcd members. See README.md, "HA soak".
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/rekeyhq/rekey/internal/e2etest"
+	"github.com/rekeyhq/rekey/internal/etcdtest"
+)
+
+// logEntry is one JSON log line of a rekey process, the fields the HA
+// soak reads.
+type logEntry struct {
+	Msg        string    `json:"msg"`
+	TS         time.Time `json:"ts"`
+	Credential string    `json:"credential"`
+	RotationID string    `json:"rotation_id"`
+	Phase      string    `json:"phase"`
+}
+
+// haLogs is a proc's stderr in the HA soak: kept whole (for the log file
+// and the leak scan) and passed to on one JSON line at a time.
+type haLogs struct {
+	p    *proc
+	on   func(logEntry)
+	mu   sync.Mutex
+	line []byte
+}
+
+func (l *haLogs) Write(b []byte) (int, error) {
+	l.p.errOut.Write(b)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.line = append(l.line, b...)
+	for {
+		i := bytes.IndexByte(l.line, '\n')
+		if i < 0 {
+			break
+		}
+		var e logEntry
+		if json.Unmarshal(l.line[:i], &e) == nil {
+			l.on(e)
+		}
+		l.line = l.line[i+1:]
+	}
+	return len(b), nil
+}
+
+// replica is one daemon replica's slot: its config (own state.path, so its
+// own audit log) and the process running now, restarted after each death.
+type replica struct {
+	idx    int
+	config string
+	rng    *mrand.Rand // restart delays; used by its supervisor only
+
+	mu     sync.Mutex
+	p      *proc
+	alive  bool
+	exited chan struct{} // closed when p exits
+	killed time.Time     // when the harness last SIGKILLed p
+}
+
+// failover is one measurement: a leader's SIGKILL until the first phase a
+// later leader journals.
+type failover struct {
+	killed time.Time
+	from   *proc
+	led    time.Time // when a replica next gained leadership
+	done   chan struct{}
+}
+
+// ha is one HA soak run.
+type ha struct {
+	t       *testing.T
+	w       *world
+	cluster *etcdtest.Cluster
+	ttl     time.Duration
+
+	replicas []*replica
+	drivers  map[string]*haDriver
+	winding  atomic.Bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	mu         sync.Mutex
+	leader     *proc // the replica process leading now, nil if none
+	lastLeader *proc
+	terms      int // leaderships gained
+	changes    int // leaderships gained by another replica than the last
+	pending    *failover
+	samples    []time.Duration // SIGKILL → first journaled step of the next leader
+	toLead     []time.Duration // SIGKILL → the next leader's "gained leadership"
+	windows    map[string][]time.Time
+	fenced     int // "lost the credential's lock" lines
+	counts     map[string]int
+	exits      map[string]int
+	timeline   strings.Builder
+}
+
+// haDriver arms the world's faults for one credential's rotations, as the
+// daemon's leader starts them: the next fault is armed when a rotation
+// ends, so that it is in place when the next one starts.
+type haDriver struct {
+	h   *ha
+	c   *cred
+	rng *mrand.Rand
+
+	mu    sync.Mutex
+	f     *fault
+	rid   string
+	timer *time.Timer
+}
+
+func (h *ha) count(what string) {
+	h.mu.Lock()
+	h.counts[what]++
+	h.mu.Unlock()
+}
+
+func (h *ha) logf(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fmt.Fprintf(&h.timeline, time.Now().UTC().Format("15:04:05.000")+" "+format+"\n", args...)
+}
+
+// haConfig writes dst: the world's config src on the etcd journal, with
+// state.path statePath and, for a replica, a daemon listening on a free
+// port.
+func (h *ha) haConfig(src, dst, statePath string) {
+	t := h.t
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	st, _ := doc["state"].(map[string]any)
+	doc["state"] = map[string]any{
+		"backend":        "etcd",
+		"path":           statePath,
+		"encryption_key": st["encryption_key"],
+		"etcd":           map[string]any{"endpoints": h.cluster.Endpoints(), "prefix": "/soak-ha/", "lock_ttl": h.ttl.String()},
+	}
+	d, _ := doc["daemon"].(map[string]any)
+	if d == nil {
+		d = map[string]any{}
+	}
+	d["listen"] = "127.0.0.1:0"
+	doc["daemon"] = d
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs the binary like world.start, every log line going to
+// h.event as coming from who (a replica index, -1 for a CLI run).
+func (h *ha) start(config string, who int, args ...string) *proc {
+	w := h.w
+	n := w.procs.Add(1)
+	p := &proc{log: filepath.Join(w.dir, "logs", fmt.Sprintf("%06d.log", n))}
+	p.cmd = e2etest.Command(w.t, config, args...)
+	p.cmd.Env = w.env
+	p.cmd.Stdout = p
+	p.cmd.Stderr = &haLogs{p: p, on: func(e logEntry) { h.event(who, p, e) }}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		h.logf("start %s: %v", strings.Join(args, " "), err)
+		return nil
+	}
+	return p
+}
+
+// event handles one log line of one process.
+func (h *ha) event(who int, p *proc, e logEntry) {
+	switch {
+	case strings.HasPrefix(e.Msg, "gained leadership"):
+		h.mu.Lock()
+		h.terms++
+		if h.lastLeader != nil && h.lastLeader != p {
+			h.changes++
+		}
+		h.leader, h.lastLeader = p, p
+		if f := h.pending; f != nil && f.led.IsZero() && p != f.from {
+			f.led = e.TS
+		}
+		h.mu.Unlock()
+		h.logf("r%d pid %d gained leadership", who, p.cmd.Process.Pid)
+	case strings.HasPrefix(e.Msg, "lost leadership"), strings.HasPrefix(e.Msg, "stepped down"):
+		h.mu.Lock()
+		if h.leader == p {
+			h.leader = nil
+		}
+		h.mu.Unlock()
+		h.logf("r%d pid %d %s", who, p.cmd.Process.Pid, e.Msg)
+	case strings.HasPrefix(e.Msg, "lost the credential's lock"):
+		h.mu.Lock()
+		h.fenced++
+		h.mu.Unlock()
+		h.logf("r%d pid %d fenced: %s %s in %s", who, p.cmd.Process.Pid, e.Credential, e.RotationID, e.Phase)
+	case strings.HasPrefix(e.Msg, "monitoring for ") && e.RotationID != "":
+		h.mu.Lock()
+		h.windows[e.RotationID] = append(h.windows[e.RotationID], e.TS)
+		h.mu.Unlock()
+	case e.Phase != "" && e.Msg == "phase "+e.Phase && e.RotationID != "":
+		h.mu.Lock()
+		if f := h.pending; f != nil && p != f.from && e.TS.After(f.killed) {
+			h.samples = append(h.samples, e.TS.Sub(f.killed))
+			if !f.led.IsZero() {
+				h.toLead = append(h.toLead, f.led.Sub(f.killed))
+			}
+			h.pending = nil
+			close(f.done)
+		}
+		h.mu.Unlock()
+		if d := h.drivers[e.Credential]; d != nil {
+			d.onPhase(p, e)
+		}
+	}
+}
+
+// draw picks the next fault: none half the time, else one of the world's
+// issuer and sink faults (c.pick), leaving out the world faults, whose
+// judges read one attempt by one process.
+func (d *haDriver) draw() *fault {
+	for {
+		if d.rng.IntN(2) == 0 {
+			return &fault{name: "none", arm: func() {}, disarm: func() {}}
+		}
+		f := d.c.pick(d.rng)
+		if f.judge == nil && !excluded(f.name) {
+			return f
+		}
+	}
+}
+
+// next arms the fault for the credential's next rotation; under d.mu.
+func (d *haDriver) next() {
+	d.f = nil
+	if d.h.winding.Load() {
+		return
+	}
+	d.f = d.draw()
+	d.f.arm()
+}
+
+func (d *haDriver) stopTimer() {
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+}
+
+// onPhase is a journaled phase of the credential's rotation, from the
+// process p that journaled it.
+func (d *haDriver) onPhase(p *proc, e logEntry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e.RotationID != d.rid {
+		d.rid = e.RotationID
+		d.stopTimer()
+		if d.f != nil {
+			d.h.count("fault " + d.f.name)
+			d.h.logf("%s %s fault %s", d.c.name, d.rid, d.f.name)
+			if d.f.killIn > 0 {
+				d.timer = time.AfterFunc(d.f.killIn, func() { d.h.killProc(p) })
+			}
+		}
+	}
+	if d.f != nil && d.f.onPhase != nil {
+		d.f.onPhase(e.Phase, p)
+	}
+	switch e.Phase {
+	case "done", "rolled_back", "failed":
+		d.stopTimer()
+		if d.f != nil {
+			d.f.disarm()
+		}
+		d.next()
+	}
+}
+
+// disarm takes the credential's fault away for good (wind-down).
+func (d *haDriver) disarm() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopTimer()
+	if d.f != nil {
+		d.f.disarm()
+		d.f = nil
+	}
+}
+
+// killProc SIGKILLs p, whichever replica runs it (a fault's kill).
+func (h *ha) killProc(p *proc) {
+	for _, r := range h.replicas {
+		r.mu.Lock()
+		if r.p == p && r.alive {
+			p.cmd.Process.Kill()
+		}
+		r.mu.Unlock()
+	}
+}
+
+// supervise runs replica r's daemon and, after each death, starts it
+// again after a pause, as systemd or Kubernetes would, until wind-down.
+func (h *ha) supervise(r *replica) {
+	defer h.wg.Done()
+	for {
+		r.mu.Lock()
+		if h.winding.Load() {
+			r.mu.Unlock()
+			return
+		}
+		p := h.start(r.config, r.idx, "daemon")
+		if p == nil {
+			r.mu.Unlock()
+			return
+		}
+		exited := make(chan struct{})
+		r.p, r.alive, r.exited, r.killed = p, true, exited, time.Time{}
+		r.mu.Unlock()
+		h.logf("r%d pid %d started", r.idx, p.cmd.Process.Pid)
+
+		code, _ := p.wait()
+		r.mu.Lock()
+		r.alive = false
+		killed := r.killed
+		r.mu.Unlock()
+		h.mu.Lock()
+		h.exits[fmt.Sprint(code)]++
+		if h.leader == p {
+			h.leader = nil
+		}
+		h.mu.Unlock()
+		close(exited)
+		h.logf("r%d pid %d exited %d", r.idx, p.cmd.Process.Pid, code)
+		if code == -1 && killed.IsZero() {
+			h.count("kill by fault")
+		}
+		delay := time.Duration(300+r.rng.IntN(2700)) * time.Millisecond
+		select {
+		case <-time.After(delay):
+		case <-h.stop:
+			return
+		}
+	}
+}
+
+// pickReplica returns the leading replica (two times in three when one
+// leads) or a random one, and whether it leads.
+func (h *ha) pickReplica(rng *mrand.Rand) (*replica, *proc, bool) {
+	h.mu.Lock()
+	leader := h.leader
+	h.mu.Unlock()
+	if leader != nil && rng.IntN(3) > 0 {
+		for _, r := range h.replicas {
+			r.mu.Lock()
+			p, alive := r.p, r.alive
+			r.mu.Unlock()
+			if p == leader && alive {
+				return r, p, true
+			}
+		}
+	}
+	r := h.replicas[rng.IntN(len(h.replicas))]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.alive {
+		return nil, nil, false
+	}
+	return r, r.p, r.p == leader
+}
+
+// chaos runs the chaos loop on the test's goroutine until end: one action
+// at a time, with a pause between.
+func (h *ha) chaos(rng *mrand.Rand, end time.Time) {
+	for time.Now().Before(end) {
+		time.Sleep(time.Duration(1000+rng.IntN(3000)) * time.Millisecond) // pacing
+		switch n := rng.IntN(10); {
+		case n < 3:
+			r, p, lead := h.pickReplica(rng)
+			if r == nil {
+				continue
+			}
+			role := map[bool]string{true: "leader", false: "standby"}[lead]
+			h.count("SIGKILL " + role)
+			h.logf("chaos: SIGKILL r%d pid %d (%s)", r.idx, p.cmd.Process.Pid, role)
+			// A leader's kill is measured until the next leader journals a
+			// step; the loop waits for it before the next action, so that
+			// each measurement is one failover's alone (bounded: with every
+			// credential backing off nothing is journaled for minutes).
+			var f *failover
+			r.mu.Lock()
+			if r.p == p && r.alive {
+				r.killed = time.Now()
+				if lead {
+					h.mu.Lock()
+					f = &failover{killed: r.killed, from: p, done: make(chan struct{})}
+					h.pending = f
+					h.mu.Unlock()
+				}
+				p.cmd.Process.Kill()
+			}
+			exited := r.exited
+			r.mu.Unlock()
+			<-exited
+			if f != nil {
+				select {
+				case <-f.done:
+				case <-time.After(3*h.ttl + 30*time.Second):
+					h.mu.Lock()
+					if h.pending == f {
+						h.pending = nil
+						h.counts["failover not measured (nothing journaled)"]++
+					}
+					h.mu.Unlock()
+				}
+			}
+		case n < 5:
+			r, p, lead := h.pickReplica(rng)
+			if r == nil {
+				continue
+			}
+			role := map[bool]string{true: "leader", false: "standby"}[lead]
+			hold := h.ttl + time.Duration(500+rng.IntN(2500))*time.Millisecond
+			h.count("SIGSTOP " + role)
+			h.logf("chaos: SIGSTOP r%d pid %d (%s) for %s", r.idx, p.cmd.Process.Pid, role, hold)
+			p.cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(hold) // the pause itself: beyond the lock TTL
+			p.cmd.Process.Signal(syscall.SIGCONT)
+			h.logf("chaos: SIGCONT r%d pid %d", r.idx, p.cmd.Process.Pid)
+		case n < 8:
+			m := h.cluster.Members[rng.IntN(3)]
+			hold := time.Duration(1000+rng.IntN(4000)) * time.Millisecond
+			h.count("etcd member stopped")
+			h.logf("chaos: etcd %s stopped for %s", m.Name, hold)
+			m.Stop()
+			time.Sleep(hold)
+			m.Start()
+			h.logf("chaos: etcd %s serving again", m.Name)
+		default:
+			i := rng.IntN(3)
+			a, b := h.cluster.Members[i], h.cluster.Members[(i+1)%3]
+			hold := h.ttl + time.Duration(1000+rng.IntN(4000))*time.Millisecond
+			h.count("etcd quorum lost (two members stopped)")
+			h.logf("chaos: etcd %s and %s stopped for %s (no quorum)", a.Name, b.Name, hold)
+			a.Stop()
+			b.Stop()
+			time.Sleep(hold)
+			a.Start()
+			b.Start()
+			h.logf("chaos: etcd %s and %s serving again", a.Name, b.Name)
+		}
+	}
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		t.Fatalf("%s=%q: want a duration such as 15m", name, s)
+	}
+	return d
+}
+
+// TestHASoak is the soak's HA form (issue 13): three daemon replicas on a
+// three-member etcd cluster rotate the world's credentials again and
+// again under the issuer and sink faults, while a chaos loop SIGKILLs and
+// SIGSTOPs replicas and stops etcd members (sometimes two: no quorum).
+// Then every invariant of TestSoak, and no double rotation. See README.md.
+func TestHASoak(t *testing.T) {
+	duration := envDuration(t, "REKEY_SOAK_HA_DURATION", 150*time.Second)
+	ttl := envDuration(t, "REKEY_SOAK_HA_TTL", 2*time.Second)
+	ncred := envInt(t, "REKEY_SOAK_HA_CREDENTIALS", 6)
+	seed := uint64(envInt(t, "REKEY_SOAK_SEED", int(time.Now().UnixNano()%1e9)))
+	if ncred < 3 {
+		t.Fatalf("REKEY_SOAK_HA_CREDENTIALS=%d: want at least 3 (one per sink kind)", ncred)
+	}
+	cluster := etcdtest.StartCluster(t, 3) // skips (fails with REKEY_REQUIRE_ETCD) without etcd
+	t.Logf("HA soak: 3 replicas, 3 etcd members, %d credentials, chaos for %s, lock_ttl %s, seed %d (REKEY_SOAK_SEED=%d reproduces the fault plan)",
+		ncred, duration, ttl, seed, seed)
+	begin := time.Now()
+	w := newWorld(t, worldOptions{credentials: ncred})
+	keep(t, w)
+	h := &ha{t: t, w: w, cluster: cluster, ttl: ttl, stop: make(chan struct{}), drivers: map[string]*haDriver{},
+		windows: map[string][]time.Time{}, counts: map[string]int{}, exits: map[string]int{}}
+	all := filepath.Join(w.dir, "rekey.yaml")
+	for i := range 3 {
+		r := &replica{idx: i, config: filepath.Join(w.dir, fmt.Sprintf("rekey-ha-r%d.yaml", i)), rng: mrand.New(mrand.NewPCG(seed, uint64(100+i)))}
+		h.haConfig(all, r.config, filepath.Join(w.dir, "state", fmt.Sprintf("r%d", i), "state.db"))
+		h.replicas = append(h.replicas, r)
+	}
+	for i, c := range w.creds {
+		// c.config serves `rekey history` (w.check) from the etcd journal.
+		h.haConfig(c.config, c.config, filepath.Join(w.dir, "state", "cli", "state.db"))
+		d := &haDriver{h: h, c: c, rng: mrand.New(mrand.NewPCG(seed, uint64(i)))}
+		d.next()
+		h.drivers[c.name] = d
+	}
+	cl := startClients(w, 100*time.Millisecond)
+	for _, r := range h.replicas {
+		h.wg.Add(1)
+		go h.supervise(r)
+	}
+	h.chaos(mrand.New(mrand.NewPCG(seed, 1000)), time.Now().Add(duration))
+
+	// Wind-down: no new faults, the armed ones taken away, the replicas
+	// stopped (SIGTERM: each finishes its step); then one `rekey run`
+	// resumes what they left and rotates every credential once more.
+	h.logf("wind-down")
+	h.winding.Store(true)
+	close(h.stop)
+	for _, d := range h.drivers {
+		d.disarm()
+	}
+	for _, r := range h.replicas {
+		r.mu.Lock()
+		if r.alive {
+			r.p.cmd.Process.Signal(syscall.SIGCONT)
+			r.p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		r.mu.Unlock()
+	}
+	h.wg.Wait()
+	p := h.start(replicaConfig(h), -1, "run")
+	if p == nil {
+		t.Fatal("final run did not start")
+	}
+	if code, _ := p.wait(); code != 0 && code != 1 {
+		t.Errorf("final run: exit %d", code)
+	}
+	cl.close()
+	elapsed := time.Since(begin)
+	os.WriteFile(filepath.Join(w.dir, "logs", "timeline.txt"), []byte(h.timeline.String()), 0o600)
+
+	r := w.check(t, cl)
+	d := h.checkDouble(t, cl)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t.Logf("HA soak figures (%s, %d rekey processes, lock_ttl %s):", elapsed.Round(time.Second), w.procs.Load(), ttl)
+	t.Logf("  rotations            %d done, %d rolled back, %d failed (needs a person), %d total", r.done, r.rolledBack, r.failed, r.done+r.rolledBack+r.failed)
+	t.Logf("  leadership           %d terms, %d changes of leader (failovers), %d rotations stopped fenced (lost lock)", h.terms, h.changes, h.fenced)
+	t.Logf("  failover             %s (SIGKILL of the leader → next leader's first journaled step; %d samples)", spread(h.samples), len(h.samples))
+	t.Logf("  to leadership        %s (SIGKILL of the leader → a standby's \"gained leadership\")", spread(h.toLead))
+	t.Logf("  chaos and kills      %s", formatCounts(filterCounts(h.counts, false)))
+	t.Logf("  daemon exits         %s", formatCounts(h.exits))
+	t.Logf("  client requests      %d (%d ok, %d other errors such as injected 5xx/429, %d failed sink reads)", cl.calls, cl.ok, cl.other, cl.reads)
+	t.Logf("  refused with 401     %d", r.refused)
+	t.Logf("  orphan keys          %d (keys left valid by failed rotations: %d)", r.orphans, r.leftByFailed)
+	t.Logf("  early revocations    %d (journal window) + %d (window restarted by a takeover)", r.early, d.early)
+	t.Logf("  sinks held revoked   %d", r.heldRevoked)
+	t.Logf("  leaked key values    %d (scanned %d values over %d files, %d bytes)", r.leaks, r.valuesScanned, r.filesScanned, r.bytesScanned)
+	t.Logf("  double rotations     %d overlapping, %d second mints, %d unjournaled keys in sinks (rotations with an interrupted mint's extra key, revoked: %d)",
+		d.overlaps, d.secondMints, d.foreign, d.extraKeys)
+	t.Logf("  injected faults      %s", formatCounts(filterCounts(h.counts, true)))
+	if total := r.done + r.rolledBack + r.failed; total < 3*ncred {
+		t.Errorf("only %d rotations over %d credentials: the replicas hardly rotated", total, ncred)
+	}
+	if h.changes == 0 {
+		t.Error("the leader never changed: the chaos did not exercise failover")
+	}
+	if out := os.Getenv("REKEY_SOAK_REPORT"); out != "" {
+		os.WriteFile(out, []byte(fmt.Sprintf("elapsed=%s done=%d rolled_back=%d failed=%d terms=%d failovers=%d fenced=%d failover=%s requests=%d refused=%d orphans=%d early=%d early_takeover=%d held_revoked=%d leaks=%d overlaps=%d second_mints=%d foreign=%d chaos=%q\n",
+			elapsed.Round(time.Second), r.done, r.rolledBack, r.failed, h.terms, h.changes, h.fenced, spread(h.samples), cl.calls, r.refused, r.orphans, r.early, d.early, r.heldRevoked, r.leaks,
+			d.overlaps, d.secondMints, d.foreign, formatCounts(filterCounts(h.counts, false)))), 0o644)
+	}
+}
+
+func replicaConfig(h *ha) string { return h.replicas[0].config }
+
+// filterCounts returns the fault counts (faults) or the others.
+func filterCounts(m map[string]int, faults bool) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		if name, ok := strings.CutPrefix(k, "fault "); ok == faults {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// spread is min/median/max of ds.
+func spread(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
+	return fmt.Sprintf("min %s median %s max %s", r(s[0]), r(s[len(s)/2]), r(s[len(s)-1]))
+}
+
+type doubles struct {
+	overlaps    int // two rotations of one credential overlapping in the journal
+	secondMints int // a key labelled for a rotation, created after the journal named its new key
+	foreign     int // a sink read holding a key no journal record names as new (nor the first key)
+	early       int // an old key revoked less than a window after the last window start (takeovers restart it)
+	extraKeys   int // rotations with more than one key: an interrupted mint's, revoked (reported)
+}
+
+// checkDouble asserts that no rotation ran twice: the journal's
+// rotations of a credential do not overlap; no key was minted for a
+// rotation after the journal named its new key; every key a client read
+// from a sink is the first key or a journaled new key; and each done
+// rotation's old key was revoked a full window after the last window
+// start any process logged for it (a takeover restarts the window).
+func (h *ha) checkDouble(t *testing.T, cl *clients) doubles {
+	var d doubles
+	h.mu.Lock()
+	windows := h.windows
+	h.mu.Unlock()
+	for _, c := range h.w.creds {
+		hist := c.history()
+		sort.Slice(hist, func(i, j int) bool { return hist[i].StartedAt.Before(hist[j].StartedAt) })
+		keys := c.sim.Keys()
+		byID := map[string]int{}
+		byPrefix := map[string]int{}
+		for i, k := range keys {
+			byID[k.ID], byPrefix[k.Prefix] = i, i
+		}
+		named := map[string]bool{}
+		for _, k := range keys {
+			if k.Label == "soak-"+c.name+"-initial" {
+				named[k.ID] = true
+			}
+		}
+		for i, r := range hist {
+			if r.NewKeyID != "" {
+				named[r.NewKeyID] = true
+			}
+			if i > 0 {
+				prev := hist[i-1]
+				if end := prev.Transitions[len(prev.Transitions)-1].At; r.StartedAt.Before(end) {
+					d.overlaps++
+					t.Errorf("I5: %s rotation %s started %v, before rotation %s ended (%s at %v)", c.name, r.ID, r.StartedAt, prev.ID, prev.Phase, end)
+				}
+			}
+			minted := r.At("minted")
+			var mine int
+			for _, k := range keys {
+				if !strings.HasSuffix(k.Label, "-"+r.ID) {
+					continue
+				}
+				mine++
+				if k.ID != r.NewKeyID && !minted.IsZero() && k.Created.After(minted) {
+					d.secondMints++
+					t.Errorf("I5: %s rotation %s: key %s created %v, after the journal named new key %s (minted %v)", c.name, r.ID, k.ID, k.Created, r.NewKeyID, minted)
+				}
+			}
+			if mine > 1 {
+				d.extraKeys++
+			}
+			if r.Phase != "done" || r.OldKeyID == "" || h.w.outsideByID(c.name, r.OldKeyID) {
+				continue
+			}
+			rev := keys[byID[r.OldKeyID]].Revoked
+			var last time.Time
+			for _, at := range windows[r.ID] {
+				if !at.After(rev) && at.After(last) {
+					last = at
+				}
+			}
+			if last.IsZero() || rev.Sub(last) < c.window {
+				d.early++
+				t.Errorf("I1: %s rotation %s: old key %s revoked %v, %v after the last window start %v (window %s; starts %v)", c.name, r.ID, r.OldKeyID, rev, rev.Sub(last), last, c.window, windows[r.ID])
+			}
+		}
+		cl.mu.Lock()
+		for sk := range cl.seen {
+			if sk.cred != c.name {
+				continue
+			}
+			i, ok := byPrefix[sk.prefix]
+			if !ok || !named[keys[i].ID] {
+				d.foreign++
+				t.Errorf("I5: %s: a client read key %s from %s, which no journaled rotation names as its new key", c.name, sk.prefix, sk.sink)
+			}
+		}
+		cl.mu.Unlock()
+	}
+	return d
+}
