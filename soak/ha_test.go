@@ -88,6 +88,7 @@ type failover struct {
 	from     *proc
 	inFlight map[string]bool // rotations the killed leader had journaled last, unfinished
 	led      time.Time       // when a replica next gained leadership
+	ledBy    *proc           // that replica: only its acts end the measurement
 	done     chan struct{}
 }
 
@@ -111,8 +112,8 @@ type ha struct {
 	terms      int // leaderships gained
 	changes    int // leaderships gained by another replica than the last
 	pending    *failover
-	samples    []time.Duration // SIGKILL → the next leader's first act on a rotation the dead one had in flight
-	toLead     []time.Duration // SIGKILL → the next leader's "gained leadership"
+	samples    []time.Duration // SIGKILL → the next leader's first log line about a rotation the dead one had in flight
+	toLead     []time.Duration // SIGKILL → that leader's "gained leadership"
 	windows    map[string][]time.Time
 	// journalers lists, per rotation, the processes that journaled its
 	// phases, in order, each once per run of phases.
@@ -120,8 +121,10 @@ type ha struct {
 	// zombies are phases journaled by a process after another process had
 	// journaled the same rotation: a fenced process that acted.
 	zombies []string
-	// lastPhase is each rotation's last journaled phase.
+	// lastPhase is each rotation's last journaled phase, lastBy the
+	// process that last logged a line about it.
 	lastPhase map[string]string
+	lastBy    map[string]*proc
 	fenced    int // "lost the credential's lock" lines
 	counts    map[string]int
 	bad       []string          // unexpected exits
@@ -214,13 +217,12 @@ func (h *ha) start(config string, who int, args ...string) *proc {
 
 // event handles one log line of one process.
 func (h *ha) event(who int, p *proc, e logEntry) {
-	if e.RotationID != "" && who >= 0 {
+	if e.RotationID != "" {
 		h.mu.Lock()
-		if f := h.pending; f != nil && p != f.from && f.inFlight[e.RotationID] && e.TS.After(f.killed) {
+		h.lastBy[e.RotationID] = p
+		if f := h.pending; f != nil && p == f.ledBy && f.inFlight[e.RotationID] {
 			h.samples = append(h.samples, e.TS.Sub(f.killed))
-			if !f.led.IsZero() {
-				h.toLead = append(h.toLead, f.led.Sub(f.killed))
-			}
+			h.toLead = append(h.toLead, f.led.Sub(f.killed))
 			h.pending = nil
 			close(f.done)
 		}
@@ -235,7 +237,7 @@ func (h *ha) event(who int, p *proc, e logEntry) {
 		}
 		h.leader, h.lastLeader = p, p
 		if f := h.pending; f != nil && f.led.IsZero() && p != f.from {
-			f.led = e.TS
+			f.led, f.ledBy = e.TS, p
 		}
 		h.mu.Unlock()
 		h.logf("r%d pid %d gained leadership", who, p.cmd.Process.Pid)
@@ -404,8 +406,8 @@ func (h *ha) measure(p *proc, at time.Time) *failover {
 		return nil
 	}
 	f := &failover{killed: at, from: p, inFlight: map[string]bool{}, done: make(chan struct{})}
-	for rid, js := range h.journalers {
-		if js[len(js)-1] == p && !terminal(h.lastPhase[rid]) {
+	for rid, by := range h.lastBy {
+		if by == p && !terminal(h.lastPhase[rid]) {
 			f.inFlight[rid] = true
 		}
 	}
@@ -616,7 +618,7 @@ func TestHASoak(t *testing.T) {
 	w := newWorld(t, worldOptions{credentials: ncred})
 	keep(t, w)
 	h := &ha{t: t, w: w, cluster: cluster, ttl: ttl, stop: make(chan struct{}), drivers: map[string]*haDriver{},
-		windows: map[string][]time.Time{}, journalers: map[string][]*proc{}, lastPhase: map[string]string{}, cliConfig: map[string]string{}, counts: map[string]int{}, exits: map[string]int{}}
+		windows: map[string][]time.Time{}, journalers: map[string][]*proc{}, lastPhase: map[string]string{}, lastBy: map[string]*proc{}, cliConfig: map[string]string{}, counts: map[string]int{}, exits: map[string]int{}}
 	all := filepath.Join(w.dir, "rekey.yaml")
 	for i := range 3 {
 		r := &replica{idx: i, config: filepath.Join(w.dir, fmt.Sprintf("rekey-ha-r%d.yaml", i)), rng: mrand.New(mrand.NewPCG(seed, uint64(100+i)))}
@@ -679,8 +681,8 @@ func TestHASoak(t *testing.T) {
 	t.Logf("HA soak figures (%s, %d rekey processes, lock_ttl %s):", elapsed.Round(time.Second), w.procs.Load(), ttl)
 	t.Logf("  rotations            %d done, %d rolled back, %d failed (needs a person), %d total", r.done, r.rolledBack, r.failed, r.done+r.rolledBack+r.failed)
 	t.Logf("  leadership           %d terms, %d changes of leader (failovers), %d rotations stopped fenced (lost lock)", h.terms, h.changes, h.fenced)
-	t.Logf("  failover             %s (SIGKILL of the leader → next leader's first journaled step; %d samples)", spread(h.samples), len(h.samples))
-	t.Logf("  to leadership        %s (SIGKILL of the leader → a standby's \"gained leadership\")", spread(h.toLead))
+	t.Logf("  failover             %s (SIGKILL of the leader → the next leader's first act on a rotation the dead one had in flight; %d samples)", spread(h.samples), len(h.samples))
+	t.Logf("  to leadership        %s (SIGKILL of the leader → that standby's \"gained leadership\")", spread(h.toLead))
 	t.Logf("  chaos and kills      %s", formatCounts(filterCounts(h.counts, false)))
 	t.Logf("  daemon exits         %s", formatCounts(h.exits))
 	t.Logf("  client requests      %d (%d ok, %d other errors such as injected 5xx/429, %d failed sink reads)", cl.calls, cl.ok, cl.other, cl.reads)
