@@ -837,31 +837,53 @@ func (h *ha) checkDouble(t *testing.T, cl *clients) doubles {
 	return d
 }
 
-// replay reads every commit of the etcd journal in commit order (etcd
-// keeps each revision; nothing compacts it here) and checks each
-// rotation's record against its previous commit: its transitions extend
-// the previous ones (a writer that lost its lock, writing from a stale
-// copy, would drop or rewrite some), it names the same new key once it has
-// named one (no second mint), and nothing follows a terminal phase.
+// replay checks the journal's commits in order (replayJournal) and
+// reports each finding as a test error.
 func (h *ha) replay(t *testing.T, d *doubles) {
-	cli := h.cluster.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	head, err := cli.Get(ctx, "/soak-ha/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	r, err := replayJournal(ctx, h.cluster.Client(t), "/soak-ha/")
 	if err != nil {
 		t.Fatalf("journal replay: %v", err)
 	}
+	d.commits, d.rewrites, d.secondMints = r.commits, r.rewrites, r.secondMints
+	for _, p := range r.problems {
+		t.Errorf("I5: %s", p)
+	}
+}
+
+type replayed struct {
+	commits, rewrites, secondMints int
+	problems                       []string
+}
+
+// replayJournal reads every commit under prefix in commit order (etcd
+// keeps each revision; nothing compacts it here) and checks each
+// rotation's record against its previous commit: its transitions extend
+// the previous ones (a writer that lost its lock, writing from a stale
+// copy, would drop or rewrite some), nothing follows a terminal phase, and
+// once it names a new key it names that one (no second mint). Records are
+// told from the store's other keys by their shape.
+func replayJournal(ctx context.Context, cli *clientv3.Client, prefix string) (replayed, error) {
+	var r replayed
+	head, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return r, err
+	}
+	type transition struct {
+		Phase string    `json:"phase"`
+		At    time.Time `json:"at"`
+	}
 	type commit struct {
 		phase, newKey string
-		trs           []struct {
-			Phase string    `json:"phase"`
-			At    time.Time `json:"at"`
-		}
+		trs           []transition
 	}
 	last := map[string]commit{}
-	for resp := range cli.Watch(ctx, "/soak-ha/", clientv3.WithPrefix(), clientv3.WithRev(1)) {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	for resp := range cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(1)) {
 		if err := resp.Err(); err != nil {
-			t.Fatalf("journal replay: %v", err)
+			return r, err
 		}
 		for _, ev := range resp.Events {
 			if ev.Type != clientv3.EventTypePut {
@@ -877,19 +899,16 @@ func (h *ha) replay(t *testing.T, d *doubles) {
 				continue // not a rotation record
 			}
 			var rec struct {
-				NewKeyID    string `json:"new_key_id"`
-				Transitions []struct {
-					Phase string    `json:"phase"`
-					At    time.Time `json:"at"`
-				} `json:"transitions"`
+				NewKeyID    string       `json:"new_key_id"`
+				Transitions []transition `json:"transitions"`
 			}
+			name := st.Credential + "/" + st.ID
 			if err := json.Unmarshal([]byte(st.Record), &rec); err != nil {
-				t.Errorf("journal replay: %s/%s at revision %d: %v", st.Credential, st.ID, ev.Kv.ModRevision, err)
+				r.problems = append(r.problems, fmt.Sprintf("%s revision %d: %v", name, ev.Kv.ModRevision, err))
 				continue
 			}
-			d.commits++
+			r.commits++
 			cur := commit{phase: st.Phase, newKey: rec.NewKeyID, trs: rec.Transitions}
-			name := st.Credential + "/" + st.ID
 			if prev, ok := last[name]; ok {
 				extends := len(cur.trs) >= len(prev.trs)
 				for i := 0; extends && i < len(prev.trs); i++ {
@@ -897,18 +916,65 @@ func (h *ha) replay(t *testing.T, d *doubles) {
 				}
 				switch {
 				case !extends || (terminal(prev.phase) && cur.phase != prev.phase):
-					d.rewrites++
-					t.Errorf("I5: fencing: %s revision %d (%s, %d transitions) does not extend the previous commit (%s, %d transitions)", name, ev.Kv.ModRevision, cur.phase, len(cur.trs), prev.phase, len(prev.trs))
+					r.rewrites++
+					r.problems = append(r.problems, fmt.Sprintf("fencing: %s revision %d (%s, %d transitions) does not extend the previous commit (%s, %d transitions)",
+						name, ev.Kv.ModRevision, cur.phase, len(cur.trs), prev.phase, len(prev.trs)))
 				case prev.newKey != "" && cur.newKey != prev.newKey:
-					d.secondMints++
-					t.Errorf("I5: %s revision %d names new key %s, an earlier commit %s", name, ev.Kv.ModRevision, cur.newKey, prev.newKey)
+					r.secondMints++
+					r.problems = append(r.problems, fmt.Sprintf("%s revision %d names new key %s, an earlier commit %s", name, ev.Kv.ModRevision, cur.newKey, prev.newKey))
 				}
 			}
 			last[name] = cur
 		}
-		if resp.Header.Revision >= head.Header.Revision && len(resp.Events) > 0 && resp.Events[len(resp.Events)-1].Kv.ModRevision >= head.Header.Revision {
-			return
+		if n := len(resp.Events); n > 0 && resp.Events[n-1].Kv.ModRevision >= head.Header.Revision {
+			return r, nil
 		}
 	}
-	t.Errorf("journal replay: the watch ended before revision %d", head.Header.Revision)
+	return r, fmt.Errorf("the watch ended before revision %d: %w", head.Header.Revision, ctx.Err())
+}
+
+// TestHAJournalReplay is the replay's control: a record whose commits run
+// planned → minted → a commit from a stale copy (minted's transition
+// missing), and one whose new key changes, are each found; a record
+// progressing normally is not.
+func TestHAJournalReplay(t *testing.T) {
+	cli := etcdtest.Start(t).Client(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	put := func(key, id, phase, newKey string, phases ...string) {
+		t.Helper()
+		var trs []map[string]any
+		for i, p := range phases {
+			trs = append(trs, map[string]any{"phase": p, "at": t0.Add(time.Duration(i) * time.Second)})
+		}
+		if phases[len(phases)-1] == "stale" { // a transition stamped by another writer
+			trs[len(trs)-1] = map[string]any{"phase": phase, "at": t0.Add(time.Hour)}
+		}
+		rec, _ := json.Marshal(map[string]any{"new_key_id": newKey, "transitions": trs})
+		val, _ := json.Marshal(map[string]any{"credential": "c00", "id": id, "phase": phase, "record": string(rec)})
+		if _, err := cli.Put(ctx, "/soak-ha/rotations/c00/"+key, string(val)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("1/ok", "ok", "planned", "", "planned")
+	put("1/fenced", "fenced", "planned", "", "planned")
+	put("1/twice", "twice", "planned", "", "planned")
+	put("1/ok", "ok", "minted", "k1", "planned", "minted")
+	put("1/fenced", "fenced", "minted", "k1", "planned", "minted")
+	put("1/twice", "twice", "minted", "k1", "planned", "minted")
+	cli.Put(ctx, "/soak-ha/locks/c00/1", "") // not a record
+	put("1/fenced", "fenced", "verified", "k1", "planned", "stale")
+	put("1/twice", "twice", "minted", "k2", "planned", "minted")
+	put("1/ok", "ok", "verified", "k1", "planned", "minted", "verified")
+	put("1/ok", "ok", "done", "k1", "planned", "minted", "verified", "done")
+	r, err := replayJournal(ctx, cli, "/soak-ha/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.commits != 10 || r.rewrites != 1 || r.secondMints != 1 || len(r.problems) != 2 {
+		t.Fatalf("replay: %d commits, %d rewrites, %d second mints, problems %q; want 10, 1, 1", r.commits, r.rewrites, r.secondMints, r.problems)
+	}
+	if !strings.Contains(r.problems[0], "c00/fenced") || !strings.Contains(r.problems[1], "c00/twice") {
+		t.Errorf("problems name the wrong records: %q", r.problems)
+	}
 }
