@@ -81,8 +81,8 @@ type replica struct {
 	killed time.Time     // when the harness last SIGKILLed p
 }
 
-// failover is one measurement: a leader's SIGKILL until the first phase a
-// later leader journals.
+// failover is one measurement: a leader's SIGKILL until the next
+// leader's first log line about a rotation the dead leader had in flight.
 type failover struct {
 	killed   time.Time
 	from     *proc
@@ -114,7 +114,7 @@ type ha struct {
 	pending    *failover
 	samples    []time.Duration // SIGKILL → the next leader's first log line about a rotation the dead one had in flight
 	toLead     []time.Duration // SIGKILL → that leader's "gained leadership"
-	windows    map[string][]time.Time
+	windows    map[string][]time.Time // per rotation, each "monitoring for" (a window start) any process logged
 	// lastPhase is each rotation's last journaled phase, lastBy the
 	// process that last logged a line about it.
 	lastPhase map[string]string
@@ -647,7 +647,7 @@ func TestHASoak(t *testing.T) {
 	h.wg.Wait()
 	h.clis.Wait()
 	h.waitNoLocks()
-	p := h.start(replicaConfig(h), -1, "run")
+	p := h.start(h.replicas[0].config, -1, "run")
 	if p == nil {
 		t.Fatal("final run did not start")
 	}
@@ -694,8 +694,6 @@ func TestHASoak(t *testing.T) {
 			d.overlaps, d.secondMints, d.foreign, d.rewrites, d.commits, formatCounts(filterCounts(h.counts, false)))), 0o644)
 	}
 }
-
-func replicaConfig(h *ha) string { return h.replicas[0].config }
 
 // waitNoLocks waits until no credential lock is left in etcd: every rekey
 // process has ended, but the lock of one that was killed lasts until its
