@@ -112,8 +112,8 @@ type ha struct {
 	terms      int // leaderships gained
 	changes    int // leaderships gained by another replica than the last
 	pending    *failover
-	samples    []time.Duration // SIGKILL → the next leader's first log line about a rotation the dead one had in flight
-	toLead     []time.Duration // SIGKILL → that leader's "gained leadership"
+	samples    []time.Duration        // SIGKILL → the next leader's first log line about a rotation the dead one had in flight
+	toLead     []time.Duration        // SIGKILL → that leader's "gained leadership"
 	windows    map[string][]time.Time // per rotation, each "monitoring for" (a window start) any process logged
 	// lastPhase is each rotation's last journaled phase, lastBy the
 	// process that last logged a line about it.
