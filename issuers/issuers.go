@@ -105,6 +105,24 @@ type KeyLimiter interface {
 	MaxActiveKeys() int
 }
 
+// SlotHolder is a KeyLimiter whose limit also counts keys List leaves out
+// because they no longer authenticate: IAM counts inactive access keys
+// against its quota of two. HeldKeys returns the ones a rotation started
+// now would still find holding a slot, so that `rekey plan` does not
+// promise a slot Create cannot have.
+type SlotHolder interface {
+	HeldKeys(ctx context.Context) ([]HeldKey, error)
+}
+
+// HeldKey is a key that holds a slot of the account's limit without
+// authenticating.
+type HeldKey struct {
+	ID string
+	// Until is when rekey frees the slot (IAM: delete_after after the
+	// revocation); zero when only a person can.
+	Until time.Time
+}
+
 // Account is an issuer that names the account it acts on, e.g.
 // "apexverify https://api.apexverify.com". The journal binds a credential's
 // history to it (invariant I8), so the name must stay the same, byte for
@@ -114,12 +132,14 @@ type Account interface {
 	Account() string
 }
 
-// Fielded is an issuer whose values are multi-field (secret.NewFields):
-// an AWS access key ID and its secret, a Twilio SID and secret. Fields
-// returns the field names every value it creates carries, sorted. rekey
-// checks, before any rotation, that each sink of a credential maps exactly
-// these fields. An issuer of single values does not implement it; one that
-// does must never return a single value.
+// Fielded is an issuer that knows the shape of every value it creates.
+// Fields returns the field names every value carries (secret.NewFields:
+// an AWS access key ID and its secret, a Twilio SID and secret), sorted;
+// or nil when every value is a single value (an http issuer without
+// key.fields). rekey checks, before any rotation, that each sink of a
+// credential maps exactly these fields, or holds a single value (key:)
+// when there are none. An issuer that decides per value (exec) does not
+// implement it.
 type Fielded interface {
 	Fields() []string
 }

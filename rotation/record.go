@@ -151,6 +151,20 @@ type LockWatcher interface {
 	LockLost(credential string) <-chan struct{}
 }
 
+// ChangeWatcher is an optional ability of a Store that several processes
+// share (etcd): it tells of records saved by any process as they are
+// saved. A daemon's Scheduler watches while it runs, so that it looks at a
+// credential again when another process changes its journal (a `rekey
+// rotate` on another host that was killed mid-way, a deploy hook's
+// --finish), not only at the credential's next wake time.
+type ChangeWatcher interface {
+	// WatchChanges calls changed, from one goroutine, with the credential
+	// of each record saved from now on, until ctx ends; and with "" when it
+	// may have missed changes (the watch broke and started again), meaning
+	// every credential. It returns when ctx ends.
+	WatchChanges(ctx context.Context, changed func(credential string))
+}
+
 // ErrNotFound is returned by Store.Get for an unknown rotation.
 var ErrNotFound = errors.New("rotation: no such rotation")
 

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -55,7 +56,7 @@ type Status struct {
 // reads every credential's journal once at start, and afterwards only the
 // journal of the credential an event concerns (its wake time came, its
 // rotation attempt finished, a reload added or changed it, a slot freed up
-// for it). Each credential's next wake time sits in a min-heap; one timer
+// for it, another process changed its journal: see ChangeWatcher). Each credential's next wake time sits in a min-heap; one timer
 // is set to the earliest.
 type Scheduler struct {
 	Engine *Engine
@@ -89,6 +90,10 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	pending []*Credential
+	// changed holds the credentials another process changed (see
+	// ChangeWatcher) since the loop last looked; all: every credential.
+	changed map[string]bool
+	all     bool
 	wake    chan struct{}
 }
 
@@ -109,6 +114,38 @@ func (s *Scheduler) Reload(creds []*Credential) {
 	case wake <- struct{}{}:
 	default:
 	}
+}
+
+// noteChange records that credential's journal changed ("" for every
+// credential) and wakes the loop. It is the ChangeWatcher's callback.
+func (s *Scheduler) noteChange(credential string) {
+	s.mu.Lock()
+	if credential == "" {
+		s.all = true
+	} else {
+		if s.changed == nil {
+			s.changed = map[string]bool{}
+		}
+		s.changed[credential] = true
+	}
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+	wake := s.wake
+	s.mu.Unlock()
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeChanged returns and clears what noteChange recorded.
+func (s *Scheduler) takeChanged() (changed map[string]bool, all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed, all = s.changed, s.all
+	s.changed, s.all = nil, false
+	return changed, all
 }
 
 func (s *Scheduler) reloaded() <-chan struct{} {
@@ -216,6 +253,15 @@ func (s *Scheduler) Run(ctx context.Context, creds []*Credential) {
 	defer l.wg.Wait()
 	defer l.stopTimer()
 	reload := s.reloaded()
+	if w, ok := s.Engine.Store.(ChangeWatcher); ok {
+		// Watch from before the first reading of the journals, so that no
+		// change between the two goes unseen.
+		wctx, stop := context.WithCancel(ctx)
+		var watching sync.WaitGroup
+		watching.Go(func() { w.WatchChanges(wctx, s.noteChange) })
+		defer watching.Wait()
+		defer stop()
+	}
 	l.reload(creds)
 	l.idle()
 	ctxDone := ctx.Done()
@@ -240,6 +286,7 @@ func (s *Scheduler) Run(ctx context.Context, creds []*Credential) {
 			if p := s.takePending(); p != nil {
 				l.reload(p)
 			}
+			l.changed(s.takeChanged())
 		case f := <-l.done:
 			l.finished(f)
 		}
@@ -278,6 +325,28 @@ func (l *loop) reload(creds []*Credential) {
 		}
 		en.cred, en.listed = c, true
 		l.evaluate(en)
+	}
+}
+
+// changed evaluates again the credentials whose journal another process
+// changed (all of them if all), in name order. One that is running or
+// waiting for a slot is left alone: it is evaluated when its attempt
+// finishes or its slot comes, and reads the journal then.
+func (l *loop) changed(changed map[string]bool, all bool) {
+	var names []string
+	if all {
+		names = slices.Collect(maps.Keys(l.entries))
+	} else {
+		names = slices.Collect(maps.Keys(changed))
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if l.ctx.Err() != nil {
+			return
+		}
+		if en := l.entries[name]; en != nil && en.listed && !en.running && !en.waiting {
+			l.evaluate(en)
+		}
 	}
 }
 

@@ -412,3 +412,74 @@ func TestSchedulerReloadAddsCredential(t *testing.T) {
 		t.Fatalf("prod rotated again on reload: %d rotations", n)
 	}
 }
+
+// watchedStore is a Store with a ChangeWatcher whose changes the test
+// sends (etcdstore's watch is tested against real etcd).
+type watchedStore struct {
+	rotation.Store
+	changes chan string
+}
+
+func (s watchedStore) WatchChanges(ctx context.Context, changed func(string)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-s.changes:
+			changed(c)
+		}
+	}
+}
+
+// Another process's rotation that died mid-way (its lock gone) is resumed
+// as soon as the watch tells of its journal change, not at the
+// credential's next wake time, 90 days on; a change the watch may have
+// missed ("") makes the scheduler look at every credential.
+func TestSchedulerLooksAgainWhenAnotherProcessChangesTheJournal(t *testing.T) {
+	w := newSchedulerWorld(t)
+	w.seed()
+	changes := make(chan string)
+	d := w.startDaemonWith(func(s *rotation.Scheduler) {
+		s.Engine.Store = watchedStore{Store: s.Engine.Store, changes: changes}
+	})
+	if r := d.result(); r.Err != nil || r.Outcome.Phase != rotation.Done {
+		t.Fatalf("first rotation: %+v", r)
+	}
+	d.asleep()
+	send := func(c string) {
+		t.Helper()
+		select {
+		case changes <- c:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the scheduler does not watch the store's changes")
+		}
+	}
+
+	for _, change := range []string{"prod", ""} {
+		// The other process, an hour on: it journals deployed, then dies.
+		d.clock.Advance(time.Hour)
+		var left string
+		crash := rotation.Hooks{AfterSave: func(r *rotation.Record) error {
+			if r.Phase == rotation.Deployed {
+				left = r.ID
+				return errCrash
+			}
+			return nil
+		}}
+		if _, err := w.engine(crash).Rotate(context.Background(), w.cred, rotation.Options{Force: true}); !errors.Is(err, errCrash) {
+			t.Fatalf("the other process's rotation: %v, want the crash", err)
+		}
+		d.asleep() // unseen: nothing tells the scheduler yet
+		send("unknown-credential")
+		d.asleep()
+		send(change)
+		r := d.result()
+		if r.Err != nil || r.Outcome.RotationID != left || r.Outcome.Phase != rotation.Done {
+			t.Fatalf("after the change %q: %+v; want rotation %s resumed to done", change, r, left)
+		}
+		d.asleep()
+	}
+	if n := len(w.history()); n != 3 {
+		t.Errorf("%d rotations in the journal, want 3 (no rotation of the scheduler's own after the resumes)", n)
+	}
+}

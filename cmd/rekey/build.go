@@ -310,8 +310,9 @@ func (a *app) credentials(cfg *config.Config) (map[string]*rotation.Credential, 
 
 // checkFields checks a credential's sinks against the fields its issuer's
 // values carry, when the issuer says (issuers.Fielded): every sink must map
-// exactly those fields. An issuer that does not say decides per value; a
-// sink then refuses a value of the wrong shape before writing anything.
+// exactly those fields, or hold a single value when there are none. An
+// issuer that does not say decides per value; a sink then refuses a value
+// of the wrong shape before writing anything.
 func checkFields(cc *config.Credential, iss issuers.Issuer) error {
 	fi, ok := iss.(issuers.Fielded)
 	if !ok || len(cc.Sinks) == 0 {
@@ -321,8 +322,11 @@ func checkFields(cc *config.Credential, iss issuers.Issuer) error {
 	got := cc.Fields()
 	s := cc.Sinks[0]
 	switch {
-	case len(want) == 0 || slices.Equal(got, want):
+	case slices.Equal(got, want):
 		return nil
+	case len(want) == 0:
+		return fail(exitUsage, &config.Error{File: s.File, Line: s.Line, Field: "credentials." + cc.Name + ".sinks",
+			Msg: fmt.Sprintf("issuer %s's keys are single values: the sinks hold them with key:, not fields:", cc.Issuer)})
 	case got == nil:
 		return fail(exitUsage, &config.Error{File: s.File, Line: s.Line, Field: "credentials." + cc.Name + ".sinks",
 			Msg: fmt.Sprintf("issuer %s's keys have the fields %s: map each of them in every sink with fields: (key: holds a single value)", cc.Issuer, strings.Join(want, ", "))})

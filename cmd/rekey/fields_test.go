@@ -77,9 +77,19 @@ func TestCheckFieldsAgainstTheIssuer(t *testing.T) {
 			case tc.want != "" && codeOf(err) != exitUsage:
 				t.Errorf("exit code %d, want %d", codeOf(err), exitUsage)
 			}
-			// A single-value issuer (no Fielded) accepts any shape.
+			// An issuer that decides per value (no Fielded) accepts any
+			// shape.
 			if err := checkFields(cfg.Credentials["aws"], nil); err != nil {
-				t.Errorf("checkFields with a single-value issuer: %v", err)
+				t.Errorf("checkFields with an issuer that decides per value: %v", err)
+			}
+			// An issuer of single values (Fielded, no fields) wants key:.
+			err = checkFields(cfg.Credentials["aws"], fieldedIssuer{})
+			mapped := cfg.Credentials["aws"].Fields() != nil
+			switch {
+			case !mapped && err != nil:
+				t.Errorf("checkFields of key: sinks with a single-value issuer: %v", err)
+			case mapped && (err == nil || !strings.Contains(err.Error(), "issuer apex's keys are single values: the sinks hold them with key:, not fields:")):
+				t.Errorf("checkFields of fields: sinks with a single-value issuer = %v, want a refusal", err)
 			}
 		})
 	}

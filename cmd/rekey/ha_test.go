@@ -437,3 +437,44 @@ func TestHAQuorumLossPausesRotation(t *testing.T) {
 	}
 	e.invariants()
 }
+
+// A rotation another host started (a `rekey rotate` on a CI runner) and
+// that died mid-window is resumed by the leading daemon soon after the
+// dead process's lock expires, not at the credential's next due time
+// (rotate_every after the daemon's own rotation): the leader watches the
+// journal in etcd. It finishes that rotation, with a full window of its
+// own, and mints nothing.
+func TestHADaemonResumesAnotherHostsDeadRotation(t *testing.T) {
+	e := haEnv(t, etcdtest.Start(t), "/ha-other/")
+	d := e.host("a").start(t, "daemon")
+	d.waitLog("gained leadership", 1)
+	first := e.waitPhase("done")
+
+	ci := e.host("ci").start(t, "rotate", "prod", "--force")
+	mon := e.waitPhase("monitoring")
+	if mon.ID == first.ID {
+		t.Fatal("the CI host's rotation never started")
+	}
+	if err := ci.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	ci.cmd.Wait()
+
+	done := e.waitPhase("done")
+	if done.ID != mon.ID {
+		t.Fatalf("newest rotation %s is done, want the CI host's %s resumed", done.ID, mon.ID)
+	}
+	t.Logf("the daemon finished the dead CI rotation %v after the kill (lock_ttl %s, window %s)",
+		time.Since(killed).Round(time.Millisecond), haTTL, haWindow)
+	if h := e.history(); len(h) != 2 {
+		t.Errorf("%d rotations, want 2 (the daemon's and the CI host's)", len(h))
+	}
+	if n := len(e.Sim.Keys()); n != 3 {
+		t.Errorf("the simulator holds %d keys, want 3 (the first and one per rotation)", n)
+	}
+	if rev := e.revokedAt(done.OldKeyID); rev.IsZero() || rev.Sub(killed) < haWindow {
+		t.Errorf("old key revoked %v after the kill, want at least the %v window", rev.Sub(killed), haWindow)
+	}
+	e.invariants()
+}

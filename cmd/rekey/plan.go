@@ -151,15 +151,49 @@ func checkIssuer(ctx context.Context, name string, iss issuers.Issuer) planCheck
 		return pc
 	}
 	limit := limiter.MaxActiveKeys()
-	free := limit - len(keys)
+	var held []issuers.HeldKey
+	if h, ok := iss.(issuers.SlotHolder); ok {
+		if held, err = h.HeldKeys(ctx); err != nil {
+			pc.Status, pc.Detail = checkProblem, "reachable, but listing the keys that hold a slot failed: "+err.Error()
+			return pc
+		}
+	}
+	free := limit - len(keys) - len(held)
 	if free < 1 {
 		pc.Status = checkProblem
-		pc.Detail = fmt.Sprintf("no free key slot: %d of %d keys active; revoke unused keys", len(keys), limit)
+		if len(held) == 0 {
+			pc.Detail = fmt.Sprintf("no free key slot: %d of %d keys active; revoke unused keys", len(keys), limit)
+		} else {
+			pc.Detail = fmt.Sprintf("no free key slot: %d active and %d inactive of %d keys (inactive keys count against the limit): %s",
+				len(keys), len(held), limit, describeHeld(held, true))
+		}
 		return pc
 	}
 	pc.Status = checkOK
-	pc.Detail = fmt.Sprintf("reachable, management token valid, %d of %d keys active (%d free)", len(keys), limit, free)
+	if len(held) == 0 {
+		pc.Detail = fmt.Sprintf("reachable, management token valid, %d of %d keys active (%d free)", len(keys), limit, free)
+	} else {
+		pc.Detail = fmt.Sprintf("reachable, management token valid, %d active and %d inactive of %d keys (%d free): %s",
+			len(keys), len(held), limit, free, describeHeld(held, false))
+	}
 	return pc
+}
+
+// describeHeld says of each key holding a slot when it frees it; blocking:
+// no slot is free, so a rotation before then fails.
+func describeHeld(held []issuers.HeldKey, blocking bool) string {
+	parts := make([]string, len(held))
+	for n, h := range held {
+		if h.Until.IsZero() {
+			parts[n] = h.ID + " is inactive and was not revoked by rekey, which never deletes it: delete it to free its slot"
+			continue
+		}
+		parts[n] = h.ID + " is deleted after " + h.Until.UTC().Format(time.RFC3339) + " (delete_after)"
+		if blocking {
+			parts[n] += "; a rotation before then fails for want of a slot"
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // checkKeys reports which key a rotation would replace, in plain words,

@@ -98,6 +98,7 @@ var (
 	_ issuers.Identifier    = (*Issuer)(nil)
 	_ issuers.UsageReporter = (*Issuer)(nil)
 	_ issuers.KeyLimiter    = (*Issuer)(nil)
+	_ issuers.Fielded       = (*Issuer)(nil)
 	_ issuers.Account       = (*Issuer)(nil)
 )
 
@@ -150,6 +151,10 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Issuer, error) {
 	}
 	return i, nil
 }
+
+// Fields is nil: an ApexVerify key is a single value (issuers.Fielded), so
+// its sinks hold it with key:.
+func (i *Issuer) Fields() []string { return nil }
 
 // MaxActiveKeys is the account's limit of active keys (issuers.KeyLimiter).
 func (i *Issuer) MaxActiveKeys() int { return i.maxKeys }

@@ -173,6 +173,7 @@ var (
 	_ issuers.Identifier    = (*Issuer)(nil)
 	_ issuers.UsageReporter = (*Issuer)(nil)
 	_ issuers.KeyLimiter    = (*Issuer)(nil)
+	_ issuers.SlotHolder    = (*Issuer)(nil)
 	_ issuers.Account       = (*Issuer)(nil)
 	_ issuers.Fielded       = (*Issuer)(nil)
 )
@@ -483,6 +484,37 @@ func (i *Issuer) List(ctx context.Context) ([]issuers.Key, error) {
 			out = append(out, k)
 		}
 	}
+	return out, nil
+}
+
+// HeldKeys returns the user's inactive keys that still fill one of IAM's
+// two slots (issuers.SlotHolder): those rekey revoked less than
+// delete_after ago, with the time the grace ends, and those a person
+// deactivated (no revoked tag; rekey never deletes them), with a zero
+// Until. A key whose grace has passed is left out: Create deletes it
+// first. It changes nothing.
+func (i *Issuer) HeldKeys(ctx context.Context) ([]issuers.HeldKey, error) {
+	st, err := i.state(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("awsiam: held keys: %w", err)
+	}
+	now := i.clock.Now()
+	var out []issuers.HeldKey
+	for _, k := range st.keys {
+		if k.Status != iamtypes.StatusTypeInactive {
+			continue
+		}
+		id := aws.ToString(k.AccessKeyId)
+		h := issuers.HeldKey{ID: id}
+		if at, ok := st.revokedAt(id); ok {
+			h.Until = at.Add(i.deleteAfter).UTC()
+			if !now.Before(h.Until) {
+				continue
+			}
+		}
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b issuers.HeldKey) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

@@ -474,3 +474,38 @@ func TestCreateNotRetriedBlindly(t *testing.T) {
 		t.Errorf("user holds %d keys, want 1", n)
 	}
 }
+
+// HeldKeys names the inactive keys that still fill a slot: the one rekey
+// revoked until its grace ends (then Create deletes it first, so it holds
+// nothing), and one a person deactivated, which rekey never deletes.
+func TestHeldKeys(t *testing.T) {
+	e := newEnv(t, awsiam.Config{DeleteAfter: 7 * 24 * time.Hour})
+	a, _ := e.create(t, "old")
+	e.create(t, "new")
+	if held, err := e.iss.HeldKeys(e.ctx); err != nil || len(held) != 0 {
+		t.Fatalf("HeldKeys with two active keys = %v, %v; want none", held, err)
+	}
+	revokedAt := e.clock.Now().UTC()
+	if err := e.iss.Revoke(e.ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	held, err := e.iss.HeldKeys(e.ctx)
+	want := []issuers.HeldKey{{ID: a.ID, Until: revokedAt.Add(7 * 24 * time.Hour)}}
+	if err != nil || !slices.Equal(held, want) {
+		t.Fatalf("HeldKeys after the revoke = %v, %v; want %v", held, err, want)
+	}
+	e.clock.Advance(7 * 24 * time.Hour)
+	if held, err := e.iss.HeldKeys(e.ctx); err != nil || len(held) != 0 {
+		t.Fatalf("HeldKeys after the grace = %v, %v; want none (Create deletes it first)", held, err)
+	}
+	if _, ok := e.serverKey(t, a.ID); !ok {
+		t.Fatal("HeldKeys deleted the key: it must change nothing")
+	}
+	e.create(t, "third") // deletes a first
+	person := e.srv.Keys(user)[0]
+	e.srv.Deactivate(person.ID)
+	held, err = e.iss.HeldKeys(e.ctx)
+	if want := []issuers.HeldKey{{ID: person.ID}}; err != nil || !slices.Equal(held, want) {
+		t.Fatalf("HeldKeys with a key a person deactivated = %v, %v; want %v (no end)", held, err, want)
+	}
+}

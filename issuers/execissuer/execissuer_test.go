@@ -51,7 +51,8 @@ type envOptions struct {
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), clock: clocktest.New(clockwork.NewFakeClock()), logs: &syncBuffer{}}
-	vars := map[string]string{"REKEY_EXEC_HELPER": "1", "REKEY_EXEC_STATE": e.dir}
+	// The race detector sleeps a second at every exit by default.
+	vars := map[string]string{"REKEY_EXEC_HELPER": "1", "REKEY_EXEC_STATE": e.dir, "GORACE": "atexit_sleep_ms=0"}
 	if o.fields {
 		vars["REKEY_EXEC_FIELDS"] = "1"
 	}

@@ -111,6 +111,9 @@ type Call struct {
 	// Body is a JSON template: {{label}} (and {{id}}) are replaced by the
 	// value's JSON string contents, so write "name": "{{label}}".
 	Body string `yaml:"body"`
+	// Form is a form-encoded body (application/x-www-form-urlencoded)
+	// instead of a JSON one: each value a template like a query value.
+	Form map[string]string `yaml:"form"`
 	// Object is the JSONPath of the key object in the answer; default "$".
 	Object string `yaml:"object"`
 	// ExpectStatus are the success statuses; default any 2xx.
@@ -128,10 +131,13 @@ type ListCall struct {
 // Pagination is one of: cursor (the answer names the next cursor, sent
 // back in Param), page (page numbers in Param from Start, stopping at an
 // empty or short page), link (RFC 8288 Link: <…>; rel="next" on the same
-// host). Empty: one page.
+// host), url (the answer names the next page's URL, absolute or relative
+// to base_url, at Cursor; followed only on base_url's host; null or empty
+// ends the list). Empty: one page.
 type Pagination struct {
-	Type string `yaml:"type"` // cursor | page | link
-	// Cursor is the JSONPath of the next cursor (cursor).
+	Type string `yaml:"type"` // cursor | page | link | url
+	// Cursor is the JSONPath of the next cursor (cursor) or of the next
+	// page's URL (url).
 	Cursor string `yaml:"cursor"`
 	// HasMore is the JSONPath of a boolean "more pages" flag (cursor;
 	// optional: without it an empty cursor ends the list).
@@ -168,21 +174,36 @@ type VerifyCall struct {
 	// Authorization: "Bearer {{key}}".
 	Header string `yaml:"header"`
 	Value  string `yaml:"value"`
+	// Basic sends the key as HTTP basic auth instead of Header, each a
+	// template of {{key}} or of a multi-field key's fields, e.g.
+	// {username: "{{sid}}", password: "{{secret}}"}.
+	Basic BasicTemplate `yaml:"basic"`
 	// ExpectStatus are the statuses of a working key; default [200].
 	ExpectStatus []int `yaml:"expect_status"`
 	// RefusedStatus are the statuses of a refused key; default [401, 403].
 	RefusedStatus []int `yaml:"refused_status"`
 }
 
+// BasicTemplate is HTTP basic auth built from a key.
+type BasicTemplate struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
 // Mapping holds JSONPaths (RFC 9535) into one key object. Times are RFC
-// 3339 strings or Unix seconds.
+// 3339 strings, RFC 1123 dates with a numeric zone ("Mon, 16 Aug 2010
+// 03:45:01 +0000") or Unix seconds.
 type Mapping struct {
-	ID         string `yaml:"id"`    // required
-	Value      string `yaml:"value"` // required: the key value in create's answer
-	Label      string `yaml:"label"` // required
-	CreatedAt  string `yaml:"created_at"`
-	LastUsedAt string `yaml:"last_used_at"` // makes the issuer a UsageReporter
-	RevokedAt  string `yaml:"revoked_at"`
+	ID    string `yaml:"id"`    // required
+	Value string `yaml:"value"` // the key value in create's answer; this or fields
+	// Fields makes the key a multi-field one (a SID and a secret): each
+	// field's name, as sinks' fields: mappings name it, and its JSONPath in
+	// create's answer. Mutually exclusive with value.
+	Fields     map[string]string `yaml:"fields"`
+	Label      string            `yaml:"label"` // required
+	CreatedAt  string            `yaml:"created_at"`
+	LastUsedAt string            `yaml:"last_used_at"` // makes the issuer a UsageReporter
+	RevokedAt  string            `yaml:"revoked_at"`
 	// Prefix is the key's public prefix, a leading part of its value.
 	Prefix string `yaml:"prefix"`
 	// Status is the key's status string, mapped by StatusMap; without it
@@ -200,16 +221,21 @@ type StatusMap struct {
 
 // Identify recognises a key value among listed keys by a public part of it
 // in Field (a JSONPath into the key object): its first Length characters
-// (prefix), its last Length characters (suffix), or the redacted form
-// value[:Head] + Separator + value[len-Tail:] (redacted). More than one
+// (prefix), its last Length characters (suffix), the redacted form
+// value[:Head] + Separator + value[len-Tail:] (redacted), or the first
+// capture group of the regular expression Pattern (pattern: for values
+// that carry their key's ID, such as SendGrid's SG.<id>.<secret>). For a
+// multi-field key, ValueField names the field looked at. More than one
 // match identifies nothing.
 type Identify struct {
-	Match     string `yaml:"match"` // prefix | suffix | redacted
-	Field     string `yaml:"field"`
-	Length    int    `yaml:"length"`
-	Head      int    `yaml:"head"`
-	Tail      int    `yaml:"tail"`
-	Separator string `yaml:"separator"`
+	Match      string `yaml:"match"` // prefix | suffix | redacted | pattern
+	Field      string `yaml:"field"`
+	Length     int    `yaml:"length"`
+	Head       int    `yaml:"head"`
+	Tail       int    `yaml:"tail"`
+	Separator  string `yaml:"separator"`
+	Pattern    string `yaml:"pattern"`
+	ValueField string `yaml:"value_field"`
 }
 
 // ErrorMapping maps error answers to rekey's errors.
@@ -217,6 +243,11 @@ type ErrorMapping struct {
 	// KeyLimitStatus are statuses meaning "too many keys"; default [409].
 	// They win over 401/403 meaning refused credentials.
 	KeyLimitStatus []int `yaml:"key_limit_status"`
+	// KeyLimitMessage, a regular expression, narrows key_limit_status to
+	// the answers whose message (errors.message) matches it: for an API that
+	// answers a full account with a status that also means something else
+	// (SendGrid: 403, also "access forbidden").
+	KeyLimitMessage string `yaml:"key_limit_message"`
 	// Message is the JSONPath of a human message in an error body.
 	Message string `yaml:"message"`
 }
@@ -251,8 +282,10 @@ func (c FileConfig) Expanded() FileConfig {
 	def(&out.List.Method, http.MethodGet)
 	def(&out.Revoke.Method, http.MethodDelete)
 	def(&out.Verify.Method, http.MethodGet)
-	def(&out.Verify.Header, "Authorization")
-	def(&out.Verify.Value, "Bearer {{key}}")
+	if out.Verify.Basic == (BasicTemplate{}) {
+		def(&out.Verify.Header, "Authorization")
+		def(&out.Verify.Value, "Bearer {{key}}")
+	}
 	for _, call := range []*Call{&out.Create, &out.Get, &out.List.Call, &out.Revoke.Call} {
 		def(&call.Object, "$")
 	}
@@ -292,8 +325,9 @@ func mergeInto(dst, src reflect.Value) {
 }
 
 var (
-	methodRE = regexp.MustCompile(`^(GET|POST|PUT|PATCH|DELETE)$`)
-	headerRE = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_` + "`" + `|~-]+$`)
+	fieldNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z_]*$`)
+	methodRE    = regexp.MustCompile(`^(GET|POST|PUT|PATCH|DELETE)$`)
+	headerRE    = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_` + "`" + `|~-]+$`)
 )
 
 // Validate checks the expanded config without network access or reading
@@ -363,8 +397,8 @@ func (c *FileConfig) Validate() error {
 	} else if isRollPath(x.Create.Path) {
 		bad("create.path", "is a known roll endpoint, which revokes the old key at once; rekey needs a call that creates a second key")
 	}
-	if !strings.Contains(x.Create.Body+x.Create.Path+fmt.Sprint(x.Create.Query), "{{label}}") {
-		bad("create", "must send {{label}} (in body, path or query): rekey finds keys by label")
+	if !strings.Contains(x.Create.Body+x.Create.Path+fmt.Sprint(x.Create.Query)+fmt.Sprint(x.Create.Form), "{{label}}") {
+		bad("create", "must send {{label}} (in body, form, path or query): rekey finds keys by label")
 	}
 	checkCall(bad, "get", x.Get, []string{"id"}, true)
 	checkCall(bad, "list", x.List.Call, nil, false)
@@ -394,8 +428,13 @@ func (c *FileConfig) Validate() error {
 			bad("list.pagination.start", "must not be negative")
 		}
 	case "link":
+	case "url":
+		if p.Cursor == "" {
+			bad("list.pagination.cursor", "required for url pagination: the JSONPath of the next page's URL")
+		}
+		checkPath(bad, "list.pagination.cursor", p.Cursor)
 	default:
-		bad("list.pagination.type", "must be cursor, page or link")
+		bad("list.pagination.type", "must be cursor, page, link or url")
 	}
 	if p.Size < 0 {
 		bad("list.pagination.size", "must not be negative")
@@ -414,10 +453,28 @@ func (c *FileConfig) Validate() error {
 		bad("verify.method", "must be GET, POST, PUT, PATCH or DELETE")
 	}
 	checkTemplate(bad, "verify.path", v.Path, "", false)
-	if !headerRE.MatchString(v.Header) {
-		bad("verify.header", "must be an HTTP header name")
+	keyVars := []string{"key"}
+	if len(x.Key.Fields) > 0 {
+		keyVars = sortedKeys(x.Key.Fields)
 	}
-	checkTemplate(bad, "verify.value", v.Value, "key", true)
+	if v.Basic != (BasicTemplate{}) {
+		if v.Header != "" || v.Value != "" {
+			bad("verify.basic", "header/value and basic are mutually exclusive: the key goes in one place")
+		}
+		checkTemplates(bad, "verify.basic.username", v.Basic.Username, keyVars, false)
+		checkTemplates(bad, "verify.basic.password", v.Basic.Password, keyVars, false)
+		if len(placeholders(v.Basic.Username+v.Basic.Password)) == 0 {
+			bad("verify.basic", "must contain %s", placeholderList(keyVars))
+		}
+	} else {
+		if !headerRE.MatchString(v.Header) {
+			bad("verify.header", "must be an HTTP header name")
+		}
+		checkTemplates(bad, "verify.value", v.Value, keyVars, len(keyVars) == 1)
+		if len(keyVars) > 1 && len(placeholders(v.Value)) == 0 {
+			bad("verify.value", "must contain one of %s", placeholderList(keyVars))
+		}
+	}
 	checkStatuses(bad, "verify.expect_status", v.ExpectStatus)
 	checkStatuses(bad, "verify.refused_status", v.RefusedStatus)
 	for _, s := range v.RefusedStatus {
@@ -426,10 +483,28 @@ func (c *FileConfig) Validate() error {
 		}
 	}
 	m := x.Key
-	for _, f := range []struct{ name, path string }{{"key.id", m.ID}, {"key.value", m.Value}, {"key.label", m.Label}} {
+	for _, f := range []struct{ name, path string }{{"key.id", m.ID}, {"key.label", m.Label}} {
 		if f.path == "" {
 			bad(f.name, "required: a JSONPath into a key object, e.g. $.id")
 		}
+	}
+	switch {
+	case m.Value == "" && len(m.Fields) == 0:
+		bad("key.value", "required (or key.fields): a JSONPath into a key object, e.g. $.value")
+	case m.Value != "" && len(m.Fields) > 0:
+		bad("key.fields", "key.value and key.fields are mutually exclusive: a key is one value or several fields")
+	}
+	for _, name := range sortedKeys(m.Fields) {
+		if !fieldNameRE.MatchString(name) {
+			bad("key.fields", "%q is not a field name (letters and _, starting with a letter)", name)
+		}
+		if name == "key" || name == "label" || name == "id" || name == "token" {
+			bad("key.fields", "%q is a template name of its own; name the field otherwise", name)
+		}
+		if m.Fields[name] == "" {
+			bad("key.fields."+name, "required: a JSONPath into a key object")
+		}
+		checkPath(bad, "key.fields."+name, m.Fields[name])
 	}
 	for _, f := range []struct{ name, path string }{
 		{"key.id", m.ID}, {"key.value", m.Value}, {"key.label", m.Label}, {"key.created_at", m.CreatedAt},
@@ -460,14 +535,37 @@ func (c *FileConfig) Validate() error {
 		if id.Head < 1 || id.Tail < 1 {
 			bad("identify.head", "head and tail must be at least 1")
 		}
+	case "pattern":
+		if re, err := regexp.Compile(id.Pattern); id.Pattern == "" || err != nil {
+			bad("identify.pattern", "required for match pattern: a regular expression whose first group is the public part")
+		} else if re.NumSubexp() < 1 {
+			bad("identify.pattern", "needs a capture group: the part of the value compared with identify.field")
+		}
 	default:
-		bad("identify.match", "must be prefix, suffix or redacted")
+		bad("identify.match", "must be prefix, suffix, redacted or pattern")
+	}
+	if id.Match != "pattern" && id.Pattern != "" {
+		bad("identify.pattern", "only with match: pattern")
+	}
+	switch {
+	case id.Match != "" && len(m.Fields) > 0 && id.ValueField == "":
+		bad("identify.value_field", "required with key.fields: the field whose value carries the public part")
+	case id.ValueField != "" && m.Fields[id.ValueField] == "":
+		bad("identify.value_field", "%q is not one of key.fields", id.ValueField)
 	}
 	if id.Match != "" && id.Field == "" {
 		bad("identify.field", "required: the JSONPath of the public part in a key object")
 	}
 	checkPath(bad, "identify.field", id.Field)
 	checkStatuses(bad, "errors.key_limit_status", x.Errors.KeyLimitStatus)
+	if x.Errors.KeyLimitMessage != "" {
+		if _, err := regexp.Compile(x.Errors.KeyLimitMessage); err != nil {
+			bad("errors.key_limit_message", "not a regular expression: %v", err)
+		}
+		if x.Errors.Message == "" {
+			bad("errors.key_limit_message", "needs errors.message: the JSONPath of the message it is matched against")
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -492,6 +590,12 @@ func checkCall(bad func(string, string, ...any), name string, c Call, vars []str
 	}
 	for _, k := range sortedKeys(c.Query) {
 		checkTemplate(bad, name+".query."+k, c.Query[k], allowed, false)
+	}
+	for _, k := range sortedKeys(c.Form) {
+		checkTemplate(bad, name+".form."+k, c.Form[k], allowed, false)
+	}
+	if c.Body != "" && len(c.Form) > 0 {
+		bad(name+".form", "body and form are mutually exclusive")
 	}
 	if c.Body != "" {
 		checkTemplate(bad, name+".body", c.Body, allowed, false)
@@ -523,17 +627,27 @@ func checkPath(bad func(string, string, ...any), field, p string) {
 // checkTemplate reports placeholders other than allowed; required: the
 // template must use it.
 func checkTemplate(bad func(string, string, ...any), field, tmpl, allowed string, required bool) {
+	var names []string
+	if allowed != "" {
+		names = []string{allowed}
+	}
+	checkTemplates(bad, field, tmpl, names, required)
+}
+
+// checkTemplates reports placeholders not among allowed; required: the
+// template must use allowed[0].
+func checkTemplates(bad func(string, string, ...any), field, tmpl string, allowed []string, required bool) {
 	for _, name := range placeholders(tmpl) {
-		if name != allowed {
-			if allowed == "" {
+		if !slices.Contains(allowed, name) {
+			if len(allowed) == 0 {
 				bad(field, "{{%s}} is not available here", name)
 			} else {
-				bad(field, "{{%s}} is not available here (only {{%s}})", name, allowed)
+				bad(field, "{{%s}} is not available here (only %s)", name, placeholderList(allowed))
 			}
 		}
 	}
-	if required && !strings.Contains(tmpl, "{{"+allowed+"}}") {
-		bad(field, "must contain {{%s}}", allowed)
+	if required && !strings.Contains(tmpl, "{{"+allowed[0]+"}}") {
+		bad(field, "must contain {{%s}}", allowed[0])
 	}
 	if strings.ContainsAny(tmpl, "\r\n") && !strings.HasSuffix(field, ".body") {
 		bad(field, "must be one line")
@@ -603,6 +717,14 @@ func (c FileConfig) Resolve() (Config, error) {
 		headers = append(headers, Header{Name: "Authorization", Value: secret.New(r.Header.Get("Authorization"))})
 	}
 	return Config{API: x, Headers: headers}, nil
+}
+
+func placeholderList(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = "{{" + n + "}}"
+	}
+	return strings.Join(out, ", ")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,7 +1,8 @@
 // Package httpissuer is the declarative issuer: any HTTP API that creates,
 // lists and deletes keys, described in YAML (FileConfig) or by a preset
 // for a known vendor (OpenAI admin keys, Cloudflare API tokens, Datadog
-// API keys). Responses are read with RFC 9535 JSONPath. It keeps
+// API keys, SendGrid API keys, Twilio API keys). Responses are read with
+// RFC 9535 JSONPath. It keeps
 // apexverify's guarantees: a create is never retried blindly, 429s wait
 // for Retry-After, response bodies are bounded, and no key value or
 // management secret appears in an error or a log line.
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -79,6 +81,10 @@ type Issuer struct {
 	hasMore *jsonpath.Path
 	message *jsonpath.Path
 	idField *jsonpath.Path
+	// valueFields are key.fields' paths, by field name: a multi-field key.
+	valueFields map[string]*jsonpath.Path
+	idPattern   *regexp.Regexp
+	limitMsg    *regexp.Regexp
 
 	mu      sync.Mutex
 	deleted map[string]issuers.Key // keys this process deleted (revoke.deletes)
@@ -172,6 +178,18 @@ func newIssuer(c Config, log *zap.Logger, opts ...Option) (*Issuer, error) {
 	i.hasMore = mustPath(api.List.Pagination.HasMore)
 	i.message = mustPath(api.Errors.Message)
 	i.idField = mustPath(api.Identify.Field)
+	if len(m.Fields) > 0 {
+		i.valueFields = map[string]*jsonpath.Path{}
+		for name, p := range m.Fields {
+			i.valueFields[name] = mustPath(p)
+		}
+	}
+	if api.Identify.Pattern != "" {
+		i.idPattern = regexp.MustCompile(api.Identify.Pattern) // Validate compiled it
+	}
+	if api.Errors.KeyLimitMessage != "" {
+		i.limitMsg = regexp.MustCompile(api.Errors.KeyLimitMessage)
+	}
 	for _, o := range opts {
 		o(i)
 	}
@@ -181,6 +199,15 @@ func newIssuer(c Config, log *zap.Logger, opts ...Option) (*Issuer, error) {
 // Account is "http " and the base URL without a trailing slash
 // (issuers.Account); it stays the same for the same base_url.
 func (i *Issuer) Account() string { return i.account }
+
+// Fields names the fields of every key value (key.fields), sorted; nil
+// when the values are single (key.value). See issuers.Fielded.
+func (i *Issuer) Fields() []string {
+	if len(i.api.Key.Fields) == 0 {
+		return nil
+	}
+	return sortedKeys(i.api.Key.Fields)
+}
 
 // GoString and String print no secret.
 func (i *Issuer) String() string   { return "httpissuer(" + i.account + ")" }
@@ -423,8 +450,13 @@ func (i *Issuer) listPages(ctx context.Context, op string) ([]keyObject, error) 
 				return keys, nil
 			}
 			page++
-		case "link":
-			nu, err := i.nextLink(res.header)
+		case "link", "url":
+			var nu *url.URL
+			if pg.Type == "link" {
+				nu, err = i.nextLink(res.header)
+			} else {
+				nu, err = i.nextURL(scalarString(first(i.cursor.Select(doc))))
+			}
 			if err != nil {
 				return nil, backoff.Permanent(fmt.Errorf("httpissuer: %s: %w", op, err))
 			}
@@ -461,17 +493,32 @@ func (i *Issuer) nextLink(h http.Header) (*url.URL, error) {
 			if !isNext {
 				continue
 			}
-			u, err := i.base.Parse(target[1 : len(target)-1])
-			if err != nil {
-				return nil, errors.New("malformed Link: rel=\"next\" target")
-			}
-			if u.Scheme != i.base.Scheme || !strings.EqualFold(u.Host, i.base.Host) {
-				return nil, errors.New("the Link: rel=\"next\" target is on another host than base_url; not following it")
-			}
-			return u, nil
+			return i.sameHost(target[1:len(target)-1], `the Link: rel="next" target`)
 		}
 	}
 	return nil, nil
+}
+
+// nextURL returns the next page's URL named in an answer (url
+// pagination), or nil at the end.
+func (i *Issuer) nextURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return i.sameHost(s, "the next page's URL")
+}
+
+// sameHost resolves ref against base_url and refuses a target on another
+// host: the management credentials go only to the API.
+func (i *Issuer) sameHost(ref, what string) (*url.URL, error) {
+	u, err := i.base.Parse(ref)
+	if err != nil {
+		return nil, errors.New("malformed " + what)
+	}
+	if u.Scheme != i.base.Scheme || !strings.EqualFold(u.Host, i.base.Host) {
+		return nil, errors.New(what + " is on another host than base_url; not following it")
+	}
+	return u, nil
 }
 
 // splitLinks splits a Link header at the commas between link-values.
@@ -581,11 +628,10 @@ func (i *Issuer) Verify(ctx context.Context, value secret.Value) error {
 		return backoff.Permanent(fmt.Errorf("httpissuer: verify: empty key: %w", issuers.ErrUnauthorized))
 	}
 	v := i.api.Verify
-	hv, err := renderHeader(v.Value, "key", value.Reveal())
+	hdr, err := i.verifyHeader(value)
 	if err != nil {
 		return backoff.Permanent(fmt.Errorf("httpissuer: verify: %v: %w", err, issuers.ErrUnauthorized))
 	}
-	hdr := []Header{{Name: v.Header, Value: secret.New(hv)}}
 	u := i.url(renderPath(v.Path, nil), renderQuery(v.Query, nil))
 	return i.retry(ctx, "verify", func(ctx context.Context) error {
 		res := i.do(ctx, v.Method, u, nil, hdr)
@@ -601,12 +647,77 @@ func (i *Issuer) Verify(ctx context.Context, value secret.Value) error {
 	})
 }
 
+// verifyHeader is the header that carries value on the verify call: the
+// header template, or basic auth, filled with the key (single value) or
+// its fields (multi-field).
+func (i *Issuer) verifyHeader(value secret.Value) ([]Header, error) {
+	v := i.api.Verify
+	vars := map[string]string{"key": value.Reveal()}
+	if i.valueFields != nil {
+		fs, ok := value.Fields()
+		if !ok {
+			return nil, errors.New("the key is a single value; key.fields expects fields")
+		}
+		vars = map[string]string{}
+		for name := range i.valueFields {
+			f, ok := fs[name]
+			if !ok {
+				return nil, fmt.Errorf("the key has no field %s", name)
+			}
+			vars[name] = f.Reveal()
+		}
+	} else if value.IsFields() {
+		return nil, errors.New("the key has fields; this issuer's keys are single values")
+	}
+	fill := func(t string) (string, error) {
+		out := t
+		for name, val := range vars {
+			var err error
+			if out, err = renderHeader(out, name, val); err != nil {
+				return "", err
+			}
+		}
+		return out, nil
+	}
+	if v.Basic != (BasicTemplate{}) {
+		user, err := fill(v.Basic.Username)
+		if err != nil {
+			return nil, err
+		}
+		pass, err := fill(v.Basic.Password)
+		if err != nil {
+			return nil, err
+		}
+		r := &http.Request{Header: http.Header{}}
+		r.SetBasicAuth(user, pass)
+		return []Header{{Name: "Authorization", Value: secret.New(r.Header.Get("Authorization"))}}, nil
+	}
+	hv, err := fill(v.Value)
+	if err != nil {
+		return nil, err
+	}
+	return []Header{{Name: v.Header, Value: secret.New(hv)}}, nil
+}
+
 // identify returns the one active key whose public part matches value.
 func (i *Issuer) identify(ctx context.Context, value secret.Value) (issuers.Key, error) {
 	id := i.api.Identify
 	s := value.Reveal()
+	if id.ValueField != "" {
+		f := value.Field(id.ValueField)
+		if f.IsZero() {
+			return issuers.Key{}, backoff.Permanent(fmt.Errorf("httpissuer: identify: the value has no field %s: %w", id.ValueField, issuers.ErrNotFound))
+		}
+		s = f.Reveal()
+	}
 	var want string
 	switch id.Match {
+	case "pattern":
+		m := i.idPattern.FindStringSubmatch(s)
+		if m == nil || m[1] == "" {
+			return issuers.Key{}, backoff.Permanent(fmt.Errorf("httpissuer: identify: the value does not match identify.pattern: %w", issuers.ErrNotFound))
+		}
+		want = m[1]
 	case "prefix":
 		if len(s) <= id.Length {
 			return issuers.Key{}, backoff.Permanent(fmt.Errorf("httpissuer: identify: value too short to carry a prefix: %w", issuers.ErrNotFound))
@@ -676,17 +787,28 @@ func (i *Issuer) url(path string, q url.Values) *url.URL {
 // call makes one management request of c with vars filled in.
 func (i *Issuer) call(ctx context.Context, c Call, vars map[string]string) result {
 	var body []byte
-	if c.Body != "" {
+	ctype := "application/json"
+	switch {
+	case c.Body != "":
 		var err error
 		if body, err = renderBody(c.Body, vars); err != nil {
 			return result{err: backoff.Permanent(err)}
 		}
+	case len(c.Form) > 0:
+		body, ctype = []byte(renderQuery(c.Form, vars).Encode()), "application/x-www-form-urlencoded"
 	}
-	return i.do(ctx, c.Method, i.url(renderPath(c.Path, vars), renderQuery(c.Query, vars)), body, i.headers)
+	return i.doBody(ctx, c.Method, i.url(renderPath(c.Path, vars), renderQuery(c.Query, vars)), body, ctype, i.headers)
 }
 
-// do makes one request with the per-request timeout.
+// do makes one request with the per-request timeout and a JSON body, if
+// any.
 func (i *Issuer) do(ctx context.Context, method string, u *url.URL, body []byte, headers []Header) result {
+	return i.doBody(ctx, method, u, body, "application/json", headers)
+}
+
+// doBody makes one request with the per-request timeout and a body of
+// content type ctype, if any.
+func (i *Issuer) doBody(ctx context.Context, method string, u *url.URL, body []byte, ctype string, headers []Header) result {
 	rctx, cancel := context.WithTimeout(ctx, i.timeout)
 	defer cancel()
 	var sent bool
@@ -706,7 +828,7 @@ func (i *Issuer) do(ctx context.Context, method string, u *url.URL, body []byte,
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := i.hc.Do(req)
 	if err != nil {
@@ -799,7 +921,7 @@ func (i *Issuer) apiError(res result) *apiError {
 	// errors.key_limit_status wins: an API may answer a full account with
 	// 403, which otherwise means refused credentials.
 	switch {
-	case slices.Contains(i.api.Errors.KeyLimitStatus, res.status):
+	case slices.Contains(i.api.Errors.KeyLimitStatus, res.status) && (i.limitMsg == nil || i.limitMsg.MatchString(e.Message)):
 		e.sentinel = issuers.ErrKeyLimit
 	case res.status == http.StatusUnauthorized || res.status == http.StatusForbidden:
 		e.sentinel = issuers.ErrUnauthorized
@@ -862,10 +984,21 @@ func (i *Issuer) decodeKey(obj any) (issuers.Key, secret.Value, error) {
 		}
 	}
 	var v secret.Value
-	if s, ok := get("value").(string); ok && s != "" {
+	if i.valueFields != nil {
+		// All fields or none: a pair missing one half is no value.
+		fs := map[string]string{}
+		for name, p := range i.valueFields {
+			if s, ok := first(p.Select(obj)).(string); ok && s != "" {
+				fs[name] = s
+			}
+		}
+		if len(fs) == len(i.valueFields) {
+			v = secret.NewFields(fs)
+		}
+	} else if s, ok := get("value").(string); ok && s != "" {
 		v = secret.New(s)
 	}
-	if k.Prefix != "" && !v.IsZero() && !strings.HasPrefix(v.Reveal(), k.Prefix) {
+	if k.Prefix != "" && !v.IsZero() && !v.IsFields() && !strings.HasPrefix(v.Reveal(), k.Prefix) {
 		return issuers.Key{}, secret.Value{}, fmt.Errorf("decode key %s: the value does not start with its prefix", safeID(k.ID))
 	}
 	return k, v, nil
@@ -908,7 +1041,9 @@ func parseTime(v any) (time.Time, error) {
 		}
 		t, err := time.Parse(time.RFC3339Nano, x)
 		if err != nil {
-			return time.Time{}, errors.New("not an RFC 3339 time")
+			if t, err = time.Parse(time.RFC1123Z, x); err != nil {
+				return time.Time{}, errors.New("neither an RFC 3339 time nor an RFC 1123 date with a numeric zone")
+			}
 		}
 		return t.UTC(), nil
 	case float64:

@@ -29,6 +29,11 @@ var presets = map[string]preset{
 	"datadog-api-keys": {config: datadogAPIKeys, needs: map[string]string{
 		"auth.token": "an API key of the organization (DD-API-KEY), e.g. env:DD_API_KEY",
 		"auth.extra": "the application key with api_keys_write: [{header: DD-APPLICATION-KEY, token: env:DD_APP_KEY}]"}},
+	"sendgrid-api-keys": {config: sendgridAPIKeys, needs: map[string]string{
+		"auth.token": "an API key with the api_keys scopes (api_keys.create, .read, .delete), e.g. env:SENDGRID_API_KEY"}},
+	"twilio-api-keys": {config: twilioAPIKeys, needs: map[string]string{
+		"base_url":   "the account's API root, https://api.twilio.com/2010-04-01/Accounts/ACCOUNT_SID",
+		"auth.basic": "the account SID and auth token (or a Main API key's SID and secret): {username: env:TWILIO_ACCOUNT_SID, password: env:TWILIO_AUTH_TOKEN}"}},
 }
 
 // PresetNames lists the presets, sorted.
@@ -67,6 +72,8 @@ func presetNeeds(name string, user FileConfig) map[string]string {
 			set = user.Auth.Token.IsSet()
 		case "auth.extra":
 			set = len(user.Auth.Extra) > 0
+		case "auth.basic":
+			set = user.Auth.Basic.Username.IsSet() || user.Auth.Basic.Password.IsSet()
 		case "create.body":
 			set = strings.TrimSpace(user.Create.Body) != ""
 		}
@@ -168,5 +175,77 @@ func datadogAPIKeys() FileConfig {
 		Key:      Mapping{ID: "$.id", Value: "$.attributes.key", Label: "$.attributes.name", CreatedAt: "$.attributes.created_at"},
 		Identify: Identify{Match: "suffix", Field: "$.attributes.last4", Length: 4},
 		Errors:   ErrorMapping{Message: "$.errors[0]"},
+	}
+}
+
+// sendgridAPIKeys: Twilio SendGrid API keys (v3).
+// Reference: https://www.twilio.com/docs/sendgrid/api-reference/api-keys
+// (create POST /v3/api_keys {"name", "scopes"} → 201 {"api_key",
+// "api_key_id", "name", "scopes"}, the value shown only then; omitting
+// scopes makes a Full Access key; list GET /v3/api_keys?limit= →
+// {"result": [{"name", "api_key_id"}]}, no further paging; get GET
+// /v3/api_keys/{api_key_id} → {"result": [{"name", "api_key_id",
+// "scopes"}]}, 404 if unknown; delete → 204; at most 100 keys per
+// account, a create beyond that answered 403; errors {"errors": [{"field",
+// "message"}]}) and
+// https://www.twilio.com/docs/sendgrid/api-reference/api-key-permissions
+// (GET /v3/scopes lists the scopes of the key that calls it: any working
+// key may call it). SendGrid shows no creation or last-used time. A value
+// is SG.<api_key_id>.<secret>: it names its own key.
+func sendgridAPIKeys() FileConfig {
+	const path = "/v3/api_keys"
+	return FileConfig{
+		BaseURL:       "https://api.sendgrid.com",
+		MaxActiveKeys: 100,
+		Auth:          Auth{Header: "Authorization", Value: "Bearer {{token}}"},
+		Create:        Call{Method: http.MethodPost, Path: path, Body: `{"name": "{{label}}"}`, ExpectStatus: []int{201}},
+		Get:           Call{Method: http.MethodGet, Path: path + "/{{id}}", Object: "$.result[0]"},
+		List: ListCall{
+			Call:  Call{Method: http.MethodGet, Path: path, Query: map[string]string{"limit": "100"}},
+			Items: "$.result[*]",
+		},
+		Revoke: RevokeCall{Call: Call{Method: http.MethodDelete, Path: path + "/{{id}}", ExpectStatus: []int{204}}, Deletes: true},
+		Verify: VerifyCall{Method: http.MethodGet, Path: "/v3/scopes",
+			Header: "Authorization", Value: "Bearer {{key}}", ExpectStatus: []int{200}, RefusedStatus: []int{401, 403}},
+		Key:      Mapping{ID: "$.api_key_id", Value: "$.api_key", Label: "$.name"},
+		Identify: Identify{Match: "pattern", Field: "$.api_key_id", Pattern: `^SG\.([A-Za-z0-9_-]+)\.`},
+		// 403 is also "access forbidden" (a management key without the
+		// api_keys scopes): only the limit's message means the limit.
+		Errors: ErrorMapping{Message: "$.errors[0].message", KeyLimitStatus: []int{403}, KeyLimitMessage: `(?i)more than \d+ api keys`},
+	}
+}
+
+// twilioAPIKeys: Twilio API keys (Standard keys), a SID and a secret,
+// under base_url https://api.twilio.com/2010-04-01/Accounts/{AccountSid}.
+// Reference: https://www.twilio.com/docs/iam/api-keys/key-resource-v2010
+// (create POST …/Keys.json, form-encoded FriendlyName → 201 {"sid",
+// "friendly_name", "date_created", "date_updated", "secret"}, the secret
+// shown only then; list GET …/Keys.json?PageSize= → {"keys": [...],
+// "next_page_uri", "page", "page_size", …}, next_page_uri null on the last
+// page; fetch and delete …/Keys/{sid}.json, delete → 204; dates are RFC
+// 2822) and https://www.twilio.com/docs/usage/requests-to-twilio (basic
+// auth with the account SID and auth token, or an API key's SID and
+// secret; errors {"code", "message", "more_info", "status"}) and
+// https://www.twilio.com/docs/iam/keys/api (a Standard key cannot reach
+// the Accounts or Keys resources: only a Main key or the auth token can
+// manage keys). A Standard key can read the account's messages, so verify
+// lists one (GET …/Messages.json?PageSize=1). Twilio shows no last-used
+// time; the key's SID is its ID and a field of the value.
+func twilioAPIKeys() FileConfig {
+	return FileConfig{
+		Create: Call{Method: http.MethodPost, Path: "/Keys.json", Form: map[string]string{"FriendlyName": "{{label}}"}, ExpectStatus: []int{201}},
+		Get:    Call{Method: http.MethodGet, Path: "/Keys/{{id}}.json"},
+		List: ListCall{
+			Call:       Call{Method: http.MethodGet, Path: "/Keys.json", Query: map[string]string{"PageSize": "100"}},
+			Items:      "$.keys[*]",
+			Pagination: Pagination{Type: "url", Cursor: "$.next_page_uri"},
+		},
+		Revoke: RevokeCall{Call: Call{Method: http.MethodDelete, Path: "/Keys/{{id}}.json", ExpectStatus: []int{204}}, Deletes: true},
+		Verify: VerifyCall{Method: http.MethodGet, Path: "/Messages.json", Query: map[string]string{"PageSize": "1"},
+			Basic: BasicTemplate{Username: "{{sid}}", Password: "{{secret}}"}, ExpectStatus: []int{200}, RefusedStatus: []int{401, 403}},
+		Key: Mapping{ID: "$.sid", Fields: map[string]string{"sid": "$.sid", "secret": "$.secret"}, Label: "$.friendly_name",
+			CreatedAt: "$.date_created"},
+		Identify: Identify{Match: "pattern", ValueField: "sid", Field: "$.sid", Pattern: `^(SK[0-9a-fA-F]{32})$`},
+		Errors:   ErrorMapping{Message: "$.message"},
 	}
 }

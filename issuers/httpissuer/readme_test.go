@@ -22,7 +22,7 @@ func TestREADMEEntriesValidate(t *testing.T) {
 		t.Fatal("README has no http issuer section before Sinks")
 	}
 	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(s[start:end], -1)
-	if len(blocks) != 4 {
+	if len(blocks) != 6 {
 		t.Fatalf("%d yaml blocks, want one per preset and the no-preset one", len(blocks))
 	}
 	entry := regexp.MustCompile(`(?s)^issuers:\n  [a-z-]+:\n(.*?)(credentials:|$)`)

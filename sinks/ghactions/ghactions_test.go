@@ -431,6 +431,26 @@ func TestConfirm(t *testing.T) {
 		}
 	})
 
+	t.Run("NextWriteDropped", func(t *testing.T) {
+		e, s := setup(t)
+		e.srv.SetSecret(scope, secretName, "old")
+		e.clock.Advance(time.Hour)
+		e.srv.DropNextWrites(1)
+		r, err := s.Put(ctx, sinktest.Value(t, "v1"), "rot-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Confirm(ctx, r); err == nil {
+			t.Fatal("Confirm of the dropped write succeeded")
+		}
+		if r, err = s.Put(ctx, sinktest.Value(t, "v1"), "rot-1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Confirm(ctx, r); err != nil {
+			t.Errorf("Confirm of the write after the dropped one: %v", err)
+		}
+	})
+
 	t.Run("SecretMissing", func(t *testing.T) {
 		e, s := setup(t)
 		e.srv.DropWrites(true)

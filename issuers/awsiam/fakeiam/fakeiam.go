@@ -200,6 +200,30 @@ func (s *Server) CreateKey(userName string) Key {
 	return *k
 }
 
+// Deactivate sets a key Inactive out of band, as a person with the
+// console would.
+func (s *Server) Deactivate(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k := s.keys[id]; k != nil {
+		k.Status = "Inactive"
+	}
+}
+
+// Delete deletes a key out of band, as a person with the console would.
+func (s *Server) Delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := s.keys[id]
+	if k == nil {
+		return
+	}
+	delete(s.keys, id)
+	if u := s.users[k.User]; u != nil {
+		u.keys = slices.DeleteFunc(u.keys, func(x string) bool { return x == id })
+	}
+}
+
 type apiError struct {
 	status int
 	typ    string // Sender or Receiver

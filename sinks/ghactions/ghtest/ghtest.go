@@ -107,6 +107,7 @@ type Server struct {
 	scopes       map[string]*scope
 	forbidden    map[string]bool
 	dropWrites   bool
+	dropNext     int // PUTs still to drop after DropNextWrites
 	failPuts     map[string]failPut // by secret name
 	limit        *rateLimit
 	apps         map[int64]*app // by installation ID
@@ -199,6 +200,14 @@ func (s *Server) DropWrites(drop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropWrites = drop
+}
+
+// DropNextWrites makes the next n PUTs answer 204 without storing
+// anything, and the ones after them land again.
+func (s *Server) DropNextWrites(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropNext = n
 }
 
 type failPut struct {
@@ -680,7 +689,10 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if s.dropWrites {
+	if s.dropWrites || s.dropNext > 0 {
+		if s.dropNext > 0 {
+			s.dropNext--
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
