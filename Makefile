@@ -17,7 +17,7 @@ FUZZ_DOTENV ?= 300000x
 FUZZ_DECODE_KEY ?= 200000x
 FUZZ_DECODE_ERROR ?= 150000x
 
-.PHONY: demo build test lint test-root test-aws test-vault test-kube test-browser test-soak soak-long fuzz bench bench-quick bench-smoke
+.PHONY: demo build test lint test-root test-aws test-vault test-kube test-browser test-soak soak-long soak-ha-long fuzz bench bench-quick bench-smoke
 
 demo:
 	$(GO) run ./cmd/rekey demo
@@ -64,8 +64,10 @@ test-kube:
 test-browser:
 	cd internal/statuspage/browsertest && $(GO) test -race $(TESTFLAGS) ./...
 
-# The soak harness's CI form (300 rotations with faults) and the security
-# checks; soak-long is the 10,000-rotation form (about an hour). The CI form
+# The soak harness's CI form (300 rotations with faults), its HA form (three
+# daemon replicas on a three-member etcd cluster, 2.5 minutes of kills and
+# stops) and the security checks; soak-long is the 10,000-rotation form (about
+# an hour), soak-ha-long the HA form for 15 minutes. The CI form
 # runs one fixed fault plan, so that what it finds is not a matter of which
 # plan a run drew (the default seed is the plan that found the last orphan
 # defect); SOAK_SEED=... picks another. soak-long draws a new plan each run.
@@ -76,6 +78,9 @@ test-soak:
 
 soak-long:
 	cd soak && REKEY_SOAK_ROTATIONS=10000 $(GO) test -count=1 -timeout 0 -run TestSoak -v .
+
+soak-ha-long:
+	cd soak && REKEY_SOAK_HA_DURATION=15m $(GO) test -count=1 -timeout 0 -run TestHASoak -v .
 
 # Each fuzzer runs briefly (a fixed number of execs); findings land in testdata/fuzz and fail the run.
 fuzz:
