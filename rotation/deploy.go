@@ -47,12 +47,34 @@ func (e *Engine) deploy(ctx context.Context, c *Credential, rec *Record) error {
 		}
 		e.emit(rec, s.Name(), "read back ok", nil)
 	}
+	for _, s := range c.Sinks {
+		if err := e.settle(ctx, s, rec, rec.ID); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return e.fail(ctx, rec, fmt.Errorf("settle %s: %w", s.Name(), err))
+		}
+	}
 	if err := e.advance(ctx, rec, Deployed, nil); err != nil {
 		return err
 	}
 	if rec.Staged {
 		e.emit(rec, "", "staged: new key live in every sink, old key still valid", nil)
 	}
+	return nil
+}
+
+// settle lets the readers of s pick up what it now holds (sinks.Settler),
+// for the rotation (or rollback) rotationID; other sinks need nothing.
+func (e *Engine) settle(ctx context.Context, s sinks.Sink, rec *Record, rotationID string) error {
+	st, ok := s.(sinks.Settler)
+	if !ok {
+		return nil
+	}
+	if err := st.Settle(ctx, rotationID); err != nil {
+		return err
+	}
+	e.emit(rec, s.Name(), "settled: its readers picked up the value", nil)
 	return nil
 }
 

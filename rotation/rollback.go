@@ -58,6 +58,18 @@ func (e *Engine) rollback(ctx context.Context, c *Credential, rec *Record) error
 				continue
 			}
 			e.emit(rec, s.Name(), "restored", nil)
+			// Readers that may have picked up the new key (a restart after
+			// the write) move back to the old one before it is revoked.
+			if _, written := receipt(rec, s.Name()); written {
+				if err := e.settle(ctx, s, rec, rec.ID+".rollback"); err != nil {
+					if ctx.Err() != nil {
+						return err
+					}
+					failed = append(failed, s.Name())
+					rec.Error = fmt.Sprintf("%s; rollback of %s: settle: %v", rec.Error, s.Name(), err)
+					e.emit(rec, s.Name(), "restored, but its readers did not settle", err)
+				}
+			}
 		}
 		if len(failed) > 0 {
 			slices.Reverse(failed)

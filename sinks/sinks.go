@@ -75,6 +75,21 @@ type Rollbacker interface {
 	Rollback(ctx context.Context, r Receipt) error
 }
 
+// Settler is a sink whose readers must act before they use a new value:
+// a Kubernetes Secret whose pods are restarted to read it again. The engine
+// calls Settle once every sink holds the new value and has been read back
+// (or confirmed), before the deployed phase and its monitoring window; an
+// error there fails the deploy, which rolls back. After a rollback has
+// restored the sink it calls Settle again, with rotationID+".rollback", so
+// that the readers move back to the old value before the new key is
+// revoked; an error there leaves the new key valid and the rotation failed.
+//
+// Settle is idempotent per rotationID and bounds its own wait: the
+// engine's step timeout does not apply to it.
+type Settler interface {
+	Settle(ctx context.Context, rotationID string) error
+}
+
 // Preflighter is a sink that can check, without writing, that Put would be
 // allowed (used by `rekey plan`).
 type Preflighter interface {

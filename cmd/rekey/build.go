@@ -29,6 +29,7 @@ import (
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
 	"github.com/rekeyhq/rekey/sinks/ghactions"
+	"github.com/rekeyhq/rekey/sinks/kubernetes"
 	"github.com/rekeyhq/rekey/sinks/vaultkv"
 )
 
@@ -103,6 +104,8 @@ func decodeSink(spec *config.SinkSpec, log *zap.Logger, hidden []string) (sinks.
 		return build(spec, log, vaultkv.New)
 	case ghactions.Type:
 		return build(spec, log, func(c ghactions.Config, l *zap.Logger) (*ghactions.Sink, error) { return ghactions.New(c, l) })
+	case kubernetes.Type:
+		return build(spec, log, func(c kubernetes.Config, l *zap.Logger) (*kubernetes.Sink, error) { return kubernetes.New(c, l) })
 	}
 	return nil, nil, spec.UnknownType()
 }

@@ -64,11 +64,11 @@ func TestExamplesValidate(t *testing.T) {
 		configs = append(configs, e.Name())
 		t.Run(e.Name(), func(t *testing.T) { validateFile(t, filepath.Join(dir, e.Name())) })
 	}
-	// One per sink (file dotenv and json, AWS, Vault, GitHub), per mode
-	// (daemon, cron, deploy hook, drain), per http preset and the etcd
-	// journal: losing one is a regression.
+	// One per sink (file dotenv and json, AWS, Vault, GitHub, Kubernetes),
+	// per mode (daemon, cron, deploy hook, drain), per http preset and the
+	// etcd journal: losing one is a regression.
 	want := []string{"aws-iam.yaml", "aws-secretsmanager.yaml", "cron.yaml", "daemon.yaml", "deploy-hook.yaml", "drain.yaml", "etcd.yaml", "exec.yaml",
-		"file-dotenv.yaml", "file-json.yaml", "github-actions.yaml", "vault-kv.yaml",
+		"file-dotenv.yaml", "file-json.yaml", "github-actions.yaml", "kubernetes-secret.yaml", "vault-kv.yaml",
 		"http-openai-admin.yaml", "http-cloudflare.yaml", "http-datadog.yaml", "http-sendgrid.yaml", "http-twilio.yaml"}
 	for _, w := range want {
 		if !slices.Contains(configs, w) {
@@ -132,7 +132,7 @@ func TestExamplesCoverEverySink(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"file dotenv", "file json", "aws-secretsmanager", "vault-kv kv2",
+	for _, want := range []string{"file dotenv", "file json", "aws-secretsmanager", "vault-kv kv2", "kubernetes-secret",
 		"github-actions repository", "github-actions environment", "github-actions organization",
 		"drain", "window with timezone"} {
 		if !seen[want] {

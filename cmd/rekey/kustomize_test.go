@@ -20,10 +20,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/sinks/kubernetes"
 )
 
 var k8sDir = filepath.Join(repoRoot, "deploy", "kubernetes")
@@ -178,7 +180,7 @@ func TestKustomizeLayout(t *testing.T) {
 	}
 
 	// The other kustomizations name only what exists.
-	for _, dir := range []string{"components/cron", "overlays/example", "overlays/ha-etcd"} {
+	for _, dir := range []string{"components/cron", "components/secret-sink", "overlays/example", "overlays/ha-etcd"} {
 		d := filepath.Join(k8sDir, dir)
 		k := readKustomization(t, d)
 		names := append(slices.Clone(k.Resources), k.Components...)
@@ -389,5 +391,109 @@ func checkHAManifests(t *testing.T, m *manifests) {
 	}
 	if cfg.State.Backend != config.BackendEtcd || cfg.State.Etcd == nil || len(cfg.State.Etcd.Endpoints) < 3 {
 		t.Errorf("ha-etcd: state %+v, want backend etcd on a three-member cluster", cfg.State)
+	}
+}
+
+// TestSecretSinkRole checks components/secret-sink: a Component whose
+// role.yaml grants rekey's ServiceAccount exactly what the kubernetes-secret
+// sink uses, on named objects only, and names what
+// examples/kubernetes-secret.yaml writes and restarts. (The kubetest module
+// proves the same file against a real apiserver.)
+func TestSecretSinkRole(t *testing.T) {
+	dir := filepath.Join(k8sDir, "components", "secret-sink")
+	if k := readKustomization(t, dir); k.Kind != "Component" || !slices.Equal(k.Resources, []string{"role.yaml"}) {
+		t.Fatalf("components/secret-sink: kind %q resources %v, want a Component of role.yaml", k.Kind, k.Resources)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []rbacv1.Role
+	var bindings []rbacv1.RoleBinding
+	for _, doc := range splitYAML(data) {
+		var tm metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &tm); err != nil {
+			t.Fatal(err)
+		}
+		if tm.APIVersion != "rbac.authorization.k8s.io/v1" {
+			t.Errorf("%s has apiVersion %q", tm.Kind, tm.APIVersion)
+		}
+		switch tm.Kind {
+		case "Role":
+			var r rbacv1.Role
+			if err := yaml.UnmarshalStrict(doc, &r); err != nil {
+				t.Fatal(err)
+			}
+			roles = append(roles, r)
+		case "RoleBinding":
+			var b rbacv1.RoleBinding
+			if err := yaml.UnmarshalStrict(doc, &b); err != nil {
+				t.Fatal(err)
+			}
+			bindings = append(bindings, b)
+		default:
+			t.Errorf("role.yaml holds a %s", tm.Kind)
+		}
+	}
+	if len(roles) != 1 || len(bindings) != 1 {
+		t.Fatalf("role.yaml: %d Roles and %d RoleBindings, want one of each", len(roles), len(bindings))
+	}
+	role, b := roles[0], bindings[0]
+	type rule struct{ group, resource, verbs string }
+	want := map[rule]bool{{"", "secrets", "get,update,patch"}: true, {"apps", "deployments", "get,list,watch,patch"}: true}
+	names := map[string][]string{}
+	for _, r := range role.Rules {
+		if len(r.APIGroups) != 1 || len(r.Resources) != 1 || len(r.ResourceNames) == 0 || len(r.NonResourceURLs) > 0 {
+			t.Errorf("rule %+v: want one group, one resource and named objects only", r)
+			continue
+		}
+		k := rule{r.APIGroups[0], r.Resources[0], strings.Join(r.Verbs, ",")}
+		if !want[k] {
+			t.Errorf("rule %+v grants more or other than the sink uses", r)
+		}
+		delete(want, k)
+		names[r.Resources[0]] = r.ResourceNames
+	}
+	for k := range want {
+		t.Errorf("no rule grants %s on %s", k.verbs, k.resource)
+	}
+	sa := loadManifests(t, filepath.Join(k8sDir, "base", "serviceaccount.yaml")).serviceAccounts
+	if b.Namespace != role.Namespace || b.RoleRef.Kind != "Role" || b.RoleRef.Name != role.Name ||
+		len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" || sa[b.Subjects[0].Name] == nil || b.Subjects[0].Namespace != "rekey" {
+		t.Errorf("RoleBinding %+v: want the Role %s/%s bound to ServiceAccount rekey/rekey", b, role.Namespace, role.Name)
+	}
+	if role.Namespace == "" || role.Namespace == "rekey" {
+		t.Errorf("the Role is in namespace %q: it belongs in the app's namespace, where its Secret is", role.Namespace)
+	}
+
+	cfg, err := config.Load(filepath.Join(repoRoot, "examples", "kubernetes-secret.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cfg.Credentials {
+		for i := range c.Sinks {
+			if c.Sinks[i].Type != kubernetes.Type {
+				continue
+			}
+			var kc kubernetes.Config
+			if err := c.Sinks[i].Decode(&kc); err != nil {
+				t.Fatal(err)
+			}
+			found = true
+			if kc.Namespace != role.Namespace || !slices.Contains(names["secrets"], kc.Name) {
+				t.Errorf("the example writes Secret %s/%s, which the Role does not name", kc.Namespace, kc.Name)
+			}
+			if kc.RolloutRestart != nil {
+				for _, d := range kc.RolloutRestart.Deployments {
+					if !slices.Contains(names["deployments"], d) {
+						t.Errorf("the example restarts Deployment %s, which the Role does not name", d)
+					}
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("examples/kubernetes-secret.yaml has no kubernetes-secret sink")
 	}
 }

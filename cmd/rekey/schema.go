@@ -11,6 +11,7 @@ import (
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
 	"github.com/rekeyhq/rekey/sinks/ghactions"
+	"github.com/rekeyhq/rekey/sinks/kubernetes"
 	"github.com/rekeyhq/rekey/sinks/vaultkv"
 )
 
@@ -33,6 +34,7 @@ var (
 			Enums: map[string][]any{"kv_version": {0, 1, 2}}},
 		{Type: ghactions.Type, Config: ghactions.Config{}, // name or fields
 			Enums: map[string][]any{"visibility": {"all", "private", "selected"}}},
+		{Type: kubernetes.Type, Config: kubernetes.Config{}, Required: []string{"namespace", "name"}}, // and key or fields
 	}
 )
 

@@ -222,7 +222,7 @@ func TestSchemaCoversEveryBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkgs := map[string]string{"apexverify": "apexverify", "awsiam": "aws-iam", "httpissuer": "http", "execissuer": "exec", "file": "file", "awssm": "aws-secretsmanager", "vaultkv": "vault-kv", "ghactions": "github-actions"}
+	pkgs := map[string]string{"apexverify": "apexverify", "awsiam": "aws-iam", "httpissuer": "http", "execissuer": "exec", "file": "file", "awssm": "aws-secretsmanager", "vaultkv": "vault-kv", "ghactions": "github-actions", "kubernetes": "kubernetes-secret"}
 	var inBuild []string
 	for _, m := range regexp.MustCompile(`case (\w+)\.Type:`).FindAllStringSubmatch(string(src), -1) {
 		typ, ok := pkgs[m[1]]

@@ -186,7 +186,9 @@ var labelRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // issuers.ErrMaybeCreated: that request may still land. Errors wrapping issuers.ErrInvalidLabel, issuers.ErrKeyLimit and
 // ErrManagementToken are permanent, and so are local errors no retry fixes
 // (an untrusted certificate, a token net/http will not send as a header). If ctx ends while an outcome is unknown,
-// the cleanup still runs, bounded by the request timeout.
+// nothing is cleaned up: the error wraps issuers.ErrMaybeCreated and the
+// clean-up is the caller's (under its lock: another process may have
+// taken the rotation over and minted under the same label).
 func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.Value, error) {
 	if !labelRE.MatchString(label) {
 		return issuers.Key{}, secret.Value{}, backoff.Permanent(fmt.Errorf("apexverify: create: label must be 1-64 characters of a-z A-Z 0-9 . _ -: %w", issuers.ErrInvalidLabel))
@@ -226,12 +228,17 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 			// on its way and land after the clean-up below.
 			inFlight = true
 		}
-		cctx, cancel := ctx, context.CancelFunc(func() {})
 		if ctx.Err() != nil {
-			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), i.timeout)
+			// The caller ended the call: the clean-up is the caller's. A
+			// rekey whose rotation lost its lock (paused past its lease)
+			// must not revoke keys by this label: whoever took the rotation
+			// over may since have minted under the same label, and its key
+			// is live in the sinks. The engine's next holder of the lock
+			// revokes the keys its record does not name.
+			cleanupFailed = true
+			return fmt.Errorf("%w (%w)", err, issuers.ErrMaybeCreated)
 		}
-		defer cancel()
-		if cerr := i.revokeOrphans(cctx, label); cerr != nil {
+		if cerr := i.revokeOrphans(ctx, label); cerr != nil {
 			cleanupFailed = true
 			return fmt.Errorf("%w; cleanup of keys labelled %s: %v (%w)", err, label, cerr, issuers.ErrMaybeCreated)
 		}

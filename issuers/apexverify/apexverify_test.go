@@ -431,6 +431,43 @@ func TestTimeouts(t *testing.T) {
 	})
 }
 
+// A Create its caller ends while the outcome is unknown (the server made
+// the key; the answer never came) leaves the clean-up to the caller: the
+// caller may be a rekey whose rotation lost its lock (paused past its
+// lease), and the process that took the rotation over may since have minted
+// under the same label. A clean-up by label here would revoke that key,
+// live in the sinks (found by the HA soak: 78 refused requests). The error
+// says a key may exist, so the engine's next holder of the lock revokes it.
+func TestCreateEndedByCallerLeavesCleanUpToIt(t *testing.T) {
+	e := newEnv(t, apexsim.Options{}, 5*time.Second)
+	acted := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/api-keys" {
+			e.sim.Handler().ServeHTTP(httptest.NewRecorder(), r) // made; the answer is lost
+			close(acted)
+			<-r.Context().Done()
+			return
+		}
+		e.sim.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	iss, err := apexverify.New(apexverify.Config{BaseURL: srv.URL, ManagementToken: e.token, Timeout: 5 * time.Second}, nil,
+		apexverify.WithClock(clocktest.New(clockwork.NewFakeClock())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-acted; cancel() }()
+	_, _, err = iss.Create(ctx, "soak-c01-20261201-xauhz3wl")
+	if !errors.Is(err, issuers.ErrMaybeCreated) {
+		t.Errorf("Create ended by its caller = %v, want an error wrapping ErrMaybeCreated", err)
+	}
+	keys := e.sim.Keys()
+	if len(keys) != 1 || keys[0].Status != "active" {
+		t.Errorf("keys = %+v, want the one made left active for the caller's clean-up", keys)
+	}
+}
+
 // slowOnce acts on the first request at once but answers it only after delay.
 type slowOnce struct {
 	next  http.Handler

@@ -362,11 +362,18 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 			}
 			return issuers.Key{}, secret.Value{}, i.fail("CreateAccessKey", err)
 		}
-		// The outcome is unknown: delete what the attempt may have made.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		// The outcome is unknown: delete what the attempt may have made,
+		// unless the caller ended the call: then the clean-up is the
+		// caller's, under its lock (a rekey that lost its lock must not
+		// delete keys it did not know of: whoever took the rotation over
+		// may since have made one).
+		cause := i.fail("CreateAccessKey", err)
+		if ctx.Err() != nil {
+			return issuers.Key{}, secret.Value{}, fmt.Errorf("%w: %w", cause, issuers.ErrMaybeCreated)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		found, cerr := i.deleteUnknown(cctx, known)
 		cancel()
-		cause := i.fail("CreateAccessKey", err)
 		if cerr != nil {
 			return issuers.Key{}, secret.Value{}, fmt.Errorf("%w (looking for a key it may have made failed: %v): %w", cause, cerr, issuers.ErrMaybeCreated)
 		}

@@ -383,12 +383,15 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		if res.inFlight || unknown {
 			inFlight = true
 		}
-		cctx, cancel := ctx, context.CancelFunc(func() {})
 		if ctx.Err() != nil {
-			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), i.timeout)
+			// The caller ended the call: the clean-up is the caller's,
+			// under its lock (a rekey that lost its lock must not revoke
+			// by this label: whoever took the rotation over may since have
+			// minted under it).
+			cleanupFailed = true
+			return fmt.Errorf("%w (%w)", err, issuers.ErrMaybeCreated)
 		}
-		defer cancel()
-		if cerr := i.revokeOrphans(cctx, label); cerr != nil {
+		if cerr := i.revokeOrphans(ctx, label); cerr != nil {
 			cleanupFailed = true
 			return fmt.Errorf("%w; cleanup of keys labelled %s: %v (%w)", err, label, cerr, issuers.ErrMaybeCreated)
 		}

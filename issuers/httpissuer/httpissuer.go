@@ -219,7 +219,9 @@ func (i *Issuer) GoString() string { return i.String() }
 // without a usable key), every active key labelled label is revoked
 // before trying again; if that clean-up fails, or an attempt the server
 // never answered (timeout, lost connection, 502, 504) preceded the final
-// failure, the error wraps issuers.ErrMaybeCreated.
+// failure, the error wraps issuers.ErrMaybeCreated. If ctx ends while an
+// outcome is unknown nothing is cleaned up (ErrMaybeCreated): the clean-up
+// is the caller's, under its lock.
 func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.Value, error) {
 	if label == "" || strings.ContainsAny(label, "\r\n\x00") || len(label) > 200 {
 		return issuers.Key{}, secret.Value{}, backoff.Permanent(fmt.Errorf("httpissuer: create: label must be 1-200 characters on one line: %w", issuers.ErrInvalidLabel))
@@ -275,12 +277,17 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		if res.status == 0 || res.status == http.StatusBadGateway || res.status == http.StatusGatewayTimeout {
 			inFlight = true
 		}
-		cctx, cancel := ctx, context.CancelFunc(func() {})
 		if ctx.Err() != nil {
-			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), i.timeout)
+			// The caller ended the call: the clean-up is the caller's. A
+			// rekey whose rotation lost its lock (paused past its lease)
+			// must not revoke keys by this label: whoever took the rotation
+			// over may since have minted under the same label, and its key
+			// is live in the sinks. The engine's next holder of the lock
+			// revokes the keys its record does not name.
+			cleanupFailed = true
+			return fmt.Errorf("%w (%w)", err, issuers.ErrMaybeCreated)
 		}
-		defer cancel()
-		if cerr := i.revokeOrphans(cctx, label); cerr != nil {
+		if cerr := i.revokeOrphans(ctx, label); cerr != nil {
 			cleanupFailed = true
 			return fmt.Errorf("%w; cleanup of keys labelled %s: %v (%w)", err, label, cerr, issuers.ErrMaybeCreated)
 		}
