@@ -831,10 +831,10 @@ func (h *ha) checkDouble(t *testing.T, cl *clients) doubles {
 			if sk.cred != c.name {
 				continue
 			}
-			i, ok := byPrefix[sk.prefix]
+			i, ok := byPrefix[sk.handle]
 			if !ok || !named[keys[i].ID] {
 				d.foreign++
-				t.Errorf("I5: %s: a client read key %s from %s, which no journaled rotation names as its new key", c.name, sk.prefix, sk.sink)
+				t.Errorf("I5: %s: a client read key %s from %s, which no journaled rotation names as its new key", c.name, sk.handle, sk.sink)
 			}
 		}
 		cl.mu.Unlock()
