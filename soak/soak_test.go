@@ -172,8 +172,12 @@ func (c *cred) pick(rng *mrand.Rand) *fault {
 			}
 			armRB, disarmRB = func() { w.sm.Fail("UpdateSecretVersionStage", code, "injected", 1) }, func() {}
 		} else if sink == kindGH && rng.IntN(2) == 0 {
+			// The next writes are acknowledged and dropped: the restoring
+			// write must be confirmed and put again. Dropping every write
+			// until the attempt ended stalled it for the engine's whole
+			// retry budget (5 min), and every credential with it.
 			f.name = "rollback-github-dropped"
-			armRB, disarmRB = func() { w.gh.DropWrites(true) }, func() { w.gh.DropWrites(false) }
+			armRB, disarmRB = func() { w.gh.DropNextWrites(2) }, func() { w.gh.DropNextWrites(0) }
 		} else {
 			armRB, disarmRB = putFault(sink, permanent)
 		}
@@ -425,22 +429,29 @@ func excluded(name string) bool {
 	return false
 }
 
-// TestRollbackOfWriteOnlySinkIsConfirmed: GitHub acknowledges the write
-// that restores the old key but drops it. rekey must not then revoke the
-// new key, which GitHub still holds (I3). Fails today: the engine's
-// rollback of a write-only sink does not confirm the write.
+// TestRollbackOfWriteOnlySinkIsConfirmed: GitHub acknowledges the writes
+// that restore the old key but drops the first two. rekey must confirm
+// the restore and put it again until it lands, and must never revoke the
+// new key while GitHub still holds it (I3): the rotation ends rolled back
+// with GitHub holding the old key, which still works. (The defect this
+// keeps fixed: the rollback of a write-only sink did not confirm its
+// write, and revoked the new key GitHub kept.)
 func TestRollbackOfWriteOnlySinkIsConfirmed(t *testing.T) {
 	w := newWorld(t, worldOptions{credentials: 1, kinds: []sinkKind{kindGH}})
 	c := w.creds[0]
+	before, err := c.read(kindGH)
+	if err != nil {
+		t.Fatal(err)
+	}
 	st := newStats()
 	c.attempt(&fault{name: "rollback-github-dropped", mode: "rotate",
 		arm: func() { c.healthy.Store(false) },
 		onPhase: func(phase string, _ *proc) {
 			if phase == "rolling_back" {
-				w.gh.DropWrites(true)
+				w.gh.DropNextWrites(2)
 			}
 		},
-		disarm: func() { w.gh.DropWrites(false); c.healthy.Store(true) },
+		disarm: func() { w.gh.DropNextWrites(0); c.healthy.Store(true) },
 	}, st)
 	v, err := c.read(kindGH)
 	if err != nil {
@@ -452,6 +463,9 @@ func TestRollbackOfWriteOnlySinkIsConfirmed(t *testing.T) {
 		if k.Prefix == p && k.Status != "active" {
 			t.Errorf("I3: GitHub holds key %s, revoked by the rollback although the restoring write never landed", k.ID)
 		}
+	}
+	if v != before {
+		t.Errorf("GitHub holds another key than the old one after the rollback")
 	}
 	w.scanLeaks(t)
 }
