@@ -107,7 +107,7 @@ type Server struct {
 	scopes       map[string]*scope
 	forbidden    map[string]bool
 	dropWrites   bool
-	dropNext     int // PUTs still to drop after DropNextWrites
+	dropNext     int                // PUTs still to drop after DropNextWrites
 	failPuts     map[string]failPut // by secret name
 	limit        *rateLimit
 	apps         map[int64]*app // by installation ID
