@@ -103,8 +103,13 @@ type Scheduler struct {
 // added, or whose schedule (rotate_every, window, stage timeout) changed,
 // are read again. Safe to call at any time, even before Run.
 func (s *Scheduler) Reload(creds []*Credential) {
+	s.wakeWith(func() { s.pending = slices.Clone(creds) })
+}
+
+// wakeWith runs note under the scheduler's lock and wakes the loop.
+func (s *Scheduler) wakeWith(note func()) {
 	s.mu.Lock()
-	s.pending = slices.Clone(creds)
+	note()
 	if s.wake == nil {
 		s.wake = make(chan struct{}, 1)
 	}
@@ -119,24 +124,16 @@ func (s *Scheduler) Reload(creds []*Credential) {
 // noteChange records that credential's journal changed ("" for every
 // credential) and wakes the loop. It is the ChangeWatcher's callback.
 func (s *Scheduler) noteChange(credential string) {
-	s.mu.Lock()
-	if credential == "" {
-		s.all = true
-	} else {
-		if s.changed == nil {
-			s.changed = map[string]bool{}
+	s.wakeWith(func() {
+		switch {
+		case credential == "":
+			s.all = true
+		case s.changed == nil:
+			s.changed = map[string]bool{credential: true}
+		default:
+			s.changed[credential] = true
 		}
-		s.changed[credential] = true
-	}
-	if s.wake == nil {
-		s.wake = make(chan struct{}, 1)
-	}
-	wake := s.wake
-	s.mu.Unlock()
-	select {
-	case wake <- struct{}{}:
-	default:
-	}
+	})
 }
 
 // takeChanged returns and clears what noteChange recorded.

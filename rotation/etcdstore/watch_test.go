@@ -113,17 +113,8 @@ func TestWatchChangesSeesOtherProcesses(t *testing.T) {
 // revision it stopped at; a save made once the quorum is back is reported.
 func TestWatchChangesAcrossQuorumLoss(t *testing.T) {
 	c := etcdtest.StartCluster(t, 3)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Members[0].ClientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	a, err := New(context.Background(), cli, testKey(1), Options{Prefix: "/quorum/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	writer := func(m int) *Store {
+	// Each Store talks to one member only, as a process pinned to it.
+	on := func(m int) (*Store, *clientv3.Client) {
 		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Members[m].ClientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			t.Fatal(err)
@@ -134,8 +125,10 @@ func TestWatchChangesAcrossQuorumLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		return s
+		return s, cli
 	}
+	a, cli := on(0)
+	writer := func(m int) *Store { s, _ := on(m); return s }
 	changes := watch(t, a)
 	boot := started(t, writer(1), changes)
 

@@ -60,73 +60,55 @@ func (s *Sink) workloads() []workload {
 	ns := s.cfg.Namespace
 	apps := s.client.AppsV1()
 	var out []workload
-	lw := func(resource, name string) cache.ListerWatcher {
-		return cache.NewListWatchFromClient(apps.RESTClient(), resource, ns, fields.OneTermEqualSelector("metadata.name", name))
-	}
 	for _, n := range r.Deployments {
-		c := apps.Deployments(ns)
-		out = append(out, workload{kind: "deployment", resource: "deployments", name: n,
-			get: func(ctx context.Context) (map[string]string, int64, error) {
-				o, err := c.Get(ctx, n, metav1.GetOptions{})
-				if err != nil {
-					return nil, 0, err
-				}
-				return o.Spec.Template.Annotations, o.Generation, nil
-			},
-			patch: func(ctx context.Context, body []byte) (int64, error) {
-				o, err := c.Patch(ctx, n, types.StrategicMergePatchType, body, metav1.PatchOptions{FieldManager: "rekey"})
-				if err != nil {
-					return 0, err
-				}
-				return o.Generation, nil
-			},
-			lw: lw("deployments", n), obj: &appsv1.Deployment{},
-			status: func(o runtime.Object) (bool, string, error) { return DeploymentComplete(o.(*appsv1.Deployment)) },
-		})
+		out = append(out, newWorkload(apps.RESTClient(), ns, "deployment", "deployments", n, apps.Deployments(ns), &appsv1.Deployment{},
+			func(o *appsv1.Deployment) map[string]string { return o.Spec.Template.Annotations }, DeploymentComplete))
 	}
 	for _, n := range r.StatefulSets {
-		c := apps.StatefulSets(ns)
-		out = append(out, workload{kind: "statefulset", resource: "statefulsets", name: n,
-			get: func(ctx context.Context) (map[string]string, int64, error) {
-				o, err := c.Get(ctx, n, metav1.GetOptions{})
-				if err != nil {
-					return nil, 0, err
-				}
-				return o.Spec.Template.Annotations, o.Generation, nil
-			},
-			patch: func(ctx context.Context, body []byte) (int64, error) {
-				o, err := c.Patch(ctx, n, types.StrategicMergePatchType, body, metav1.PatchOptions{FieldManager: "rekey"})
-				if err != nil {
-					return 0, err
-				}
-				return o.Generation, nil
-			},
-			lw: lw("statefulsets", n), obj: &appsv1.StatefulSet{},
-			status: func(o runtime.Object) (bool, string, error) { return StatefulSetComplete(o.(*appsv1.StatefulSet)) },
-		})
+		out = append(out, newWorkload(apps.RESTClient(), ns, "statefulset", "statefulsets", n, apps.StatefulSets(ns), &appsv1.StatefulSet{},
+			func(o *appsv1.StatefulSet) map[string]string { return o.Spec.Template.Annotations }, StatefulSetComplete))
 	}
 	for _, n := range r.DaemonSets {
-		c := apps.DaemonSets(ns)
-		out = append(out, workload{kind: "daemonset", resource: "daemonsets", name: n,
-			get: func(ctx context.Context) (map[string]string, int64, error) {
-				o, err := c.Get(ctx, n, metav1.GetOptions{})
-				if err != nil {
-					return nil, 0, err
-				}
-				return o.Spec.Template.Annotations, o.Generation, nil
-			},
-			patch: func(ctx context.Context, body []byte) (int64, error) {
-				o, err := c.Patch(ctx, n, types.StrategicMergePatchType, body, metav1.PatchOptions{FieldManager: "rekey"})
-				if err != nil {
-					return 0, err
-				}
-				return o.Generation, nil
-			},
-			lw: lw("daemonsets", n), obj: &appsv1.DaemonSet{},
-			status: func(o runtime.Object) (bool, string, error) { return DaemonSetComplete(o.(*appsv1.DaemonSet)) },
-		})
+		out = append(out, newWorkload(apps.RESTClient(), ns, "daemonset", "daemonsets", n, apps.DaemonSets(ns), &appsv1.DaemonSet{},
+			func(o *appsv1.DaemonSet) map[string]string { return o.Spec.Template.Annotations }, DaemonSetComplete))
 	}
 	return out
+}
+
+// typedClient is what the typed clients of Deployments, StatefulSets and
+// DaemonSets have in common.
+type typedClient[T any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (T, error)
+}
+
+// newWorkload is the workload of the object name of one kind, through its
+// typed client c; obj is an empty object of the kind, for the watch;
+// annotations reads its pod template's annotations, and
+// complete is kubectl's rollout-status rule for it.
+func newWorkload[T interface {
+	runtime.Object
+	GetGeneration() int64
+}](rest cache.Getter, ns, kind, resource, name string, c typedClient[T], obj T, annotations func(T) map[string]string, complete func(T) (bool, string, error)) workload {
+	return workload{kind: kind, resource: resource, name: name,
+		get: func(ctx context.Context) (map[string]string, int64, error) {
+			o, err := c.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, 0, err
+			}
+			return annotations(o), o.GetGeneration(), nil
+		},
+		patch: func(ctx context.Context, body []byte) (int64, error) {
+			o, err := c.Patch(ctx, name, types.StrategicMergePatchType, body, metav1.PatchOptions{FieldManager: "rekey"})
+			if err != nil {
+				return 0, err
+			}
+			return o.GetGeneration(), nil
+		},
+		lw:     cache.NewListWatchFromClient(rest, resource, ns, fields.OneTermEqualSelector("metadata.name", name)),
+		obj:    obj,
+		status: func(o runtime.Object) (bool, string, error) { return complete(o.(T)) },
+	}
 }
 
 // Settle implements sinks.Settler: it restarts every workload
