@@ -87,7 +87,7 @@ func (e *Engine) check(ctx context.Context, s sinks.Sink, rec *Record, want secr
 			return err
 		}
 		if !got.Equal(want) {
-			return fmt.Errorf("holds %s, want %s", fingerprint(got), want.Fingerprint())
+			return &heldOther{got: fingerprint(got), want: want.Fingerprint()}
 		}
 		return nil
 	}
@@ -100,6 +100,12 @@ func (e *Engine) check(ctx context.Context, s sinks.Sink, rec *Record, want secr
 	}
 	return nil
 }
+
+// heldOther is check's answer when the sink holds another value than the
+// one wanted; it names both by fingerprint, never by value.
+type heldOther struct{ got, want string }
+
+func (e *heldOther) Error() string { return "holds " + e.got + ", want " + e.want }
 
 // put writes v to s, retrying transient failures if retry is set. A
 // write-only sink that can confirm its writes is put and confirmed as one

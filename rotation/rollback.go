@@ -122,6 +122,20 @@ func (e *Engine) restore(ctx context.Context, s sinks.Sink, rec *Record) error {
 		if err := e.retry(ctx, func(ctx context.Context) error { return rb.Rollback(ctx, r) }); err != nil {
 			return err
 		}
+		err := e.check(ctx, s, rec, rec.OldValue)
+		var other *heldOther
+		if !errors.As(err, &other) || rec.OldValue.IsZero() {
+			return err
+		}
+		// The sink's own rollback brought back another value than the
+		// journaled old one (the version before the put held something
+		// else: a second put of a resumed rotation, or a write between
+		// adoption and the put). The journaled old value is the one known
+		// to work: put it back as a new write.
+		e.emit(rec, s.Name(), "its rollback brought back another value than the old key; putting the old key back", err)
+		if _, err := e.put(ctx, s, rec.OldValue, rec.ID+".rollback", true); err != nil {
+			return err
+		}
 		return e.check(ctx, s, rec, rec.OldValue)
 	}
 	if rd, ok := s.(sinks.Reader); ok {

@@ -280,11 +280,13 @@ func (s *Scheduler) Run(ctx context.Context, creds []*Credential) {
 			l.armed = time.Time{}
 			l.wakeDue()
 		case <-reload:
+			l.stopTimer()
 			if p := s.takePending(); p != nil {
 				l.reload(p)
 			}
 			l.changed(s.takeChanged())
 		case f := <-l.done:
+			l.stopTimer()
 			l.finished(f)
 		}
 	}
@@ -468,7 +470,10 @@ func (l *loop) wakeAt(en *entry, at time.Time) {
 	}
 }
 
-// arm sets the one timer to the earliest wake time, if it changed.
+// arm sets the one timer to the earliest wake time, if it changed. The
+// timer is set only while the loop waits: Run stops it while it handles an
+// event, so a timer that is set means the loop is idle, with the wait its
+// last event decided (what the tests' fake clocks rely on).
 func (l *loop) arm() {
 	var want time.Time
 	if len(l.wakes) > 0 && l.ctx.Err() == nil {
