@@ -383,17 +383,8 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		if res.inFlight || unknown {
 			inFlight = true
 		}
-		if ctx.Err() != nil {
-			// The caller ended the call: the clean-up is the caller's,
-			// under its lock (a rekey that lost its lock must not revoke
-			// by this label: whoever took the rotation over may since have
-			// minted under it).
-			cleanupFailed = true
-			return fmt.Errorf("%w (%w)", err, issuers.ErrMaybeCreated)
-		}
-		if cerr := i.revokeOrphans(ctx, label); cerr != nil {
-			cleanupFailed = true
-			return fmt.Errorf("%w; cleanup of keys labelled %s: %v (%w)", err, label, cerr, issuers.ErrMaybeCreated)
+		if err, cleanupFailed = issuers.AfterUnknownCreate(ctx, err, label, i.revokeOrphans); cleanupFailed {
+			return err
 		}
 		if misfit {
 			return backoff.Permanent(err)
@@ -401,12 +392,7 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		return err
 	})
 	if err != nil {
-		if inFlight && !errors.Is(err, issuers.ErrMaybeCreated) {
-			// The clean-up found nothing, but a request whose answer was
-			// lost can still land after it looked.
-			err = fmt.Errorf("%w (%w)", err, issuers.ErrMaybeCreated)
-		}
-		return issuers.Key{}, secret.Value{}, err
+		return issuers.Key{}, secret.Value{}, issuers.MaybeCreated(err, inFlight)
 	}
 	return k, v, nil
 }

@@ -277,27 +277,11 @@ func (i *Issuer) Create(ctx context.Context, label string) (issuers.Key, secret.
 		if res.status == 0 || res.status == http.StatusBadGateway || res.status == http.StatusGatewayTimeout {
 			inFlight = true
 		}
-		if ctx.Err() != nil {
-			// The caller ended the call: the clean-up is the caller's. A
-			// rekey whose rotation lost its lock (paused past its lease)
-			// must not revoke keys by this label: whoever took the rotation
-			// over may since have minted under the same label, and its key
-			// is live in the sinks. The engine's next holder of the lock
-			// revokes the keys its record does not name.
-			cleanupFailed = true
-			return fmt.Errorf("%w (%w)", err, issuers.ErrMaybeCreated)
-		}
-		if cerr := i.revokeOrphans(ctx, label); cerr != nil {
-			cleanupFailed = true
-			return fmt.Errorf("%w; cleanup of keys labelled %s: %v (%w)", err, label, cerr, issuers.ErrMaybeCreated)
-		}
+		err, cleanupFailed = issuers.AfterUnknownCreate(ctx, err, label, i.revokeOrphans)
 		return err
 	})
 	if err != nil {
-		if inFlight && !errors.Is(err, issuers.ErrMaybeCreated) {
-			err = fmt.Errorf("%w (%w)", err, issuers.ErrMaybeCreated)
-		}
-		return issuers.Key{}, secret.Value{}, err
+		return issuers.Key{}, secret.Value{}, issuers.MaybeCreated(err, inFlight)
 	}
 	return k, v, nil
 }
